@@ -1,0 +1,3 @@
+from cxt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""Every setting of cx-timeline, read from the environment once.
+
+This is the one place where a topic name, a port or a limit is defined; every
+other module takes a `Settings` (usually `Settings.from_env()`).  The README's
+"Configuration" table lists the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+# The Apache Kafka release the local stack runs (fetched from Maven Central).
+# docker-compose.yml pins the same version of the official image.
+KAFKA_VERSION = "4.1.1"
+
+CHANNELS: tuple[str, ...] = ("call", "chat", "email", "survey", "social")
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value}: must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Kafka topic names (the contract's defaults) and their partition count."""
+
+    call: str = "cx.call.v1"
+    chat: str = "cx.chat.v1"
+    email: str = "cx.email.v1"
+    survey: str = "cx.survey.v1"
+    social: str = "cx.social.v1"
+    customers: str = "cx.customers.v1"
+    timeline: str = "cx.timeline.v1"
+    alerts: str = "cx.alerts.v1"
+    deadletter: str = "cx.deadletter.v1"
+    partitions: int = 6
+    replication: int = 1
+
+    def for_channel(self, channel: str) -> str:
+        return getattr(self, channel)
+
+    @property
+    def inbound(self) -> dict[str, str]:
+        """Channel name -> inbound topic."""
+        return {channel: self.for_channel(channel) for channel in CHANNELS}
+
+    @property
+    def channel_of(self) -> dict[str, str]:
+        """Inbound topic -> channel name."""
+        return {topic: channel for channel, topic in self.inbound.items()}
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.inbound.values(), self.customers, self.timeline, self.alerts,
+                self.deadletter]
+
+    @property
+    def compacted(self) -> set[str]:
+        return {self.customers}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Topics:
+        names = {
+            name: env.get(f"CXT_TOPIC_{name.upper()}") or default
+            for name, default in (
+                (n, getattr(cls, n)) for n in
+                (*CHANNELS, "customers", "timeline", "alerts", "deadletter")
+            )
+        }
+        return cls(
+            **names,
+            partitions=_int(env, "CXT_TOPIC_PARTITIONS", cls.partitions, minimum=1),
+            replication=_int(env, "CXT_TOPIC_REPLICATION", cls.replication, minimum=1),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: str = "localhost:9092"
+    redis_url: str = "redis://localhost:6379/0"
+    app_id: str = "cx-timeline"
+    topics: Topics = field(default_factory=Topics)
+    # Every Redis key starts with this, so several deployments can share a server.
+    redis_prefix: str = "cxt"
+    max_event_bytes: int = 256 * 1024
+    timeline_max_entries: int = 1000
+    timeline_max_age_days: int = 400
+    batch_size: int = 2000
+    batch_window_ms: int = 50
+    # Where the local stack keeps its data (`cxt up`) and the Kafka jars (cache).
+    state_dir: Path = Path(".cxt")
+    cache_dir: Path = Path.home() / ".cache" / "cx-timeline"
+    kafka_version: str = KAFKA_VERSION
+    kafka_heap: str = "-Xms256m -Xmx512m"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        d = cls()
+        return cls(
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS")
+            or d.kafka_bootstrap_servers,
+            redis_url=env.get("REDIS_URL") or d.redis_url,
+            app_id=env.get("CXT_APP_ID") or d.app_id,
+            topics=Topics.from_env(env),
+            redis_prefix=env.get("CXT_REDIS_PREFIX") or d.redis_prefix,
+            max_event_bytes=_int(env, "CXT_MAX_EVENT_BYTES", d.max_event_bytes, minimum=1),
+            timeline_max_entries=_int(env, "CXT_TIMELINE_MAX_ENTRIES", d.timeline_max_entries,
+                                      minimum=1),
+            timeline_max_age_days=_int(env, "CXT_TIMELINE_MAX_AGE_DAYS",
+                                       d.timeline_max_age_days, minimum=1),
+            batch_size=_int(env, "CXT_BATCH_SIZE", d.batch_size, minimum=1),
+            batch_window_ms=_int(env, "CXT_BATCH_WINDOW_MS", d.batch_window_ms, minimum=1),
+            state_dir=Path(env.get("CXT_STATE_DIR") or d.state_dir),
+            cache_dir=Path(env.get("CXT_CACHE_DIR") or d.cache_dir),
+            kafka_version=env.get("CXT_KAFKA_VERSION") or d.kafka_version,
+            kafka_heap=env.get("CXT_KAFKA_HEAP") or d.kafka_heap,
+            log_level=(env.get("CXT_LOG_LEVEL") or d.log_level).lower(),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,121 @@
+"""`cxt up`: the whole product on this machine, stopped cleanly by Ctrl-C.
+
+Broker and Redis run under CXT_STATE_DIR (kept between runs, so timelines
+survive a restart); the worker and the demo traffic run as child processes
+in their own sessions, so Ctrl-C reaches only this process and everything is
+stopped in order: traffic, worker, Redis, broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlparse
+
+from cxt.localstack import LocalStack, port_in_use
+from cxt.settings import Settings
+from streams.topics import ensure_topics
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+class UpError(Exception):
+    pass
+
+
+def _local_port(what: str, host: str | None, port: int | None, variable: str) -> int:
+    if host not in LOCAL_HOSTS or port is None:
+        raise UpError(f"cxt up starts a local {what}, but {variable} points at {host}:{port}; "
+                      f"set it to localhost:PORT, or run `cxt worker` against that server")
+    if port_in_use("127.0.0.1", port):
+        raise UpError(f"port {port} for the local {what} is already in use; stop what uses it "
+                      f"or choose another port with {variable}")
+    return port
+
+
+def local_ports(settings: Settings) -> tuple[int, int]:
+    first = settings.kafka_bootstrap_servers.split(",")[0].strip()
+    kafka = urlparse(f"//{first}")
+    redis = urlparse(settings.redis_url)
+    return (
+        _local_port("Kafka broker", kafka.hostname, kafka.port, "KAFKA_BOOTSTRAP_SERVERS"),
+        _local_port("Redis", redis.hostname, redis.port or 6379, "REDIS_URL"),
+    )
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "REDIS_URL": settings.redis_url, "PYTHONUNBUFFERED": "1"}
+
+
+def _spawn(args: list[str], settings: Settings) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "cxt", *args], env=_child_env(settings),
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _banner(settings: Settings, rate: float | None) -> str:
+    demo = f"demo traffic at {rate:g} events/s" if rate else "no demo traffic"
+    return f"""
+cx-timeline is running
+  Kafka broker   {settings.kafka_bootstrap_servers}  (data in {settings.state_dir}/kafka)
+  Redis          {settings.redis_url}
+  stream worker  consuming {', '.join(settings.topics.inbound.values())}
+  {demo}
+
+Look at it (in another terminal):
+  ./dev cxt timeline C-000001              a customer's timeline, newest first
+  ./dev cxt timeline C-000001 --json       the same as JSON
+  ./dev cxt topics list                    topics and partitions
+Press Ctrl-C to stop everything.
+"""
+
+
+def run_up(settings: Settings, *, rate: float, customers: int, demo: bool) -> int:
+    try:
+        kafka_port, redis_port = local_ports(settings)
+    except UpError as exc:
+        print(f"cxt up: {exc}", file=sys.stderr)
+        return 1
+    stack = LocalStack(settings, settings.state_dir, kafka_port=kafka_port,
+                       redis_port=redis_port, redis_appendonly=True)
+    children: list[subprocess.Popen[bytes]] = []
+    # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        print(f"starting Apache Kafka {settings.kafka_version} and Redis ...", flush=True)
+        live = stack.start()
+        asyncio.run(ensure_topics(live))
+        children.append(_spawn(["worker"], live))
+        if demo:
+            children.append(_spawn(["simulate", "--rate", f"{rate:g}", "--duration", "0",
+                                    "--customers", str(customers)], live))
+        print(_banner(live, rate if demo else None), flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        failed = next(c for c in children if c.poll() is not None)
+        print(f"cxt up: {' '.join(failed.args[3:4])} exited with status {failed.returncode}; "
+              "stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        for child in reversed(children):
+            _stop(child)
+        stack.stop()
+        print("stopped: no process left running", flush=True)

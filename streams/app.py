@@ -1,0 +1,147 @@
+"""The faust-streaming app: two agents feeding the batch processor.
+
+Each agent takes up to `CXT_BATCH_SIZE` events or whatever arrived within
+`CXT_BATCH_WINDOW_MS`, runs the batch through `streams.processor`, publishes
+the results, waits for Kafka to confirm them, and only then acknowledges the
+input events (`noack_take`; plain `take` would acknowledge even when the body
+fails, see PITFALLS.md).  Redis or Kafka being unavailable makes the agent
+wait and retry the same batch (backpressure) instead of skipping it.  Any
+other error stops the worker (`CrashingSupervisor`): restarting an agent in
+place would resume after the events it never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import faust
+import mode
+import orjson
+from aiokafka.errors import KafkaError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from cxt.settings import Settings
+from streams.keys import Keys
+from streams.processor import Processor
+from streams.records import Outgoing, Record
+from streams.store import TimelineStore
+
+log = logging.getLogger("cxt.worker")
+
+T = TypeVar("T")
+Step = Callable[[Sequence[Record]], Awaitable[list[Outgoing]]]
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, KafkaError, OSError)
+MAX_BACKOFF_S = 5.0
+STATUS_EVERY_S = 10.0
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap_servers.split(",")],
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        # The leader-election topic is only needed for app.timer(on_leader=True).
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
+        broker_commit_interval=1.0,
+        agent_supervisor=mode.CrashingSupervisor,
+    )
+    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    store = TimelineStore(
+        redis, Keys(settings.redis_prefix),
+        max_entries=settings.timeline_max_entries, max_age_days=settings.timeline_max_age_days,
+    )
+    runner = BatchRunner(app, Processor(settings, store))
+    size, within = settings.batch_size, settings.batch_window_ms / 1000
+
+    interactions = app.topic(*settings.topics.inbound.values())
+    customers = app.topic(settings.topics.customers)
+
+    @app.agent(interactions, name="interactions")
+    async def ingest_interactions(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(size, within):
+            await runner.run(events, runner.processor.interactions)
+            for event in events:
+                await stream.ack(event)
+
+    @app.agent(customers, name="customers")
+    async def ingest_customers(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(size, within):
+            await runner.run(events, runner.processor.customers)
+            for event in events:
+                await stream.ack(event)
+
+    @app.timer(interval=STATUS_EVERY_S)
+    async def status() -> None:
+        runner.log_status()
+
+    return app
+
+
+class BatchRunner:
+    """Runs a batch until it is stored and published, and counts the outcome."""
+
+    def __init__(self, app: faust.App, processor: Processor) -> None:
+        self.app = app
+        self.processor = processor
+        self.counts: Counter[str] = Counter()
+        self._last_status = (time.monotonic(), 0)
+
+    async def run(self, events: Sequence[faust.EventT], step: Step) -> None:
+        records = [_record(event.message) for event in events]
+        outgoing = await self._until_done(lambda: step(records), "Redis write")
+        await self._until_done(lambda: self._publish(outgoing), "Kafka publish")
+        self._count(records, outgoing)
+
+    async def _publish(self, outgoing: Sequence[Outgoing]) -> None:
+        send = self.app.producer.send
+        pending = [await send(o.topic, o.key, o.value, None, None, None) for o in outgoing]
+        await asyncio.gather(*pending)
+
+    async def _until_done(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        backoff = 0.1
+        while True:
+            try:
+                return await attempt()
+            except TRANSIENT as exc:
+                log.warning("%s failed (%s: %s); retrying in %.1fs, offsets not committed",
+                            what, type(exc).__name__, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _count(self, records: Sequence[Record], outgoing: Sequence[Outgoing]) -> None:
+        self.counts["in"] += len(records)
+        dead = self.processor.topics.deadletter
+        for message in outgoing:
+            if message.topic == dead:
+                self.counts["rejected:" + orjson.loads(message.value or b"{}")["reason"]] += 1
+            else:
+                self.counts["published"] += 1
+
+    def log_status(self) -> None:
+        then, seen = self._last_status
+        now, total = time.monotonic(), self.counts["in"]
+        rate = (total - seen) / max(now - then, 1e-9)
+        self._last_status = (now, total)
+        rejected = {k.split(":", 1)[1]: v for k, v in self.counts.items()
+                    if k.startswith("rejected:")}
+        log.info("status: %d records in (%.0f/s), %d timeline entries published, rejected %s",
+                 total, rate, self.counts["published"], rejected or "none")
+
+
+def _record(message: faust.types.Message) -> Record:
+    ts = message.timestamp
+    return Record(message.topic, message.partition, message.offset, message.key, message.value,
+                  None if ts is None else int(ts * 1000))

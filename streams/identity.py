@@ -1,0 +1,73 @@
+"""Which customer an interaction belongs to, and late linking.
+
+An interaction naming a `customer_id` belongs to that customer.  One that
+only carries an `identity` is looked up in the identity index built from
+cx.customers.v1; when no customer claims any of its identifiers yet, it goes
+to a provisional profile named after its first identifier
+(`streams.keys.provisional_id`).  When a customer record later claims that
+identifier, `link` moves the provisional entries into the customer's
+timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from streams.keys import PROVISIONAL_MARK, provisional_id
+from streams.store import AddResult, NewEntry, TimelineStore
+from streams.validate import Interaction, identity_keys
+
+
+async def resolve_owners(store: TimelineStore, interactions: Sequence[Interaction]) -> list[str]:
+    """The customer id (or provisional id) of each interaction, in one round trip."""
+    wanted: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for item in interactions:
+        keys = [] if item.customer_id else identity_keys(item.identity or {})
+        spans.append((len(wanted), len(wanted) + len(keys)))
+        wanted.extend(keys)
+    found = await store.lookup(wanted)
+    owners: list[str] = []
+    for item, (start, end) in zip(interactions, spans, strict=True):
+        if item.customer_id:
+            owners.append(item.customer_id)
+            continue
+        claimed = next((cid for cid in found[start:end] if cid), None)
+        owners.append(claimed or provisional_id(wanted[start]))
+    return owners
+
+
+async def claimed_provisionals(
+    store: TimelineStore, provisional_ids: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(provisional id, customer id) for provisional profiles a customer now claims.
+
+    Called after writing provisional entries: a customer record processed
+    concurrently (possibly by another worker) may have claimed the identifier
+    between our lookup and our write, and would not have seen our entries.
+    """
+    owners = await store.lookup([pid.removeprefix(PROVISIONAL_MARK) for pid in provisional_ids])
+    return [(pid, cid) for pid, cid in zip(provisional_ids, owners, strict=True) if cid]
+
+
+async def link(store: TimelineStore, pid: str, customer_id: str) -> list[NewEntry]:
+    """Move a provisional profile's entries to the customer; return those to publish.
+
+    Safe to repeat after a crash at any point: entries are added idempotently
+    before the provisional profile is dropped.
+    """
+    moved: list[NewEntry] = []
+    for stored in await store.take_all(pid):
+        entry = dict(stored.entry)
+        entry["customer_id"] = customer_id
+        entry.pop("provisional", None)
+        entry["linked_from"] = pid
+        moved.append(
+            NewEntry(customer_id, entry["event_id"], stored.occurred_ms, orjson.dumps(entry),
+                     entry.get("source") or {})
+        )
+    results = await store.add(moved)
+    await store.drop_timeline(pid)
+    return [e for e, r in zip(moved, results, strict=True) if r is not AddResult.DUPLICATE]

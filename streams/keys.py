@@ -1,0 +1,47 @@
+"""Redis key layout.
+
+Every key of one customer carries the customer id as its hash tag
+(`{...}`), so on Redis Cluster a customer's keys live in one slot and the
+Lua script that writes an entry can touch all of them atomically.  The id is
+placed inside the braces verbatim; even an id containing `}` still yields a
+tag shared by all of that customer's keys, and a key never collides with
+another customer's because the suffix is always appended after the tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Provisional profiles (events whose identity is not known yet) are keyed by
+# "~" + identifier key, e.g. "~phone:+442071234567". The customer schema
+# forbids a leading "~" in CRM ids, so the two namespaces cannot meet.
+PROVISIONAL_MARK = "~"
+
+
+def provisional_id(identity_key: str) -> str:
+    return PROVISIONAL_MARK + identity_key
+
+
+def is_provisional(customer_id: str) -> bool:
+    return customer_id.startswith(PROVISIONAL_MARK)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "cxt"
+
+    def timeline(self, customer_id: str) -> str:
+        """Sorted set: member event_id, score occurred_at in epoch ms."""
+        return f"{self.prefix}:{{{customer_id}}}:tl"
+
+    def entries(self, customer_id: str) -> str:
+        """Hash: event_id -> timeline entry (JSON)."""
+        return f"{self.prefix}:{{{customer_id}}}:ev"
+
+    def profile(self, customer_id: str) -> str:
+        """String: the latest customer record from cx.customers.v1 (JSON)."""
+        return f"{self.prefix}:{{{customer_id}}}:profile"
+
+    def identity(self, identity_key: str) -> str:
+        """String: identifier ("phone:+44...") -> customer_id that claims it."""
+        return f"{self.prefix}:{{{identity_key}}}:id"

@@ -1,0 +1,53 @@
+"""What crosses the pipeline's edges: Kafka records in, messages out."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """An inbound Kafka record, independent of the consumer library."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+    @property
+    def source(self) -> dict:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to publish once the batch is stored."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dead_letter(record: Record, reason: str, message: str, topic: str) -> Outgoing:
+    """The cx.deadletter.v1 message for a rejected record (schemas/deadletter.v1.json)."""
+    body = {
+        "original": None if record.value is None else base64.b64encode(record.value).decode(),
+        "key": None if record.key is None else base64.b64encode(record.key).decode("ascii"),
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "reason": reason,
+        "message": message,
+        "rejected_at": utc_now_iso(),
+    }
+    return Outgoing(topic, record.key, orjson.dumps(body))

@@ -1,0 +1,426 @@
+"""The "validate" stage: raw Kafka values in, an Interaction or a Rejection out.
+
+Pure functions, no I/O, so the stream workers, the tests and the benchmark all
+run the same code.  The JSON Schema files in `schemas/` are the contract; this
+module adds the checks a schema cannot express (timestamp semantics, the
+type/topic channel match, the survey scale) and turns every failure into one
+of the stable dead-letter reason codes with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import reprlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from schemas import PAYLOAD_VALIDATORS, JsonSchemaValueException, Validator, load_schema
+from schemas import validate_customer as _validate_customer_schema
+
+# Stable reason codes (deadletter.v1.json enumerates the same list).
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
+SCHEMA_VIOLATION = "schema_violation"
+CHANNEL_MISMATCH = "channel_mismatch"
+INVALID_TIMESTAMP = "invalid_timestamp"
+NO_CUSTOMER = "no_customer"
+SCORE_OUT_OF_SCALE = "score_out_of_scale"
+TOO_LARGE = "too_large"
+REASONS: tuple[str, ...] = (
+    INVALID_JSON, NOT_AN_OBJECT, SCHEMA_VIOLATION, CHANNEL_MISMATCH,
+    INVALID_TIMESTAMP, NO_CUSTOMER, SCORE_OUT_OF_SCALE, TOO_LARGE,
+)
+
+DEFAULT_SCALE_MIN = 1
+DEFAULT_SCALE_MAX = 5
+IDENTITY_FIELDS: tuple[str, ...] = ("phone", "email", "social")  # also the priority order
+# orjson parses 1024 levels of nesting but serialises only 254, and accepted
+# values are re-serialised inside timeline entries and alerts; real sources
+# nest a handful of levels, so a generous limit far below 254 keeps room.
+MAX_DEPTH = 64
+
+# RFC 3339 section 5.6 date-time; fromisoformat alone would also accept ISO 8601
+# forms that other consumers of the timeline cannot parse (week dates, no offset).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def _compile_envelope() -> Validator:
+    # The file's top-level anyOf (customer_id or identity) is exactly what
+    # _require_customer checks first, with its own reason code.  Compiled in,
+    # it costs a raised-and-caught exception on every identity-only event.
+    document = {k: v for k, v in load_schema("envelope.v1").items() if k != "anyOf"}
+    return fastjsonschema.compile(document, use_default=False)
+
+
+_validate_envelope_schema = _compile_envelope()
+
+# Values quoted in messages are cut short: a message is for reading, and the
+# dead-letter record already carries the original bytes.
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_short.maxlevel = 2
+
+# Wordings for schema rules whose generated message would only quote a regex.
+_FRIENDLY: dict[tuple[str, str], str] = {
+    ("type", "pattern"): "must be a dotted lower-case type, channel first, like 'call.ended'",
+    ("customer_id", "pattern"):
+        "must not start with '~' (reserved for provisional ids) or contain control characters",
+    ("identity", "anyOf"): "must give at least one of phone, email, social",
+    ("identity.phone", "pattern"): "must be an E.164 phone number like '+442071234567'",
+    ("identity.email", "pattern"): "must be an e-mail address like 'ada@example.org'",
+    ("identity.social.network", "pattern"):
+        "must be a network name like 'x' (letters, digits, '_', '.', '-')",
+    ("identity.social.handle", "pattern"):
+        "must contain a character other than '@' and spaces, and no control characters",
+    ("identifiers.phones", "pattern"): "must be an E.164 phone number like '+442071234567'",
+    ("identifiers.emails", "pattern"): "must be an e-mail address like 'ada@example.org'",
+    ("identifiers.social.network", "pattern"):
+        "must be a network name like 'x' (letters, digits, '_', '.', '-')",
+    ("identifiers.social.handle", "pattern"):
+        "must contain a character other than '@' and spaces, and no control characters",
+}
+# Rules where quoting the offending value helps; for the others it is noise.
+_QUOTE_VALUE = frozenset(
+    {"type", "enum", "const", "pattern", "minimum", "maximum", "exclusiveMinimum",
+     "exclusiveMaximum", "minLength", "maxLength"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """An accepted inbound event."""
+
+    event_id: str
+    channel: str
+    type: str
+    occurred_at: str  # as received
+    occurred_ms: int  # epoch milliseconds (UTC): the timeline sort score
+    customer_id: str | None
+    identity: dict | None  # normalised; only the keys that were given
+    payload: dict  # as received, unknown fields included
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A rejected input: a stable reason code and a message for people."""
+
+    reason: str
+    message: str
+
+
+class _Rejected(Exception):
+    """Internal short-cut: raised by a check, turned into a Rejection at the top."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.rejection = Rejection(reason, message)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def check_interaction(
+    raw: bytes | None, channel: str, *, max_bytes: int
+) -> Interaction | Rejection:
+    """Validate one value from the inbound topic of `channel`.
+
+    Never raises for any `raw`: every problem is a Rejection.  An unknown
+    `channel` is a programming error and does raise ValueError.
+    """
+    payload_validator = PAYLOAD_VALIDATORS.get(channel)
+    if payload_validator is None:
+        raise ValueError(f"unknown channel {channel!r}; expected one of {list(PAYLOAD_VALIDATORS)}")
+    try:
+        return _check_interaction(raw, channel, payload_validator, max_bytes)
+    except _Rejected as rejected:
+        return rejected.rejection
+    except Exception as exc:  # the stage must never crash a worker on bad input
+        return _unexpected(exc)
+
+
+def check_customer(raw: bytes) -> dict | Rejection:
+    """Validate a non-null value from cx.customers.v1; returns the record as received."""
+    try:
+        record = _decode_object(raw)
+        _run_schema(_validate_customer_schema, record, "data")
+        return record
+    except _Rejected as rejected:
+        return rejected.rejection
+    except Exception as exc:  # same promise as check_interaction
+        return _unexpected(exc)
+
+
+def identity_keys(identity: dict) -> list[str]:
+    """Normalised identifier keys in priority order: phone, email, social.
+
+    Accepts a raw or an already normalised identity; bad values are skipped.
+    """
+    normal = normalise_identity(identity) or {}
+    keys: list[str] = []
+    if "phone" in normal:
+        keys.append(f"phone:{normal['phone']}")
+    if "email" in normal:
+        keys.append(f"email:{normal['email']}")
+    if "social" in normal:
+        social = normal["social"]
+        keys.append(f"social:{social['network']}:{social['handle']}")
+    return keys
+
+
+def customer_identity_keys(record: dict) -> list[str]:
+    """Every identifier key of a customer record: phones, then emails, then social; no repeats."""
+    identifiers = record.get("identifiers")
+    if not isinstance(identifiers, dict):
+        return []
+    keys: list[str] = []
+    for phone in _list(identifiers.get("phones")):
+        keys.extend(identity_keys({"phone": phone}))
+    for email in _list(identifiers.get("emails")):
+        keys.extend(identity_keys({"email": email}))
+    for social in _list(identifiers.get("social")):
+        keys.extend(identity_keys({"social": social}))
+    return list(dict.fromkeys(keys))
+
+
+def is_bottom_2_box(score: int, scale_min: int) -> bool:
+    """True when `score` is one of the two lowest points of its scale."""
+    return scale_min <= score <= scale_min + 1
+
+
+def survey_scale(payload: dict) -> tuple[int, int]:
+    """(scale_min, scale_max) of a survey payload, with the contract's defaults 1 and 5."""
+    low = payload.get("scale_min")
+    high = payload.get("scale_max")
+    return (
+        DEFAULT_SCALE_MIN if low is None else int(low),
+        DEFAULT_SCALE_MAX if high is None else int(high),
+    )
+
+
+def normalise_identity(identity: Any) -> dict | None:
+    """The comparable form of an identity; None when it names nobody."""
+    if not isinstance(identity, dict):
+        return None
+    normal: dict[str, Any] = {}
+    phone = identity.get("phone")
+    if isinstance(phone, str) and (phone := "".join(phone.split())):
+        normal["phone"] = phone
+    email = identity.get("email")
+    if isinstance(email, str) and (email := email.strip().lower()):
+        normal["email"] = email
+    social = _normalise_social(identity.get("social"))
+    if social is not None:
+        normal["social"] = social
+    return normal or None
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def _check_interaction(
+    raw: bytes | None, channel: str, payload_validator: Validator, max_bytes: int
+) -> Interaction:
+    if raw is not None and len(raw) > max_bytes:
+        # Checked before decoding so an oversized value costs no parsing.
+        raise _Rejected(
+            TOO_LARGE, f"value is {len(raw)} bytes, more than the limit of {max_bytes} bytes"
+        )
+    event = _decode_object(raw)
+    _require_customer(event)  # must stay before the envelope schema, see _compile_envelope
+    _run_schema(_validate_envelope_schema, event, "data")
+    _check_channel(event["type"], channel)
+    payload = event["payload"]
+    _run_schema(payload_validator, payload, "payload")
+    occurred_ms = _parse_occurred_at(event["occurred_at"])
+    if channel == "survey":
+        _check_survey_scale(payload)
+    return Interaction(
+        event_id=event["event_id"],
+        channel=channel,
+        type=event["type"],
+        occurred_at=event["occurred_at"],
+        occurred_ms=occurred_ms,
+        customer_id=event.get("customer_id"),
+        identity=normalise_identity(event.get("identity")),
+        payload=payload,
+    )
+
+
+def _decode_object(raw: bytes | None) -> dict:
+    if not raw:
+        raise _Rejected(INVALID_JSON, "value is empty: expected a JSON object")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:  # also raised for invalid UTF-8
+        raise _Rejected(INVALID_JSON, f"not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise _Rejected(NOT_AN_OBJECT, f"expected a JSON object, got {_json_type(value)}")
+    # Cheap pre-filter: nesting deeper than MAX_DEPTH needs more opening brackets.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        raise _Rejected(SCHEMA_VIOLATION, f"value: nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _deeper_than(value: dict, limit: int) -> bool:
+    # Iterative, so hostile nesting cannot hit Python's recursion limit.
+    stack: list[tuple[dict | list, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _require_customer(event: dict) -> None:
+    # Runs before the schema so that "nobody to attach this to" gets its own
+    # reason code instead of the schema's generic anyOf failure.
+    customer_id = event.get("customer_id")
+    identity = event.get("identity")
+    if isinstance(customer_id, str):
+        return
+    if isinstance(identity, dict) and any(identity.get(k) is not None for k in IDENTITY_FIELDS):
+        return
+    if customer_id is not None:
+        detail = f"customer_id must be a string (got {_short.repr(customer_id)})"
+    else:
+        detail = "no customer_id"
+    raise _Rejected(
+        NO_CUSTOMER, f"{detail} and no identity (phone, email or social) to resolve the customer"
+    )
+
+
+def _check_channel(event_type: str, channel: str) -> None:
+    prefix = event_type.split(".", 1)[0]
+    if prefix != channel:
+        raise _Rejected(
+            CHANNEL_MISMATCH,
+            f"type: {event_type!r} belongs to channel {prefix!r}, "
+            f"but the record came from the {channel!r} topic",
+        )
+
+
+def _parse_occurred_at(text: str) -> int:
+    """Epoch milliseconds of an RFC 3339 timestamp with offset."""
+    if not _RFC3339.fullmatch(text):
+        hint = " (add 'Z' or '+hh:mm')" if _looks_offsetless(text) else ""
+        raise _Rejected(INVALID_TIMESTAMP, _not_rfc3339(text) + hint)
+    try:
+        # 3.11's fromisoformat takes 'Z' but not the lower-case forms RFC 3339 allows.
+        moment = datetime.fromisoformat(text.upper())
+    except ValueError:  # e.g. month 13, 25:00, Feb 30
+        raise _Rejected(INVALID_TIMESTAMP, _not_rfc3339(text)) from None
+    if moment.tzinfo is None:  # unreachable after the regex; kept as the real guard
+        raise _Rejected(INVALID_TIMESTAMP, _not_rfc3339(text))
+    millis = (moment - _EPOCH) // _ONE_MS
+    if millis < 0:
+        raise _Rejected(
+            INVALID_TIMESTAMP, f"occurred_at: {text!r} is before 1970-01-01T00:00:00Z"
+        )
+    return millis
+
+
+def _not_rfc3339(text: str) -> str:
+    return f"occurred_at: {_short.repr(text)} is not an RFC 3339 timestamp with offset"
+
+
+def _looks_offsetless(text: str) -> bool:
+    return _RFC3339.fullmatch(text + "Z") is not None
+
+
+def _check_survey_scale(payload: dict) -> None:
+    low, high = survey_scale(payload)
+    if low >= high:
+        raise _Rejected(
+            SCHEMA_VIOLATION,
+            f"payload.scale_min: {low} must be less than payload.scale_max ({high})",
+        )
+    score = payload["score"]
+    if not low <= score <= high:
+        shown = int(score) if float(score).is_integer() else score
+        raise _Rejected(
+            SCORE_OUT_OF_SCALE, f"payload.score: {shown} is outside the scale {low}..{high}"
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _run_schema(validate: Validator, data: Any, root: str) -> None:
+    try:
+        validate(data, name_prefix=root)
+    except JsonSchemaValueException as exc:
+        raise _Rejected(*_schema_failure(exc, root)) from None
+
+
+def _schema_failure(exc: JsonSchemaValueException, root: str) -> tuple[str, str]:
+    """(reason, message) for a schema failure, with a field path people can read."""
+    name = exc.name or root
+    path = "" if name == "data" else name.removeprefix("data.")
+    rule = exc.rule or ""
+    if rule == "anyOf" and not path:
+        return NO_CUSTOMER, "neither customer_id nor identity given"
+    if rule == "required":
+        return SCHEMA_VIOLATION, _missing_message(exc, path)
+    friendly = _FRIENDLY.get((_INDEX.sub("", path), rule))
+    detail = friendly or exc.message[len(name):].strip()
+    if rule in _QUOTE_VALUE:
+        detail += f" (got {_short.repr(exc.value)})"
+    return SCHEMA_VIOLATION, f"{path or 'value'}: {detail}"
+
+
+def _missing_message(exc: JsonSchemaValueException, path: str) -> str:
+    required = (exc.definition or {}).get("required", [])
+    present = exc.value if isinstance(exc.value, dict) else {}
+    missing = [key for key in required if key not in present] or required
+    fields = ", ".join(f"{path}.{key}" if path else key for key in missing)
+    return f"{fields}: {'is' if len(missing) == 1 else 'are'} required"
+
+
+def _unexpected(exc: Exception) -> Rejection:
+    return Rejection(
+        SCHEMA_VIOLATION, f"value could not be checked: {type(exc).__name__}: {_short.repr(exc)}"
+    )
+
+
+def _normalise_social(social: Any) -> dict | None:
+    if not isinstance(social, dict):
+        return None
+    network = social.get("network")
+    handle = social.get("handle")
+    if not isinstance(network, str) or not isinstance(handle, str):
+        return None
+    network = network.strip().lower()
+    handle = handle.strip().lstrip("@").strip().lower()
+    if not network or not handle:
+        return None
+    return {"network": network, "handle": handle}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "a number"

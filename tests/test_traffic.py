@@ -1,0 +1,269 @@
+"""Traffic generation (cxt.traffic) and line routing (cxt.produce), no Kafka needed."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from cxt.produce import LineError, Routed, route_line, route_lines
+from cxt.settings import CHANNELS, Settings, Topics
+from cxt.simulate import write_customers, write_sample
+from cxt.traffic import (
+    CHANNEL_WEIGHTS,
+    TrafficGenerator,
+    is_bottom_two_box,
+    make_customers,
+    rfc3339,
+)
+
+NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+TYPES = {
+    "call": {"call.started", "call.ended"},
+    "chat": {"chat.started", "chat.ended"},
+    "email": {"email.received", "email.sent"},
+    "survey": {"survey.response"},
+    "social": {"social.post", "social.mention"},
+}
+PAYLOAD_FIELDS = {
+    "call": {"call_id", "direction", "ivr_path", "intent", "queue", "agent_id", "wait_seconds"},
+    "chat": {"chat_id", "queue", "agent_id", "intent", "wait_seconds", "messages"},
+    "email": {"message_id", "thread_id", "direction", "subject", "intent", "agent_id"},
+    "survey": {"survey_id", "contact_channel", "agent_id", "queue", "score", "scale_min",
+               "scale_max", "comment", "reason_codes"},
+    "social": {"network", "post_id", "handle", "text", "url", "public", "sentiment"},
+}
+
+
+@pytest.fixture(scope="module")
+def customers() -> list[dict]:
+    return make_customers(500, seed=3)
+
+
+@pytest.fixture(scope="module")
+def events(customers: list[dict]) -> list[tuple[str, dict]]:
+    return TrafficGenerator(customers, seed=11, now=lambda: NOW).take(20_000)
+
+
+# --- customers ---------------------------------------------------------------
+
+def test_customers_are_deterministic_and_unique(customers: list[dict]) -> None:
+    assert make_customers(500, seed=3) == customers
+    assert make_customers(500, seed=4) != customers
+    ids = [c["customer_id"] for c in customers]
+    phones = [p for c in customers for p in c["identifiers"]["phones"]]
+    emails = [e for c in customers for e in c["identifiers"]["emails"]]
+    assert ids[0] == "C-000001"
+    assert len(set(ids)) == len(set(phones)) == len(set(emails)) == 500
+    assert all(E164.match(p) for p in phones)
+
+
+def test_customer_records_match_the_contract(customers: list[dict]) -> None:
+    with_social = [c for c in customers if c["identifiers"].get("social")]
+    assert 0.3 < len(with_social) / len(customers) < 0.5
+    for account in (c["identifiers"]["social"][0] for c in with_social):
+        assert account["network"] in {"x", "facebook", "instagram"}
+        assert account["handle"].startswith("@")
+    for c in customers:
+        assert c["segment"] in {"consumer", "business", "vip"}
+        assert c["plan"] in {"basic", "plus", "premium"}
+        assert c["name"]
+
+
+def test_phones_stay_unique_beyond_100k() -> None:
+    from cxt.traffic import _phone
+
+    assert len({_phone(i) for i in range(99_990, 100_010)}) == 20
+
+
+# --- events ------------------------------------------------------------------
+
+def test_same_seed_same_stream(customers: list[dict]) -> None:
+    def stream(seed: int) -> list:
+        return TrafficGenerator(customers, seed=seed, now=lambda: NOW).take(300)
+
+    assert stream(5) == stream(5)
+    assert stream(5) != stream(6)
+
+
+def test_every_event_has_the_contract_fields(events: list[tuple[str, dict]]) -> None:
+    for channel, env in events:
+        assert channel in CHANNELS
+        assert env["type"] in TYPES[channel]
+        assert env["type"].split(".", 1)[0] == channel
+        assert 1 <= len(env["event_id"]) <= 128
+        assert RFC3339.match(env["occurred_at"]), env["occurred_at"]
+        datetime.fromisoformat(env["occurred_at"])  # parses, offset included
+        assert ("customer_id" in env) != ("identity" in env)
+        assert isinstance(env["payload"], dict)
+        assert PAYLOAD_FIELDS[channel] <= set(env["payload"]), (channel, env["payload"])
+        orjson.dumps(env)  # serialisable as it is
+
+
+def test_event_ids_are_unique(events: list[tuple[str, dict]]) -> None:
+    assert len({env["event_id"] for _, env in events}) == len(events)
+
+
+def test_channel_mix_is_roughly_as_configured(events: list[tuple[str, dict]]) -> None:
+    for channel, weight in CHANNEL_WEIGHTS.items():
+        share = sum(1 for c, _ in events if c == channel) / len(events)
+        assert share == pytest.approx(weight, abs=0.02), channel
+
+
+def test_bottom_two_box_share(customers: list[dict]) -> None:
+    for configured in (0.12, 0.5):
+        gen = TrafficGenerator(customers, seed=1, bottom2_share=configured, now=lambda: NOW)
+        surveys = [env["payload"] for c, env in gen.take(30_000) if c == "survey"]
+        share = sum(map(is_bottom_two_box, surveys)) / len(surveys)
+        assert share == pytest.approx(configured, abs=0.03)
+        assert all(1 <= p["score"] <= 5 and (p["scale_min"], p["scale_max"]) == (1, 5)
+                   for p in surveys)
+
+
+def test_bottom_two_box_comments_are_negative(events: list[tuple[str, dict]]) -> None:
+    low = [env["payload"] for c, env in events if c == "survey" and env["payload"]["score"] <= 2]
+    assert low and all(p["comment"] and p["reason_codes"] for p in low)
+    comments = {p["comment"] for p in low}
+    assert "agent was rude" in comments  # a skill issue
+    assert any("price" in c or "delivery" in c for c in comments)  # business operations
+
+
+def test_out_of_order_share_present(events: list[tuple[str, dict]]) -> None:
+    late = [env for _, env in events
+            if datetime.fromisoformat(env["occurred_at"]) < NOW - timedelta(seconds=60)]
+    assert len(late) / len(events) == pytest.approx(0.05, abs=0.01)
+    for env in late:
+        assert datetime.fromisoformat(env["occurred_at"]) >= NOW - timedelta(minutes=31)
+
+
+def test_identities(customers: list[dict], events: list[tuple[str, dict]]) -> None:
+    known_phones = {p for c in customers for p in c["identifiers"]["phones"]}
+    known_ids = {c["customer_id"] for c in customers}
+    by_id = [env for _, env in events if "customer_id" in env]
+    identified = [env["identity"] for _, env in events if "identity" in env]
+    unknown = [i for i in identified if "phone" in i and i["phone"] not in known_phones]
+    assert all(env["customer_id"] in known_ids for env in by_id)
+    assert len(unknown) / len(events) == pytest.approx(0.03, abs=0.01)
+    assert all(E164.match(i["phone"]) for i in identified if "phone" in i)
+    # Known customers named by phone, email and social handle all occur.
+    assert any("phone" in i and i["phone"] in known_phones for i in identified)
+    assert any("email" in i for i in identified)
+    assert any("social" in i for i in identified)
+    assert (len(identified) - len(unknown)) / len(events) == pytest.approx(0.2 * 0.97, abs=0.02)
+
+
+def _owner(env: dict, customers_by_phone: dict, customers_by_email: dict,
+           customers_by_handle: dict) -> str:
+    if "customer_id" in env:
+        return env["customer_id"]
+    identity = env["identity"]
+    if "phone" in identity:
+        return customers_by_phone.get(identity["phone"], identity["phone"])
+    if "email" in identity:
+        return customers_by_email[identity["email"]]
+    return customers_by_handle[identity["social"]["handle"]]
+
+
+def test_surveys_rate_an_earlier_contact_of_the_same_customer(
+        customers: list[dict], events: list[tuple[str, dict]]) -> None:
+    by_phone = {p: c["customer_id"] for c in customers for p in c["identifiers"]["phones"]}
+    by_email = {e: c["customer_id"] for c in customers for e in c["identifiers"]["emails"]}
+    by_handle = {s["handle"]: c["customer_id"] for c in customers
+                 for s in c["identifiers"].get("social", [])}
+    seen: dict[str, tuple[str, dict]] = {}  # event_id -> (owner, envelope)
+    surveys = linked = 0
+    for channel, env in events:
+        owner = _owner(env, by_phone, by_email, by_handle)
+        if channel == "survey":
+            surveys += 1
+            contact_id = env["payload"].get("contact_id")
+            if contact_id is not None:
+                linked += 1
+                contact_owner, contact = seen[contact_id]  # strictly earlier
+                assert contact_owner == owner
+                assert contact["type"].split(".")[0] == env["payload"]["contact_channel"]
+                assert contact["payload"]["agent_id"] == env["payload"]["agent_id"]
+        seen[env["event_id"]] = (owner, env)
+    assert linked / surveys > 0.8
+
+
+def test_rfc3339_formats_utc_with_z() -> None:
+    assert rfc3339(datetime(2025, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)) == \
+        "2025-01-02T03:04:05.678Z"
+    assert rfc3339(datetime(2025, 1, 2, 3, 4, 5)) == "2025-01-02T03:04:05.000Z"
+
+
+def test_write_sample_and_customers(tmp_path) -> None:
+    events_file, customers_file = tmp_path / "events.jsonl", tmp_path / "customers.jsonl"
+    assert write_sample(events_file, 50, seed=2, customers=20, now=NOW) == 50
+    assert write_customers(customers_file, customers=20, seed=2) == 20
+    lines = events_file.read_text().splitlines()
+    assert len(lines) == 50
+    ids = {orjson.loads(line)["customer_id"] for line in customers_file.read_text().splitlines()}
+    for line in lines:
+        env = orjson.loads(line)
+        assert env.get("customer_id", "C-000001") in ids
+
+
+# --- produce: routing ----------------------------------------------------------
+
+TOPICS = Topics(call="t.call", chat="t.chat", email="t.email", survey="t.survey",
+                social="t.social", customers="t.customers")
+
+
+def test_route_by_channel_with_customer_key(events: list[tuple[str, dict]]) -> None:
+    for channel, env in events[:200]:
+        line = orjson.dumps(env).decode()
+        routed = route_line(line + "\n", 7, TOPICS)
+        assert isinstance(routed, Routed)
+        assert routed.topic == f"t.{channel}" == TOPICS.for_channel(channel)
+        assert routed.line_no == 7
+        assert routed.value == line.encode()  # sent as written, not re-serialised
+        expected_key = env["customer_id"].encode() if "customer_id" in env else None
+        assert routed.key == expected_key
+
+
+def test_default_topics_come_from_settings() -> None:
+    routed = route_line('{"type": "survey.response", "customer_id": "C-1"}', 1,
+                        Settings().topics)
+    assert isinstance(routed, Routed) and routed.topic == "cx.survey.v1"
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("not json", "invalid_json"),
+    ('{"type": "call.ended"', "invalid_json"),
+    ("[1, 2]", "not_an_object"),
+    ('"call.ended"', "not_an_object"),
+    ('{"event_id": "e1"}', "missing_type"),
+    ('{"type": 42}', "missing_type"),
+    ('{"type": ""}', "missing_type"),
+    ('{"type": "fax.received"}', "unknown_channel"),
+    ('{"type": "customers"}', "unknown_channel"),
+])
+def test_bad_lines_are_reported(line: str, reason: str) -> None:
+    error = route_line(line, 12, TOPICS)
+    assert isinstance(error, LineError)
+    assert (error.line_no, error.reason) == (12, reason)
+    assert str(error).startswith("line 12: ")
+
+
+def test_route_lines_numbers_lines_and_skips_blanks() -> None:
+    lines = ['{"type": "call.started", "customer_id": "C-1"}', "", "   ", "oops",
+             '{"type": "chat.ended"}']
+    out = list(route_lines(lines, TOPICS))
+    assert [type(o).__name__ for o in out] == ["Routed", "LineError", "Routed"]
+    assert [o.line_no for o in out] == [1, 4, 5]
+    assert out[2].key is None
+
+
+def test_topic_override_sends_verbatim_keyed_by_customer_id() -> None:
+    lines = ['{"customer_id": "C-000001", "name": "Ada"}', '{"name": "no id"}', "not json"]
+    out = list(route_lines(lines, TOPICS, topic="t.customers"))
+    assert all(isinstance(o, Routed) and o.topic == "t.customers" for o in out)
+    assert [o.key for o in out] == [b"C-000001", None, None]
+    assert [o.value for o in out] == [line.encode() for line in lines]
+    assert [o.parsed for o in out] == [True, True, False]

@@ -1,0 +1,75 @@
+"""A worker killed (SIGKILL) in the middle of a stream loses and doubles nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import orjson
+import pytest
+import redis
+
+from cxt.localstack import LocalStack
+from cxt.traffic import TrafficGenerator, make_customers
+from tests.helpers import WorkerProcess, create_topics, isolated, produce
+
+EVENTS = 6000
+
+
+def _events() -> list[dict]:
+    customers = make_customers(200, seed=11)
+    traffic = TrafficGenerator(customers, seed=11, unknown_share=0.0, phone_only_share=0.0)
+    events = [traffic.next_event()[1] for _ in range(EVENTS)]
+    # Every event names its customer, so the expected timeline of each is known up front.
+    return [e for e in events if e.get("customer_id")]
+
+
+def _stored_ids(client: redis.Redis, prefix: str) -> Counter[str]:
+    ids: Counter[str] = Counter()
+    for key in client.scan_iter(f"{prefix}:*:tl", count=1000):
+        ids.update(m.decode() for m in client.zrange(key, 0, -1))
+    return ids
+
+
+def test_sigkill_mid_stream_then_restart_keeps_every_event_exactly_once(
+        stack: LocalStack, tmp_path) -> None:
+    settings = isolated(stack.settings, batch_size=200)
+    asyncio.run(create_topics(settings))
+    events = _events()
+    by_topic: dict[str, list] = {}
+    for e in events:
+        topic = settings.topics.for_channel(e["type"].split(".")[0])
+        by_topic.setdefault(topic, []).append((e["customer_id"].encode(), orjson.dumps(e)))
+    for topic, messages in by_topic.items():
+        asyncio.run(produce(settings, topic, messages))
+
+    client = redis.Redis.from_url(settings.redis_url)
+    worker = WorkerProcess(settings, tmp_path).start()
+    deadline = time.monotonic() + 90
+    while sum(_stored_ids(client, settings.redis_prefix).values()) < len(events) // 4:
+        assert time.monotonic() < deadline, worker.log()
+        worker.assert_alive()
+        time.sleep(0.05)
+    worker.kill()  # mid-stream: some batches stored but not yet committed
+    partial = sum(_stored_ids(client, settings.redis_prefix).values())
+    if partial >= len(events):
+        pytest.fail("the worker finished before it was killed; raise EVENTS")
+
+    restarted = WorkerProcess(settings, tmp_path).start()
+    try:
+        deadline = time.monotonic() + 120
+        while sum(_stored_ids(client, settings.redis_prefix).values()) < len(events):
+            assert time.monotonic() < deadline, restarted.log()
+            restarted.assert_alive()
+            time.sleep(0.2)
+        time.sleep(2)  # let redelivered batches land, to catch any doubling
+        stored = _stored_ids(client, settings.redis_prefix)
+        assert sorted(stored) == sorted(e["event_id"] for e in events)
+        assert set(stored.values()) == {1}
+        for e in events[:50]:
+            key = f"{settings.redis_prefix}:{{{e['customer_id']}}}:ev"
+            assert orjson.loads(client.hget(key, e["event_id"]))["event_id"] == e["event_id"]
+    finally:
+        restarted.stop()
+        client.close()
