@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -74,12 +75,10 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     from cxt.produce import produce_lines
 
-    source = "-" if args.file == "-" else args.file
-    try:
-        report = asyncio.run(produce_lines(settings, source, topic=args.topic,
-                                           progress=not args.quiet))
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {args.file}") from None
+    if args.file != "-" and not Path(args.file).is_file():
+        raise UsageError(f"no such file: {args.file}")
+    report = asyncio.run(produce_lines(settings, args.file, topic=args.topic,
+                                       progress=not args.quiet))
     for error in report.errors[:20]:
         print(f"line {error.line_no}: {error.reason}: {error.message}", file=sys.stderr)
     if len(report.errors) > 20:

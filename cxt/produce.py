@@ -148,6 +148,16 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options | overrides)
 
 
+async def start_producer(producer: AIOKafkaProducer) -> AIOKafkaProducer:
+    """Start it; if Kafka cannot be reached, close it before raising (no leak warning)."""
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
+
+
 class StatusLine:
     """A periodic progress line on stderr.
 
@@ -236,7 +246,7 @@ async def produce_lines(
     pending: Pending = []
     producer = make_producer(settings)
     started = time.monotonic()
-    await producer.start()
+    await start_producer(producer)
     try:
         for item in route_lines(_open_lines(lines), settings.topics, topic=topic):
             if isinstance(item, LineError):

@@ -103,6 +103,9 @@ class Settings:
     timeline_max_age_days: int = 400
     batch_size: int = 2000
     batch_window_ms: int = 50
+    # How soon a dead worker's partitions move to the others (Kafka's default
+    # is 45 s; a contact centre wants alerts within seconds).
+    session_timeout_s: int = 10
     # Where the local stack keeps its data (`cxt up`) and the Kafka jars (cache).
     state_dir: Path = Path(".cxt")
     cache_dir: Path = Path.home() / ".cache" / "cx-timeline"
@@ -128,6 +131,7 @@ class Settings:
                                        d.timeline_max_age_days, minimum=1),
             batch_size=_int(env, "CXT_BATCH_SIZE", d.batch_size, minimum=1),
             batch_window_ms=_int(env, "CXT_BATCH_WINDOW_MS", d.batch_window_ms, minimum=1),
+            session_timeout_s=_int(env, "CXT_SESSION_TIMEOUT_S", d.session_timeout_s, minimum=6),
             state_dir=Path(env.get("CXT_STATE_DIR") or d.state_dir),
             cache_dir=Path(env.get("CXT_CACHE_DIR") or d.cache_dir),
             kafka_version=env.get("CXT_KAFKA_VERSION") or d.kafka_version,

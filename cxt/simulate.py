@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from cxt.produce import make_producer
+from cxt.produce import make_producer, start_producer
 from cxt.settings import CHANNELS, Settings
 from cxt.traffic import TrafficGenerator, is_bottom_two_box, make_customers
 
@@ -158,7 +158,7 @@ async def simulate(
     traffic = TrafficGenerator(records, seed)
     report = SimulationReport()
     producer = make_producer(settings)
-    await producer.start()
+    await start_producer(producer)
     loop = asyncio.get_running_loop()
     started = loop.time()
     sender = _Sender(producer, settings, traffic, report)

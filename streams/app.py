@@ -56,6 +56,8 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 5,
         agent_supervisor=mode.CrashingSupervisor,
     )
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)

@@ -201,3 +201,17 @@ def test_docker_compose_file_is_valid() -> None:
     result = subprocess.run([*command, "-f", "docker-compose.yml", "config", "-q"],
                             cwd=REPO, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_runs_the_same_kafka_version_as_the_local_stack() -> None:
+    from cxt.settings import KAFKA_VERSION
+
+    compose = (REPO / "docker-compose.yml").read_text()
+    assert f"image: apache/kafka:{KAFKA_VERSION}\n" in compose
+
+
+def test_cluster_ids_never_look_like_command_line_options() -> None:
+    from cxt.localstack.kafka import _cluster_id
+
+    ids = [_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import Counter
 
@@ -14,7 +15,7 @@ from cxt.localstack import LocalStack
 from cxt.traffic import TrafficGenerator, make_customers
 from tests.helpers import WorkerProcess, create_topics, isolated, produce
 
-EVENTS = 6000
+EVENTS = 20000
 
 
 def _events() -> list[dict]:
@@ -32,6 +33,25 @@ def _stored_ids(client: redis.Redis, prefix: str) -> Counter[str]:
     return ids
 
 
+def _wait_until_settled(client: redis.Redis, prefix: str, expected: int,
+                        worker: WorkerProcess, quiet_s: float = 40) -> None:
+    """Until every event is stored, or nothing changed for `quiet_s` (a loss).
+
+    `quiet_s` exceeds the session timeout: a restarted worker gets its
+    partitions only once the group has noticed that the killed one is gone.
+    """
+    last, changed = -1, time.monotonic()
+    while time.monotonic() - changed < quiet_s:
+        worker.assert_alive()
+        count = sum(_stored_ids(client, prefix).values())
+        if count != last:
+            last, changed = count, time.monotonic()
+        if count >= expected:
+            time.sleep(2)  # let redelivered batches land, to catch any doubling
+            return
+        time.sleep(0.2)
+
+
 def test_sigkill_mid_stream_then_restart_keeps_every_event_exactly_once(
         stack: LocalStack, tmp_path) -> None:
     settings = isolated(stack.settings, batch_size=200)
@@ -46,24 +66,25 @@ def test_sigkill_mid_stream_then_restart_keeps_every_event_exactly_once(
 
     client = redis.Redis.from_url(settings.redis_url)
     worker = WorkerProcess(settings, tmp_path).start()
-    deadline = time.monotonic() + 90
-    while sum(_stored_ids(client, settings.redis_prefix).values()) < len(events) // 4:
-        assert time.monotonic() < deadline, worker.log()
-        worker.assert_alive()
-        time.sleep(0.05)
-    worker.kill()  # mid-stream: some batches stored but not yet committed
-    partial = sum(_stored_ids(client, settings.redis_prefix).values())
-    if partial >= len(events):
-        pytest.fail("the worker finished before it was killed; raise EVENTS")
+    # Kill at several points: each kill lands at a random moment of a batch
+    # (stored but not committed, committed, in flight ...).
+    rng = random.Random(3)
+    for share in (0.1, 0.25, 0.4, 0.55, 0.7):
+        deadline = time.monotonic() + 90
+        while sum(_stored_ids(client, settings.redis_prefix).values()) < len(events) * share:
+            assert time.monotonic() < deadline, worker.log()
+            worker.assert_alive()
+            time.sleep(0.02)
+        # A random delay, so the kill does not always land just after a write.
+        time.sleep(rng.uniform(0, 0.5))
+        worker.kill()
+        if sum(_stored_ids(client, settings.redis_prefix).values()) >= len(events):
+            pytest.fail("the worker finished before it was killed; raise EVENTS")
+        worker = WorkerProcess(settings, tmp_path).start()
 
-    restarted = WorkerProcess(settings, tmp_path).start()
+    restarted = worker
     try:
-        deadline = time.monotonic() + 120
-        while sum(_stored_ids(client, settings.redis_prefix).values()) < len(events):
-            assert time.monotonic() < deadline, restarted.log()
-            restarted.assert_alive()
-            time.sleep(0.2)
-        time.sleep(2)  # let redelivered batches land, to catch any doubling
+        _wait_until_settled(client, settings.redis_prefix, len(events), restarted)
         stored = _stored_ids(client, settings.redis_prefix)
         assert sorted(stored) == sorted(e["event_id"] for e in events)
         assert set(stored.values()) == {1}

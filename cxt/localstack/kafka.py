@@ -183,8 +183,12 @@ async def _answers_metadata(bootstrap: str) -> bool:
 
 
 def _cluster_id() -> str:
-    # Kafka's own format: URL-safe base64 of 16 random bytes, unpadded.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka's own format: URL-safe base64 of 16 random bytes, unpadded."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # One in 64 starts with "-", which StorageTool's parser takes for an option.
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 # --- broker -----------------------------------------------------------------

@@ -1,0 +1,115 @@
+"""The Redis timeline store on a real Redis: idempotence, order, retention, key layout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import orjson
+from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from cxt.localstack import LocalStack
+from streams.keys import Keys
+from streams.store import AddResult, NewEntry, ProfileChange, TimelineStore
+
+DAY_MS = 86_400_000
+T = TypeVar("T")
+
+
+def _entry(cid: str, event_id: str, occurred_ms: int, offset: int = 0) -> NewEntry:
+    source = {"topic": "cx.call.v1", "partition": 0, "offset": offset}
+    body = {"event_id": event_id, "customer_id": cid, "channel": "call", "type": "call.started",
+            "occurred_at": str(occurred_ms), "source": source}
+    return NewEntry(cid, event_id, occurred_ms, orjson.dumps(body), source)
+
+
+def _run(stack: LocalStack, scenario: Callable[[TimelineStore], Awaitable[T]],
+         **limits: int) -> T:
+    async def main() -> T:
+        redis = Redis.from_url(stack.settings.redis_url)
+        store = TimelineStore(redis, Keys(f"s{uuid.uuid4().hex[:6]}"),
+                              max_entries=limits.get("max_entries", 1000),
+                              max_age_days=limits.get("max_age_days", 400))
+        try:
+            return await scenario(store)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(main())
+
+
+def test_same_event_twice_is_one_entry_and_redelivery_is_told_from_duplicates(stack) -> None:
+    now = int(time.time() * 1000)
+
+    async def scenario(store: TimelineStore) -> tuple:
+        first = await store.add([_entry("C-1", "e1", now, offset=5)])
+        redelivered = await store.add([_entry("C-1", "e1", now, offset=5)])
+        duplicate = await store.add([_entry("C-1", "e1", now + 1, offset=9)])
+        return first, redelivered, duplicate, await store.read("C-1")
+
+    first, redelivered, duplicate, entries = _run(stack, scenario)
+    assert first == [AddResult.NEW]
+    assert redelivered == [AddResult.REDELIVERED]
+    assert duplicate == [AddResult.DUPLICATE]
+    assert [e["event_id"] for e in entries] == ["e1"]
+    assert entries[0]["source"]["offset"] == 5  # the first one stays
+
+
+def test_entries_read_newest_occurred_first_whatever_the_insert_order(stack) -> None:
+    now = int(time.time() * 1000)
+    offsets = [3, 1, 4, 0, 2]
+
+    async def scenario(store: TimelineStore) -> tuple:
+        await store.add([_entry("C-2", f"e{i}", now - i * 1000) for i in offsets])
+        return await store.read("C-2"), await store.read("C-2", since_ms=now - 2500, limit=2)
+
+    everything, window = _run(stack, scenario)
+    assert [e["event_id"] for e in everything] == ["e0", "e1", "e2", "e3", "e4"]
+    assert [e["event_id"] for e in window] == ["e0", "e1"]
+
+
+def test_retention_trims_by_count_and_by_age_from_both_keys(stack) -> None:
+    now = int(time.time() * 1000)
+
+    async def scenario(store: TimelineStore) -> tuple:
+        await store.add([_entry("C-3", f"e{i}", now - i * 1000) for i in range(8)])
+        await store.add([_entry("C-3", "old", now - 40 * DAY_MS)])
+        kept = [e["event_id"] for e in await store.read("C-3")]
+        hash_size = await store.redis.hlen(store.keys.entries("C-3"))
+        return kept, hash_size
+
+    kept, hash_size = _run(stack, scenario, max_entries=5, max_age_days=30)
+    assert kept == ["e0", "e1", "e2", "e3", "e4"]
+    assert hash_size == 5
+
+
+def test_profiles_claim_and_release_identities_and_erasure_deletes_everything(stack) -> None:
+    async def scenario(store: TimelineStore) -> tuple:
+        record = {"customer_id": "C-4", "identifiers": {"phones": ["+441"]}}
+        await store.apply_profiles([ProfileChange("C-4", record, claimed=("phone:+441",))])
+        await store.add([_entry("C-4", "e1", int(time.time() * 1000))])
+        claimed = await store.lookup(["phone:+441"])
+        # Another customer takes the phone over; erasing C-4 must not release it.
+        await store.apply_profiles([ProfileChange("C-5", {"customer_id": "C-5"},
+                                                  claimed=("phone:+441",))])
+        await store.apply_profiles([ProfileChange("C-4", None, released=("phone:+441",))])
+        keys = [k async for k in store.redis.scan_iter(f"{store.keys.prefix}:{{C-4}}*")]
+        return claimed, await store.lookup(["phone:+441"]), keys
+
+    claimed, after, keys = _run(stack, scenario)
+    assert claimed == ["C-4"]
+    assert after == ["C-5"]
+    assert keys == []
+
+
+def test_a_customers_keys_share_one_cluster_slot_even_with_odd_ids() -> None:
+    keys = Keys("cxt")
+    for cid in ("C-1001", "odd}id", "{x}", "a:b*c/../d", "~phone:+4420"):
+        slots = {key_slot(k.encode()) for k in
+                 (keys.timeline(cid), keys.entries(cid), keys.profile(cid))}
+        assert len(slots) == 1, cid
+    assert keys.timeline("a}b") != keys.timeline("a")
