@@ -14,6 +14,15 @@ event it sent has come back (or was dead-lettered, which is reported).
 Latency is (timeline record timestamp - bench_sent_ns): the worker publishes
 the entry after writing Redis, so this covers Kafka in, processing, Redis and
 Kafka out.  The consume-time figure adds our own fetch delay.
+
+Alert latency: every bottom-2-box survey sent (cxt.traffic.is_bottom_two_box)
+should raise one alert on the alerts topic.  The bench reads that topic too and
+takes (alert record timestamp - the survey's bench_sent_ns) for the first
+"raised" per survey, next to the worker's own `latency_ms` (survey record's
+Kafka timestamp -> raised).  The run is complete when every timeline entry and
+every expected alert came back; further "raised" events for the same survey
+seen before then are counted as duplicates.  Alerts still missing when nothing
+has arrived for --idle-timeout seconds are reported, not fatal.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from cxt.produce import StatusLine, make_producer
 from cxt.settings import Settings
-from cxt.traffic import TrafficGenerator, make_customers
+from cxt.traffic import TrafficGenerator, is_bottom_two_box, make_customers
 
 WARMUP_EVENTS = 100
 WARMUP_ROUND_SECONDS = 15.0  # resend a fresh warm-up batch if one is not back by then
@@ -86,10 +95,56 @@ class Tracker:
     first_sent_ns: int = 0
     all_acked_ns: int = 0  # when Kafka had acknowledged every send
     last_seen_ns: int = 0
+    # bottom-2-box alerts (cx.alerts.v1, event "raised")
+    surveys: dict[str, int] = field(default_factory=dict)  # every survey sent -> sent ns
+    alert_pending: dict[str, int] = field(default_factory=dict)  # survey id -> sent ns
+    alerts_expected: int = 0
+    alerts_seen: int = 0
+    alerts_dead_lettered: int = 0  # expected, but the survey itself was dead-lettered
+    alerts_unexpected: int = 0  # raised for one of our surveys the bench did not expect
+    raised: Counter[str] = field(default_factory=Counter)  # survey id -> "raised" count
+    alert_latency_ms: list[float] = field(default_factory=list)  # alert timestamp - sent
+    alert_worker_latency_ms: list[float] = field(default_factory=list)  # alert's latency_ms
+    last_alert_ns: int = 0
 
-    def sent(self, event_id: str, sent_ns: int) -> None:
+    def sent(self, event_id: str, sent_ns: int, *, survey: bool = False,
+             expects_alert: bool = False) -> None:
         self.pending[event_id] = sent_ns
         self.first_sent_ns = self.first_sent_ns or sent_ns
+        if survey:
+            self.surveys[event_id] = sent_ns
+        if expects_alert:
+            self.alert_pending[event_id] = sent_ns
+            self.alerts_expected += 1
+
+    def alert(self, alert: dict[str, Any], timestamp_ms: int, now_ns: int) -> None:
+        if alert.get("event") != "raised":
+            return  # acknowledged / escalated / ...: not a raise
+        survey_id = str(alert.get("survey_event_id"))
+        sent_ns = self.surveys.get(survey_id)
+        if sent_ns is None:
+            return  # not ours
+        self.raised[survey_id] += 1
+        if self.raised[survey_id] > 1:
+            return  # a duplicate; only the first raise is timed
+        if self.alert_pending.pop(survey_id, None) is None:
+            self.alerts_unexpected += 1
+            return
+        self.alert_latency_ms.append((timestamp_ms * 1_000_000 - sent_ns) / 1e6)
+        worker_ms = alert.get("latency_ms")
+        if isinstance(worker_ms, int | float):
+            self.alert_worker_latency_ms.append(float(worker_ms))
+        self.alerts_seen += 1
+        self.last_alert_ns = now_ns
+
+    @property
+    def alert_duplicates(self) -> int:
+        """Extra "raised" events beyond the first, over all our surveys."""
+        return sum(n - 1 for n in self.raised.values() if n > 1)
+
+    @property
+    def alert_duplicate_surveys(self) -> int:
+        return sum(1 for n in self.raised.values() if n > 1)
 
     def timeline(self, entry: dict[str, Any], timestamp_ms: int, now_ns: int) -> None:
         sent_ns = self.pending.pop(str(entry.get("event_id")), None)
@@ -108,14 +163,18 @@ class Tracker:
             original = orjson.loads(base64.b64decode(record.get("original") or ""))
         except (ValueError, orjson.JSONDecodeError):
             return
-        if isinstance(original, dict) and self.pending.pop(
-                str(original.get("event_id")), None) is not None:
+        if not isinstance(original, dict):
+            return
+        event_id = str(original.get("event_id"))
+        if self.pending.pop(event_id, None) is not None:
             self.dead[str(record.get("reason"))] += 1
             self.last_seen_ns = now_ns
+        if self.alert_pending.pop(event_id, None) is not None:
+            self.alerts_dead_lettered += 1  # no alert will come for it
 
 
 class Watcher:
-    """Reads the timeline and dead-letter topics from their current ends."""
+    """Reads the timeline, dead-letter and alerts topics from their current ends."""
 
     def __init__(self, settings: Settings, tracker: Tracker) -> None:
         self.settings = settings
@@ -129,7 +188,8 @@ class Watcher:
 
     async def start(self) -> None:
         await self.consumer.start()
-        topics = (self.settings.topics.timeline, self.settings.topics.deadletter)
+        topics = (self.settings.topics.timeline, self.settings.topics.deadletter,
+                  self.settings.topics.alerts)
         partitions = []
         for topic in topics:
             ids = await _partitions_of(self.consumer, topic)
@@ -140,7 +200,7 @@ class Watcher:
             await self.consumer.position(tp)
 
     async def run(self) -> None:
-        timeline = self.settings.topics.timeline
+        timeline, alerts = self.settings.topics.timeline, self.settings.topics.alerts
         while True:
             batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
             now_ns = time.time_ns()
@@ -151,6 +211,8 @@ class Watcher:
                         continue
                     if tp.topic == timeline:
                         self.tracker.timeline(value, message.timestamp, now_ns)
+                    elif tp.topic == alerts:
+                        self.tracker.alert(value, message.timestamp, now_ns)
                     else:
                         self.tracker.dead_letter(value, now_ns)
 
@@ -199,8 +261,11 @@ def make_events(count: int, customers: list[dict], seed: int) -> list[tuple[str,
 async def send_event(producer: AIOKafkaProducer, settings: Settings, tracker: Tracker,
                      channel: str, envelope: dict) -> asyncio.Future:
     sent_ns = time.time_ns()
-    envelope["payload"]["bench_sent_ns"] = sent_ns
-    tracker.sent(envelope["event_id"], sent_ns)
+    payload = envelope["payload"]
+    payload["bench_sent_ns"] = sent_ns
+    survey = channel == "survey"
+    tracker.sent(envelope["event_id"], sent_ns, survey=survey,
+                 expects_alert=survey and is_bottom_two_box(payload))
     key = envelope.get("customer_id")
     return await producer.send(settings.topics.for_channel(channel), orjson.dumps(envelope),
                                key=key.encode() if key else None)
@@ -232,19 +297,28 @@ def _progress(tracker: Tracker, sent: int, total: int) -> str:
     dead = sum(tracker.dead.values())
     return (f"bench: sent {sent:,}/{total:,}  back {tracker.seen:,}"
             f"{f'  dead-lettered {dead:,}' if dead else ''}  "
+            f"alerts {tracker.alerts_seen:,}/{tracker.alerts_expected:,}  "
             f"({tracker.seen / elapsed:,.0f}/s through)")
 
 
 async def wait_back(tracker: Tracker, idle_timeout: float, status: StatusLine,
                     total: int) -> None:
-    """Until nothing is pending; SystemExit if no progress for `idle_timeout` s."""
+    """Until no event and no expected alert is pending.
+
+    After `idle_timeout` s without progress: TimeoutError if timeline entries are
+    still missing; if only alerts are, return (they are reported as missing).
+    """
     last_count, last_progress = -1, time.monotonic()
-    while tracker.pending:
-        count = tracker.seen + sum(tracker.dead.values())
+    while tracker.pending or tracker.alert_pending:
+        count = (tracker.seen + sum(tracker.dead.values())
+                 + tracker.alerts_seen + tracker.alerts_dead_lettered)
         if count != last_count:
             last_count, last_progress = count, time.monotonic()
         elif time.monotonic() - last_progress > idle_timeout:
-            raise TimeoutError(f"{len(tracker.pending):,} event(s) never came back "
+            if not tracker.pending:
+                return
+            raise TimeoutError(f"{len(tracker.pending):,} event(s) never came back, "
+                               f"{len(tracker.alert_pending):,} expected alert(s) missing "
                                f"(no progress for {idle_timeout:.0f}s)")
         status.update(_progress(tracker, total, total))
         await asyncio.sleep(0.05)
@@ -310,6 +384,15 @@ class Result:
     consume_latency: dict[str, float]
     dead_lettered: dict[str, int]
     missing_bench_field: int
+    alerts_expected: int
+    alerts_seen: int
+    alerts_missing: int  # expected, never seen before the run ended (idle timeout)
+    alerts_dead_lettered: int  # expected, but the survey was dead-lettered
+    alerts_unexpected: int
+    alert_duplicates: int  # extra "raised" events for the same survey
+    alert_duplicate_surveys: int
+    alert_latency: dict[str, float]  # alert record timestamp - survey sent
+    alert_worker_latency: dict[str, float]  # the alerts' own latency_ms
     customers: int
     seed: int
     partitions: int
@@ -330,6 +413,15 @@ def build_result(tracker: Tracker, args: argparse.Namespace, settings: Settings)
         consume_latency=latency_summary(tracker.consume_latency_ms),
         dead_lettered=dict(tracker.dead),
         missing_bench_field=tracker.missing_bench_field,
+        alerts_expected=tracker.alerts_expected,
+        alerts_seen=tracker.alerts_seen,
+        alerts_missing=len(tracker.alert_pending),
+        alerts_dead_lettered=tracker.alerts_dead_lettered,
+        alerts_unexpected=tracker.alerts_unexpected,
+        alert_duplicates=tracker.alert_duplicates,
+        alert_duplicate_surveys=tracker.alert_duplicate_surveys,
+        alert_latency=latency_summary(tracker.alert_latency_ms),
+        alert_worker_latency=latency_summary(tracker.alert_worker_latency_ms),
         customers=args.customers,
         seed=args.seed,
         partitions=settings.topics.partitions,
@@ -468,6 +560,21 @@ def report(result: Result, out: Path | None) -> None:
           f"max {lat['max_ms']}  (timeline record timestamp - sent)")
     print(f"  at reader   p50 {cons['p50_ms']}  p90 {cons['p90_ms']}  p99 {cons['p99_ms']}  "
           f"max {cons['max_ms']}  (consume time - sent)")
+    alat, wlat = result.alert_latency, result.alert_worker_latency
+    extra = ""
+    if result.alerts_dead_lettered:
+        extra += f"  survey dead-lettered {result.alerts_dead_lettered:,}"
+    if result.alerts_unexpected:
+        extra += f"  unexpected {result.alerts_unexpected:,}"
+    print(f"alerts        expected {result.alerts_expected:,}  seen {result.alerts_seen:,}  "
+          f"missing {result.alerts_missing:,}  duplicates {result.alert_duplicates:,} "
+          f"(on {result.alert_duplicate_surveys:,} survey(s)){extra}")
+    print(f"alert lat ms  p50 {alat['p50_ms']}  p90 {alat['p90_ms']}  p99 {alat['p99_ms']}  "
+          f"max {alat['max_ms']}  (alert record timestamp - survey sent)")
+    print(f"  by worker   p50 {wlat['p50_ms']}  p99 {wlat['p99_ms']}  max {wlat['max_ms']}  "
+          f"(alert latency_ms: survey Kafka timestamp -> raised)")
+    if result.alerts_missing:
+        print(f"WARNING: {result.alerts_missing:,} expected alert(s) never arrived")
     if result.dead_lettered:
         print(f"dead-lettered {result.dead_lettered}")
     if result.missing_bench_field:

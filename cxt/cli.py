@@ -7,11 +7,15 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
+import orjson
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from cxt.settings import CHANNELS, Settings, SettingsError
+from streams.alerts import CALLBACK_OUTCOMES, STATUSES
+from streams.rules import CATEGORIES, RulesError
 
 
 class UsageError(Exception):
@@ -113,6 +117,89 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from cxt import alerts as cli_alerts
+
+    run = asyncio.run
+    try:
+        if args.alert_action is None:
+            statuses = set(args.status.split(",")) if args.status else None
+            unknown = (statuses or set()) - set(STATUSES)
+            if unknown:
+                raise UsageError(f"--status: unknown status {', '.join(sorted(unknown))}; "
+                                 f"choose from {', '.join(STATUSES)}")
+            found = run(cli_alerts.list_alerts(settings, statuses=statuses,
+                                               category=args.category, queue=args.queue,
+                                               agent=args.agent, limit=args.limit))
+            if args.json:
+                print(orjson.dumps({"alerts": found}).decode())
+            else:
+                cli_alerts.print_list(found)
+            return 0
+        if args.alert_action == "show":
+            alert = run(cli_alerts.show_alert(settings, args.alert_id))
+        else:
+            action = {"alert_id": args.alert_id, "actor": args.actor,
+                      "action": _ACTION_OF[args.alert_action], "note": args.note}
+            if args.alert_action == "callback":
+                action["outcome"] = args.outcome
+            if args.alert_action == "resolve" and args.category:
+                action["category"] = args.category
+            alert = run(cli_alerts.act(settings, action))
+    except cli_alerts.AlertCommandError as exc:
+        return _fail(str(exc), 1)
+    if args.json:
+        print(orjson.dumps(alert).decode())
+    else:
+        cli_alerts.print_alert(alert)
+    return 0
+
+
+_ACTION_OF = {"ack": "acknowledge", "callback": "callback", "resolve": "resolve"}
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from cxt.report import survey_report
+
+    survey_report(settings, hours=args.hours, days=args.days, channel=args.channel,
+                  queue=args.queue, agent=args.agent, as_json=args.json)
+    return 0
+
+
+def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.rules import load_rules
+
+    rules = load_rules(args.rules or settings.alert_rules_path)
+    if args.action == "check":
+        print(f"{rules.source}: valid")
+        print(rules.describe())
+        return 0
+    if not args.samples:
+        raise UsageError("rules explain needs a JSON-lines file of surveys (or - for stdin)")
+    source = sys.stdin if args.samples == "-" else _open_or_fail(args.samples)
+    for number, line in enumerate(source, 1):
+        if not line.strip():
+            continue
+        try:
+            survey = orjson.loads(line)
+            payload = survey.get("payload", survey)
+            verdict = rules.classify(payload, None)
+        except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+            print(f"line {number}: not a survey object ({exc})", file=sys.stderr)
+            continue
+        why = "; ".join(verdict.matched) or "no rule matched"
+        print(f"line {number}: {verdict.category:<19} rule {verdict.rule or '-'}: {why}"
+              f"  | {str(payload.get('comment') or '')[:60]!r}")
+    return 0
+
+
+def _open_or_fail(path: str) -> TextIO:
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
 # -- parser ---------------------------------------------------------------------
 
 
@@ -173,7 +260,61 @@ def build_parser() -> argparse.ArgumentParser:
     timeline.add_argument("--json", action="store_true",
                           help='print {"customer_id": ..., "events": [...]} as JSON')
     timeline.set_defaults(run=cmd_timeline)
+    _add_alert_commands(sub)
     return parser
+
+
+def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
+    alerts = sub.add_parser(
+        "alerts", help="list bottom-2-box alerts, or act on one (ack, callback, resolve)",
+        description="Without an action: list alerts, newest first.  Actions go through "
+        "the cx.alert-actions.v1 topic and wait until the worker applied them.")
+    alerts.add_argument("--status", help=f"comma-separated, of: {', '.join(STATUSES)}")
+    alerts.add_argument("--category", choices=CATEGORIES)
+    alerts.add_argument("--queue")
+    alerts.add_argument("--agent", help="agent_id")
+    alerts.add_argument("--limit", type=_positive_int, default=50, help="default 50")
+    alerts.add_argument("--json", action="store_true")
+    alerts.set_defaults(run=cmd_alerts)
+    actions = alerts.add_subparsers(dest="alert_action", metavar="ACTION")
+    show = actions.add_parser("show", help="one alert with its context and history")
+    show.add_argument("alert_id")
+    show.add_argument("--json", action="store_true")
+    for name, text in (("ack", "acknowledge: you own the follow-up"),
+                       ("callback", "record a call-back to the customer"),
+                       ("resolve", "close the alert (after ack)")):
+        step = actions.add_parser(name, help=text)
+        step.add_argument("alert_id")
+        step.add_argument("--actor", required=True, help="your id from the rules file's actors")
+        step.add_argument("--note", help="free text for the record")
+        step.add_argument("--json", action="store_true")
+        if name == "callback":
+            step.add_argument("--outcome", required=True, choices=CALLBACK_OUTCOMES)
+        if name == "resolve":
+            step.add_argument("--category", choices=CATEGORIES,
+                              help="the cause as finally judged")
+
+    report = sub.add_parser(
+        "report", help="survey responses hour by hour (or day by day): bottom/top-2-box",
+        description="Counts surveys in the hour (UTC) of their occurred_at, late ones too.")
+    span = report.add_mutually_exclusive_group()
+    span.add_argument("--hours", type=_positive_int, help="hour by hour, the last N hours "
+                      "(default 24)")
+    span.add_argument("--days", type=_positive_int, help="day by day, the last N days")
+    report.add_argument("--channel", choices=CHANNELS, help="channel of the rated contact")
+    report.add_argument("--queue")
+    report.add_argument("--agent", help="agent_id")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(run=cmd_report)
+
+    rules = sub.add_parser(
+        "rules", help="check the alert category rules, or explain how samples classify",
+        description="check: validate the rules file and list its rules.  explain FILE: "
+        "classify each survey (envelope or payload, JSON lines) and say which rule decided.")
+    rules.add_argument("action", choices=["check", "explain"])
+    rules.add_argument("samples", nargs="?", help="explain: JSON-lines file of surveys, or -")
+    rules.add_argument("--rules", help="the rules file (default: CXT_ALERT_RULES)")
+    rules.set_defaults(run=cmd_rules)
 
 
 def _fail(message: str, status: int) -> int:
@@ -186,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace, Settings], int] = args.run
     try:
         return run(args, Settings.from_env())
-    except (UsageError, SettingsError) as exc:
+    except (UsageError, SettingsError, RulesError) as exc:
         return _fail(str(exc), 2)
     except KafkaConnectionError as exc:
         return _fail(f"cannot reach Kafka ({exc}); is it running? "

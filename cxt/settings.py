@@ -17,6 +17,9 @@ from pathlib import Path
 KAFKA_VERSION = "4.1.1"
 
 CHANNELS: tuple[str, ...] = ("call", "chat", "email", "survey", "social")
+# Every named topic of `Topics`; CXT_TOPIC_<NAME> overrides each.
+TOPIC_NAMES: tuple[str, ...] = (*CHANNELS, "customers", "timeline", "alerts", "alert_actions",
+                                "deadletter")
 
 
 class SettingsError(ValueError):
@@ -48,6 +51,7 @@ class Topics:
     customers: str = "cx.customers.v1"
     timeline: str = "cx.timeline.v1"
     alerts: str = "cx.alerts.v1"
+    alert_actions: str = "cx.alert-actions.v1"
     deadletter: str = "cx.deadletter.v1"
     partitions: int = 6
     replication: int = 1
@@ -67,8 +71,7 @@ class Topics:
 
     @property
     def all(self) -> list[str]:
-        return [*self.inbound.values(), self.customers, self.timeline, self.alerts,
-                self.deadletter]
+        return [getattr(self, name) for name in TOPIC_NAMES]
 
     @property
     def compacted(self) -> set[str]:
@@ -76,13 +79,8 @@ class Topics:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Topics:
-        names = {
-            name: env.get(f"CXT_TOPIC_{name.upper()}") or default
-            for name, default in (
-                (n, getattr(cls, n)) for n in
-                (*CHANNELS, "customers", "timeline", "alerts", "deadletter")
-            )
-        }
+        names = {name: env.get(f"CXT_TOPIC_{name.upper()}") or getattr(cls, name)
+                 for name in TOPIC_NAMES}
         return cls(
             **names,
             partitions=_int(env, "CXT_TOPIC_PARTITIONS", cls.partitions, minimum=1),
@@ -107,6 +105,11 @@ class Settings:
     # is 45 s; a contact centre wants alerts within seconds).
     session_timeout_s: int = 10
     # Where the local stack keeps its data (`cxt up`) and the Kafka jars (cache).
+    # Bottom-2-box alerts: escalate when not acknowledged within this time.
+    alert_ack_timeout_s: int = 3600
+    escalation_check_s: int = 15
+    # Category rules and the advisory group's members (config/alert_rules.toml).
+    alert_rules_path: Path = Path(__file__).resolve().parent.parent / "config" / "alert_rules.toml"
     state_dir: Path = Path(".cxt")
     cache_dir: Path = Path.home() / ".cache" / "cx-timeline"
     kafka_version: str = KAFKA_VERSION
@@ -132,6 +135,11 @@ class Settings:
             batch_size=_int(env, "CXT_BATCH_SIZE", d.batch_size, minimum=1),
             batch_window_ms=_int(env, "CXT_BATCH_WINDOW_MS", d.batch_window_ms, minimum=1),
             session_timeout_s=_int(env, "CXT_SESSION_TIMEOUT_S", d.session_timeout_s, minimum=6),
+            alert_ack_timeout_s=_int(env, "CXT_ALERT_ACK_TIMEOUT_S", d.alert_ack_timeout_s,
+                                     minimum=1),
+            escalation_check_s=_int(env, "CXT_ESCALATION_CHECK_S", d.escalation_check_s,
+                                    minimum=1),
+            alert_rules_path=Path(env.get("CXT_ALERT_RULES") or d.alert_rules_path),
             state_dir=Path(env.get("CXT_STATE_DIR") or d.state_dir),
             cache_dir=Path(env.get("CXT_CACHE_DIR") or d.cache_dir),
             kafka_version=env.get("CXT_KAFKA_VERSION") or d.kafka_version,

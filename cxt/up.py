@@ -80,6 +80,9 @@ cx-timeline is running
 Look at it (in another terminal):
   ./dev cxt timeline C-000001              a customer's timeline, newest first
   ./dev cxt timeline C-000001 --json       the same as JSON
+  ./dev cxt alerts --status open           bottom-2-box alerts waiting for a call-back
+  ./dev cxt alerts show ALERT_ID           one alert: survey, category, recent interactions
+  ./dev cxt report --hours 24              survey responses hour by hour
   ./dev cxt topics list                    topics and partitions
 Press Ctrl-C to stop everything.
 """

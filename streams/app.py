@@ -28,9 +28,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cxt.settings import Settings
+from streams.alert_store import AlertStore
 from streams.keys import Keys
 from streams.processor import Processor
 from streams.records import Outgoing, Record
+from streams.rules import load_rules
 from streams.store import TimelineStore
 
 log = logging.getLogger("cxt.worker")
@@ -65,11 +67,15 @@ def create_app(settings: Settings) -> faust.App:
         redis, Keys(settings.redis_prefix),
         max_entries=settings.timeline_max_entries, max_age_days=settings.timeline_max_age_days,
     )
-    runner = BatchRunner(app, Processor(settings, store))
+    alerts = AlertStore(redis, Keys(settings.redis_prefix),
+                        counters_ttl_days=settings.timeline_max_age_days)
+    runner = BatchRunner(app, Processor(settings, store, alerts, load_rules(
+        settings.alert_rules_path)))
     size, within = settings.batch_size, settings.batch_window_ms / 1000
 
     interactions = app.topic(*settings.topics.inbound.values())
     customers = app.topic(settings.topics.customers)
+    actions = app.topic(settings.topics.alert_actions)
 
     @app.agent(interactions, name="interactions")
     async def ingest_interactions(stream: faust.StreamT) -> None:
@@ -84,6 +90,18 @@ def create_app(settings: Settings) -> faust.App:
             await runner.run(events, runner.processor.customers)
             for event in events:
                 await stream.ack(event)
+
+    @app.agent(actions, name="alert-actions")
+    async def ingest_actions(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(size, within):
+            await runner.run(events, runner.processor.actions)
+            for event in events:
+                await stream.ack(event)
+
+    # Every worker checks; the compare-and-set on the alert lets only one escalate it.
+    @app.timer(interval=settings.escalation_check_s)
+    async def escalate_overdue() -> None:
+        await runner.escalate()
 
     @app.timer(interval=STATUS_EVERY_S)
     async def status() -> None:
@@ -107,6 +125,13 @@ class BatchRunner:
         await self._until_done(lambda: self._publish(outgoing), "Kafka publish")
         self._count(records, outgoing)
 
+    async def escalate(self) -> None:
+        outgoing, due = await self._until_done(self.processor.escalations, "escalation check")
+        await self._until_done(lambda: self._publish(outgoing), "Kafka publish")
+        # Cleared only once published: a crash before this re-sends, never skips.
+        await self._until_done(lambda: self.processor.alerts.not_due(due), "Redis write")
+        self.counts["escalated"] += len(outgoing)
+
     async def _publish(self, outgoing: Sequence[Outgoing]) -> None:
         send = self.app.producer.send
         pending = [await send(o.topic, o.key, o.value, None, None, None) for o in outgoing]
@@ -129,6 +154,8 @@ class BatchRunner:
         for message in outgoing:
             if message.topic == dead:
                 self.counts["rejected:" + orjson.loads(message.value or b"{}")["reason"]] += 1
+            elif message.topic == self.processor.topics.alerts:
+                self.counts["alert events"] += 1
             else:
                 self.counts["published"] += 1
 
@@ -139,8 +166,9 @@ class BatchRunner:
         self._last_status = (now, total)
         rejected = {k.split(":", 1)[1]: v for k, v in self.counts.items()
                     if k.startswith("rejected:")}
-        log.info("status: %d records in (%.0f/s), %d timeline entries published, rejected %s",
-                 total, rate, self.counts["published"], rejected or "none")
+        log.info("status: %d records in (%.0f/s), %d timeline entries published, "
+                 "%d alert events, rejected %s", total, rate, self.counts["published"],
+                 self.counts["alert events"] + self.counts["escalated"], rejected or "none")
 
 
 def _record(message: faust.types.Message) -> Record:

@@ -66,7 +66,7 @@ async def link(store: TimelineStore, pid: str, customer_id: str) -> list[NewEntr
         entry["linked_from"] = pid
         moved.append(
             NewEntry(customer_id, entry["event_id"], stored.occurred_ms, orjson.dumps(entry),
-                     entry.get("source") or {})
+                     entry.get("source") or {}, entry)
         )
     results = await store.add(moved)
     await store.drop_timeline(pid)

@@ -42,6 +42,30 @@ class Keys:
         """String: the latest customer record from cx.customers.v1 (JSON)."""
         return f"{self.prefix}:{{{customer_id}}}:profile"
 
+    def alerts(self, customer_id: str) -> str:
+        """Hash: alert_id -> alert (JSON), beside the customer's timeline."""
+        return f"{self.prefix}:{{{customer_id}}}:alerts"
+
+    def alert_owner(self) -> str:
+        """Hash: alert_id -> customer_id."""
+        return f"{self.prefix}:alerts:owner"
+
+    def alerts_recent(self) -> str:
+        """Sorted set: alert_id by raised time (ms), the newest few thousand."""
+        return f"{self.prefix}:alerts:recent"
+
+    def alerts_due(self) -> str:
+        """Sorted set: unacknowledged alert_id by acknowledgement deadline (ms)."""
+        return f"{self.prefix}:alerts:due"
+
+    def survey_counters(self, bucket: str) -> str:
+        """Hash: survey counters of one UTC hour ("2026112210"), see streams.survey_metrics."""
+        return f"{self.prefix}:{{m:{bucket}}}:n"
+
+    def survey_counted(self, bucket: str) -> str:
+        """Set: survey event ids already counted in that hour (kept a week)."""
+        return f"{self.prefix}:{{m:{bucket}}}:seen"
+
     def identity(self, identity_key: str) -> str:
         """String: identifier ("phone:+44...") -> customer_id that claims it."""
         return f"{self.prefix}:{{{identity_key}}}:id"

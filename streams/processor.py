@@ -9,31 +9,52 @@ idempotent store turns the redelivery into no change.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import orjson
 
 from cxt.settings import Settings
+from streams.alert_store import AlertStore, SurveyCount
+from streams.alerts import (
+    CONTEXT_SIZE,
+    ESCALATED,
+    UNACKNOWLEDGED,
+    ActionRejected,
+    apply_action,
+    escalate,
+    has_action,
+    new_alert,
+)
 from streams.identity import claimed_provisionals, link, resolve_owners
 from streams.keys import is_provisional, provisional_id
-from streams.records import Outgoing, Record, dead_letter, utc_now_iso
+from streams.records import Outgoing, Record, dead_letter, iso_ms, utc_now_iso
+from streams.rules import Rules
 from streams.store import AddResult, NewEntry, ProfileChange, TimelineStore
+from streams.survey_metrics import hour_of, metric_fields
 from streams.validate import (
     Interaction,
     Rejection,
+    check_action,
     check_customer,
     check_interaction,
     customer_identity_keys,
+    is_bottom_2_box,
+    survey_scale,
 )
 
 log = logging.getLogger(__name__)
 
 
 class Processor:
-    def __init__(self, settings: Settings, store: TimelineStore) -> None:
+    def __init__(self, settings: Settings, store: TimelineStore, alerts: AlertStore,
+                 rules: Rules) -> None:
         self.topics = settings.topics
         self.max_bytes = settings.max_event_bytes
         self.store = store
+        self.alerts = alerts
+        self.rules = rules
+        self.ack_timeout_ms = settings.alert_ack_timeout_s * 1000
         self._channel_of = settings.topics.channel_of
 
     # -- interactions (the five inbound channels) ----------------------------
@@ -59,15 +80,102 @@ class Processor:
             for (record, item), owner in zip(accepted, owners, strict=True)
         ]
         results = await self.store.add(entries)
-        out.extend(
-            self._publish(e) for e, r in zip(entries, results, strict=True)
-            if r is not AddResult.DUPLICATE
-        )
+        fresh = [(e, record) for e, r, (record, _) in zip(entries, results, accepted, strict=True)
+                 if r is not AddResult.DUPLICATE]
+        out.extend(self._publish(e) for e, _ in fresh)
+        surveys = [(e, r) for e, r in fresh if e.entry["channel"] == "survey"]
+        out.extend(await self._surveys(surveys))
         provisional = sorted({owner for owner in owners if is_provisional(owner)})
         if provisional:
             for pid, cid in await claimed_provisionals(self.store, provisional):
                 out.extend(self._publish(e) for e in await link(self.store, pid, cid))
         return out
+
+    # -- surveys: hourly counters and bottom-2-box alerts ----------------------
+
+    async def _surveys(self, surveys: Sequence[tuple[NewEntry, Record]]) -> list[Outgoing]:
+        """Count each survey once in its hour; raise one alert per bottom-2-box survey."""
+        if not surveys:
+            return []
+        await self.alerts.count_surveys([_survey_count(e) for e, _ in surveys])
+        bottom = [(e, r) for e, r in surveys if _is_bottom_2_box(e.entry["payload"])]
+        if not bottom:
+            return []
+        contexts = await self.alerts.context(
+            [(e.customer_id, e.entry["payload"].get("contact_id")) for e, _ in bottom],
+            CONTEXT_SIZE)
+        now_ms = int(time.time() * 1000)
+        raised = [self._raise(e.entry, r, context, rated, now_ms)
+                  for (e, r), (context, rated) in zip(bottom, contexts, strict=True)]
+        stored = await self.alerts.put_new(raised, now_ms, self.ack_timeout_ms)
+        # A redelivered survey republishes its alert only while nothing has happened to
+        # it since (version 1): a later state must not be announced as "raised" again.
+        return [self._alert_out(alert) for result, alert in stored
+                if result is AddResult.NEW
+                or (result is AddResult.REDELIVERED and alert["version"] == 1)]
+
+    def _raise(self, survey: dict, record: Record, context: list[dict], rated: dict | None,
+               now_ms: int) -> dict:
+        payload = survey["payload"]
+        return new_alert(
+            survey=survey, context=context, rated_contact=rated,
+            classification=self.rules.classify(payload, rated["payload"] if rated else None),
+            scale=survey_scale(payload), raised_at=iso_ms(now_ms),
+            latency_ms=max(0, now_ms - (record.timestamp_ms or now_ms)),
+            ack_deadline=iso_ms(now_ms + self.ack_timeout_ms))
+
+    # -- alert actions (cx.alert-actions.v1) and escalation -----------------------
+
+    async def actions(self, records: Sequence[Record]) -> list[Outgoing]:
+        """Apply acknowledge / callback / resolve actions, in order; reject bad ones."""
+        out: list[Outgoing] = []
+        for record in records:
+            action = check_action(record.value)
+            if isinstance(action, Rejection):
+                out.append(self._reject(record, action))
+                continue
+            outcome = await self._apply(action)
+            if isinstance(outcome, ActionRejected):
+                out.append(self._reject(record, Rejection(outcome.reason, outcome.message)))
+            elif outcome is not None:
+                out.append(self._alert_out(outcome))
+        return out
+
+    async def _apply(self, action: dict) -> dict | ActionRejected | None:
+        """The changed alert to publish; retried when another writer got there first."""
+        while True:
+            alert = await self.alerts.get(action["alert_id"])
+            if alert is None:
+                return ActionRejected("unknown_alert", f"no alert {action['alert_id']!r}")
+            if has_action(alert, action.get("action_id")):
+                return alert  # our redelivery: publish again, change nothing
+            changed = apply_action(alert, action, self.rules.actors, utc_now_iso())
+            if isinstance(changed, ActionRejected):
+                return changed
+            if await self.alerts.replace(changed, alert["version"]):
+                if changed["status"] not in UNACKNOWLEDGED:
+                    await self.alerts.not_due([changed["alert_id"]])
+                return changed
+
+    async def escalations(self) -> tuple[list[Outgoing], list[str]]:
+        """Alerts past their acknowledgement deadline: (messages, ids to clear once sent)."""
+        due = await self.alerts.due(int(time.time() * 1000))
+        out: list[Outgoing] = []
+        for alert_id, alert in zip(due, await self.alerts.get_many(due), strict=True):
+            if alert is None:
+                continue
+            escalated = escalate(alert, utc_now_iso())
+            if escalated is not None and await self.alerts.replace(escalated, alert["version"]):
+                out.append(self._alert_out(escalated))
+            elif alert["status"] == ESCALATED and alert["event"] == "escalated":
+                # Escalated earlier but still due: the publish may not have happened.
+                out.append(self._alert_out(alert))
+            else:
+                log.debug("alert %s no longer needs escalating", alert_id)
+        return out, due
+
+    def _alert_out(self, alert: dict) -> Outgoing:
+        return Outgoing(self.topics.alerts, alert["customer_id"].encode(), orjson.dumps(alert))
 
     # -- customer records (cx.customers.v1, compacted) -----------------------
 
@@ -137,6 +245,19 @@ class Processor:
         return dead_letter(record, rejection.reason, rejection.message, self.topics.deadletter)
 
 
+def _is_bottom_2_box(payload: dict) -> bool:
+    return is_bottom_2_box(payload["score"], survey_scale(payload)[0])
+
+
+def _survey_count(entry: NewEntry) -> SurveyCount:
+    payload = entry.entry["payload"]
+    low, high = survey_scale(payload)
+    fields = metric_fields(str(payload.get("contact_channel") or "-"),
+                           str(payload.get("queue") or "-"), str(payload.get("agent_id") or "-"),
+                           payload["score"], low, high)
+    return SurveyCount(entry.event_id, hour_of(entry.occurred_ms), fields)
+
+
 def _timeline_entry(record: Record, item: Interaction, owner: str, accepted_at: str) -> NewEntry:
     """The normalised entry (schemas/timeline-entry.v1.json) for an accepted event."""
     entry: dict = {
@@ -153,4 +274,5 @@ def _timeline_entry(record: Record, item: Interaction, owner: str, accepted_at: 
         entry["identity"] = item.identity
     if is_provisional(owner):
         entry["provisional"] = True
-    return NewEntry(owner, item.event_id, item.occurred_ms, orjson.dumps(entry), record.source)
+    return NewEntry(owner, item.event_id, item.occurred_ms, orjson.dumps(entry), record.source,
+                    entry)

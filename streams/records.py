@@ -35,7 +35,13 @@ class Outgoing:
 
 
 def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_ms(int(datetime.now(UTC).timestamp() * 1000))
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """RFC 3339, UTC, millisecond precision: 2026-11-22T10:00:00.000Z."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def dead_letter(record: Record, reason: str, message: str, topic: str) -> Outgoing:

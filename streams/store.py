@@ -71,6 +71,7 @@ class NewEntry:
     occurred_ms: int
     body: bytes  # the entry's JSON, also what is published on cx.timeline.v1
     source: dict
+    entry: dict  # the same entry, parsed
 
 
 @dataclass(frozen=True, slots=True)

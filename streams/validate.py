@@ -18,7 +18,13 @@ from typing import Any
 import fastjsonschema
 import orjson
 
-from schemas import PAYLOAD_VALIDATORS, JsonSchemaValueException, Validator, load_schema
+from schemas import (
+    PAYLOAD_VALIDATORS,
+    JsonSchemaValueException,
+    Validator,
+    load_schema,
+    validator,
+)
 from schemas import validate_customer as _validate_customer_schema
 
 # Stable reason codes (deadletter.v1.json enumerates the same list).
@@ -30,9 +36,14 @@ INVALID_TIMESTAMP = "invalid_timestamp"
 NO_CUSTOMER = "no_customer"
 SCORE_OUT_OF_SCALE = "score_out_of_scale"
 TOO_LARGE = "too_large"
+# Alert actions only (streams.alerts decides these).
+UNKNOWN_ALERT = "unknown_alert"
+UNKNOWN_ACTOR = "unknown_actor"
+INVALID_TRANSITION = "invalid_transition"
 REASONS: tuple[str, ...] = (
     INVALID_JSON, NOT_AN_OBJECT, SCHEMA_VIOLATION, CHANNEL_MISMATCH,
     INVALID_TIMESTAMP, NO_CUSTOMER, SCORE_OUT_OF_SCALE, TOO_LARGE,
+    UNKNOWN_ALERT, UNKNOWN_ACTOR, INVALID_TRANSITION,
 )
 
 DEFAULT_SCALE_MIN = 1
@@ -63,6 +74,7 @@ def _compile_envelope() -> Validator:
 
 
 _validate_envelope_schema = _compile_envelope()
+_validate_action_schema = validator("alert-action.v1")
 
 # Values quoted in messages are cut short: a message is for reading, and the
 # dead-letter record already carries the original bytes.
@@ -155,6 +167,18 @@ def check_customer(raw: bytes) -> dict | Rejection:
         record = _decode_object(raw)
         _run_schema(_validate_customer_schema, record, "data")
         return record
+    except _Rejected as rejected:
+        return rejected.rejection
+    except Exception as exc:  # same promise as check_interaction
+        return _unexpected(exc)
+
+
+def check_action(raw: bytes | None) -> dict | Rejection:
+    """Validate a value from cx.alert-actions.v1 (schemas/alert-action.v1.json)."""
+    try:
+        action = _decode_object(raw)
+        _run_schema(_validate_action_schema, action, "data")
+        return action
     except _Rejected as rejected:
         return rejected.rejection
     except Exception as exc:  # same promise as check_interaction

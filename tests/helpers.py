@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from cxt.settings import CHANNELS, Settings, Topics
+from cxt.settings import TOPIC_NAMES, Settings, Topics
 from streams.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,8 +29,7 @@ def isolated(settings: Settings, **changes: object) -> Settings:
     data apart without restarting the services.
     """
     tag = uuid.uuid4().hex[:8]
-    names = {n: f"{getattr(Topics, n)}.{tag}" for n in
-             (*CHANNELS, "customers", "timeline", "alerts", "deadletter")}
+    names = {n: f"{getattr(Topics, n)}.{tag}" for n in TOPIC_NAMES}
     topics = Topics(**names, partitions=3)
     return replace(settings, topics=topics, app_id=f"cxt-test-{tag}",
                    redis_prefix=f"t{tag}", batch_window_ms=20, **changes)  # type: ignore[arg-type]
@@ -51,8 +50,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CXT_TIMELINE_MAX_AGE_DAYS": str(settings.timeline_max_age_days),
         "PYTHONUNBUFFERED": "1",
     }
-    for name in (*CHANNELS, "customers", "timeline", "alerts", "deadletter"):
+    for name in TOPIC_NAMES:
         env[f"CXT_TOPIC_{name.upper()}"] = getattr(settings.topics, name)
+    env["CXT_ALERT_ACK_TIMEOUT_S"] = str(settings.alert_ack_timeout_s)
+    env["CXT_ESCALATION_CHECK_S"] = str(settings.escalation_check_s)
+    env["CXT_ALERT_RULES"] = str(settings.alert_rules_path)
     return env
 
 

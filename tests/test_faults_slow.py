@@ -3,7 +3,8 @@
 Runs with `./dev test-slow` (and in CI). Traffic includes bad records and
 identity-only events; after the last restart, every good event must be in
 exactly one timeline exactly once, every bad one on the dead-letter topic,
-and every good one published on cx.timeline.v1 at least once.
+every good one published on cx.timeline.v1 at least once, and every
+bottom-2-box survey has exactly one alert.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import redis
 
 from cxt.localstack import LocalStack
 from cxt.settings import Settings
-from cxt.traffic import TrafficGenerator, make_customers
+from cxt.traffic import TrafficGenerator, is_bottom_two_box, make_customers
+from streams.alerts import alert_id_for
 from tests.helpers import WorkerProcess, create_topics, isolated, produce, read_topic
 
 pytestmark = pytest.mark.slow
@@ -32,20 +34,22 @@ BAD_EVERY = 50  # one bad record per this many good ones
 
 
 def _traffic(settings: Settings, customers: list[dict]
-             ) -> tuple[list[tuple[str, bytes, bytes]], set, set]:
-    """(topic, key, value) messages, the good event ids, and the bad keys."""
+             ) -> tuple[list[tuple[str, bytes, bytes]], set, set, set]:
+    """(topic, key, value) messages, the good event ids, the bad keys, the alert ids due."""
     traffic = TrafficGenerator(customers, seed=23, unknown_share=0.0)
-    messages, good, bad = [], set(), set()
+    messages, good, bad, alerts = [], set(), set(), set()
     for i in range(CHUNKS * CHUNK_EVENTS):
         channel, event = traffic.next_event()
         topic = settings.topics.for_channel(channel)
         messages.append((topic, (event.get("customer_id") or "").encode(), orjson.dumps(event)))
         good.add(event["event_id"])
+        if channel == "survey" and is_bottom_two_box(event["payload"]):
+            alerts.add(alert_id_for(event["event_id"]))
         if i % BAD_EVERY == 0:
             key = f"bad-{i}".encode()
             messages.append((topic, key, b'{"event_id": "broken", '))
             bad.add(key)
-    return messages, good, bad
+    return messages, good, bad, alerts
 
 
 def _send_in_chunks(settings: Settings, messages: list, done: threading.Event) -> None:
@@ -75,7 +79,7 @@ def test_repeated_sigkill_under_traffic_loses_and_doubles_nothing(stack: LocalSt
     customers = make_customers(300, seed=23)
     asyncio.run(produce(settings, settings.topics.customers,
                         [(c["customer_id"].encode(), orjson.dumps(c)) for c in customers]))
-    messages, good, bad = _traffic(settings, customers)
+    messages, good, bad, alert_ids = _traffic(settings, customers)
 
     done = threading.Event()
     sender = threading.Thread(target=_send_in_chunks, args=(settings, messages, done))
@@ -111,6 +115,17 @@ def test_repeated_sigkill_under_traffic_loses_and_doubles_nothing(stack: LocalSt
             until=lambda ms: {orjson.loads(m.value)["event_id"] for m in ms} >= good,
             timeout=60))
         assert {orjson.loads(m.value)["event_id"] for m in published} >= good
+
+        # One alert per bottom-2-box survey, stored once, raised on the topic.
+        stored_alerts: Counter[str] = Counter()
+        for key in client.scan_iter(f"{settings.redis_prefix}:*:alerts", count=1000):
+            stored_alerts.update(a.decode() for a in client.hkeys(key))
+        assert set(stored_alerts) == alert_ids and max(stored_alerts.values()) == 1
+        raised = asyncio.run(read_topic(
+            settings, settings.topics.alerts, timeout=60,
+            until=lambda ms: {orjson.loads(m.value)["alert_id"] for m in ms} >= alert_ids))
+        assert {orjson.loads(m.value)["alert_id"] for m in raised
+                if orjson.loads(m.value)["event"] == "raised"} == alert_ids
     finally:
         worker.stop()
         client.close()

@@ -24,7 +24,7 @@ def _entry(cid: str, event_id: str, occurred_ms: int, offset: int = 0) -> NewEnt
     source = {"topic": "cx.call.v1", "partition": 0, "offset": offset}
     body = {"event_id": event_id, "customer_id": cid, "channel": "call", "type": "call.started",
             "occurred_at": str(occurred_ms), "source": source}
-    return NewEntry(cid, event_id, occurred_ms, orjson.dumps(body), source)
+    return NewEntry(cid, event_id, occurred_ms, orjson.dumps(body), source, body)
 
 
 def _run(stack: LocalStack, scenario: Callable[[TimelineStore], Awaitable[T]],

@@ -1,0 +1,179 @@
+"""Alerts and survey counters in Redis.
+
+An alert lives in its customer's slot (`cxt:{C-1001}:alerts`, alert_id ->
+JSON) next to the timeline it was raised from.  Three global keys find
+alerts without knowing the customer: `cxt:alerts:owner` (alert_id ->
+customer_id), `cxt:alerts:recent` (raised time) and `cxt:alerts:due`
+(acknowledgement deadline, for escalation).  Survey counters are one hash
+per UTC hour (`cxt:{m:2026112210}:n`), counted once per survey event thanks
+to a set of counted event ids kept beside it for a week.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from streams.keys import Keys
+from streams.store import AddResult
+
+# KEYS: alerts hash.  ARGV: alert_id, JSON.  1 when stored, else the stored JSON.
+_PUT_NEW = """
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return existing end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: alerts hash.  ARGV: alert_id, expected version, JSON.
+# 1 replaced, 0 someone else changed it first, -1 no such alert.
+_REPLACE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return -1 end
+if cjson.decode(current)['version'] ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+# KEYS: hour counters hash, counted-ids set.  ARGV: event_id, counters TTL,
+# set TTL, then field/increment pairs.
+_COUNT_SURVEY = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+COUNTED_IDS_TTL_S = 7 * 86_400
+RECENT_ALERTS_KEPT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyCount:
+    event_id: str
+    hour: str
+    fields: dict[str, int]
+
+
+class AlertStore:
+    def __init__(self, redis: Redis, keys: Keys, *, counters_ttl_days: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.counters_ttl_s = counters_ttl_days * 86_400
+        self._put_new = redis.register_script(_PUT_NEW)
+        self._replace = redis.register_script(_REPLACE)
+        self._count = redis.register_script(_COUNT_SURVEY)
+
+    # -- raising ------------------------------------------------------------------
+
+    async def context(self, wanted: Sequence[tuple[str, str | None]], size: int
+                      ) -> list[tuple[list[dict], dict | None]]:
+        """For each (customer_id, rated contact id): newest entries, and the rated entry."""
+        pipe = self.redis.pipeline(transaction=False)
+        for cid, _ in wanted:
+            pipe.zrevrange(self.keys.timeline(cid), 0, size - 1)
+        id_lists = await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for (cid, contact_id), ids in zip(wanted, id_lists, strict=True):
+            pipe.hmget(self.keys.entries(cid), [*ids, contact_id or ""])
+        out = []
+        for bodies in await pipe.execute():
+            entries = [orjson.loads(b) for b in bodies[:-1] if b is not None]
+            out.append((entries, None if bodies[-1] is None else orjson.loads(bodies[-1])))
+        return out
+
+    async def put_new(self, alerts: Sequence[dict], raised_ms: int, ack_timeout_ms: int
+                      ) -> list[tuple[AddResult, dict]]:
+        """Store raised alerts unless already there; index them for lookup and escalation.
+
+        Returns each alert's outcome with the alert as stored (the earlier one
+        when it was already there).
+        """
+        if not alerts:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for alert in alerts:
+            await self._put_new(keys=[self.keys.alerts(alert["customer_id"])],
+                                args=[alert["alert_id"], orjson.dumps(alert)], client=pipe)
+        replies = (await pipe.execute())
+        results = [_classify(reply, alert) for reply, alert in zip(replies, alerts, strict=True)]
+        pipe = self.redis.pipeline(transaction=False)
+        for alert, (result, _) in zip(alerts, results, strict=True):
+            if result is AddResult.DUPLICATE:
+                continue
+            pipe.hset(self.keys.alert_owner(), alert["alert_id"], alert["customer_id"])
+            pipe.zadd(self.keys.alerts_recent(), {alert["alert_id"]: raised_ms}, nx=True)
+            if result is AddResult.NEW:
+                pipe.zadd(self.keys.alerts_due(), {alert["alert_id"]: raised_ms + ack_timeout_ms},
+                          nx=True)
+        pipe.zremrangebyrank(self.keys.alerts_recent(), 0, -RECENT_ALERTS_KEPT - 1)
+        await pipe.execute()
+        return results
+
+    # -- reading and changing -------------------------------------------------------
+
+    async def get_many(self, alert_ids: Sequence[str]) -> list[dict | None]:
+        if not alert_ids:
+            return []
+        owners = await self.redis.hmget(self.keys.alert_owner(), list(alert_ids))
+        pipe = self.redis.pipeline(transaction=False)
+        for alert_id, owner in zip(alert_ids, owners, strict=True):
+            pipe.hget(self.keys.alerts(owner.decode() if owner else "-"), alert_id)
+        return [None if b is None else orjson.loads(b) for b in await pipe.execute()]
+
+    async def get(self, alert_id: str) -> dict | None:
+        return (await self.get_many([alert_id]))[0]
+
+    async def replace(self, alert: dict, expected_version: int) -> bool:
+        """Write `alert` if nobody changed it since `expected_version` was read."""
+        reply = await self._replace(keys=[self.keys.alerts(alert["customer_id"])],
+                                    args=[alert["alert_id"], expected_version,
+                                          orjson.dumps(alert)])
+        return reply == 1
+
+    async def recent(self, limit: int) -> list[dict]:
+        """The most recently raised alerts, newest first."""
+        ids = [i.decode() for i in await self.redis.zrevrange(self.keys.alerts_recent(), 0,
+                                                               limit - 1)]
+        return [a for a in await self.get_many(ids) if a is not None]
+
+    async def due(self, now_ms: int, limit: int = 500) -> list[str]:
+        ids = await self.redis.zrangebyscore(self.keys.alerts_due(), "-inf", now_ms,
+                                             start=0, num=limit)
+        return [i.decode() for i in ids]
+
+    async def not_due(self, alert_ids: Sequence[str]) -> None:
+        if alert_ids:
+            await self.redis.zrem(self.keys.alerts_due(), *alert_ids)
+
+    # -- survey counters -------------------------------------------------------------
+
+    async def count_surveys(self, counts: Sequence[SurveyCount]) -> None:
+        if not counts:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for c in counts:
+            flat = [x for pair in c.fields.items() for x in pair]
+            await self._count(keys=[self.keys.survey_counters(c.hour),
+                                    self.keys.survey_counted(c.hour)],
+                              args=[c.event_id, self.counters_ttl_s, COUNTED_IDS_TTL_S, *flat],
+                              client=pipe)
+        await pipe.execute()
+
+    async def counters(self, buckets: Sequence[str]) -> dict[str, dict[bytes, bytes]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for bucket in buckets:
+            pipe.hgetall(self.keys.survey_counters(bucket))
+        return dict(zip(buckets, await pipe.execute(), strict=True))
+
+
+def _classify(reply: object, alert: dict) -> tuple[AddResult, dict]:
+    if reply == 1:
+        return AddResult.NEW, alert
+    stored = orjson.loads(reply)  # type: ignore[arg-type]
+    same = stored.get("source") == alert.get("source")
+    return (AddResult.REDELIVERED if same else AddResult.DUPLICATE), stored

@@ -1,0 +1,145 @@
+"""Bottom-2-box alerts: what an alert holds and how its lifecycle moves (pure).
+
+Lifecycle:  open --(no ack within the timeout)--> escalated
+            open | escalated --acknowledge--> acknowledged
+            acknowledged --callback (any number)--> acknowledged
+            acknowledged --resolve--> resolved
+Resolving requires an acknowledgement first: the advisory group's loop is
+"own it, call back, close it", and an unowned resolution would skip the
+call-back.  Each change bumps `version` and appends to `history`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from streams.rules import Classification
+
+OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED = "open", "escalated", "acknowledged", "resolved"
+STATUSES = (OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED)
+UNACKNOWLEDGED = (OPEN, ESCALATED)
+ACTIONS = ("acknowledge", "callback", "resolve")
+CALLBACK_OUTCOMES = ("reached", "no_answer", "voicemail", "declined", "wrong_number")
+CONTEXT_SIZE = 10
+
+
+def alert_id_for(survey_event_id: str) -> str:
+    """Deterministic, so a redelivered survey maps onto the alert it already raised."""
+    return "AL-" + hashlib.sha256(survey_event_id.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRejected:
+    reason: str  # unknown_alert, unknown_actor, invalid_transition
+    message: str
+
+
+def new_alert(
+    *,
+    survey: dict,
+    context: list[dict],
+    rated_contact: dict | None,
+    classification: Classification,
+    scale: tuple[int, int],
+    raised_at: str,
+    latency_ms: int,
+    ack_deadline: str,
+) -> dict[str, Any]:
+    """The alert for a bottom-2-box survey entry (a timeline entry of channel survey)."""
+    payload = survey["payload"]
+    contact_id = payload.get("contact_id")
+    return {
+        "alert_id": alert_id_for(survey["event_id"]),
+        "event": "raised",
+        "status": OPEN,
+        "version": 1,
+        "kind": "bottom_2_box",
+        "customer_id": survey["customer_id"],
+        "survey_event_id": survey["event_id"],
+        "score": payload["score"],
+        "scale_min": scale[0],
+        "scale_max": scale[1],
+        "category": classification.category,
+        "category_rule": classification.rule,
+        "category_reasons": list(classification.matched),
+        "agent_id": payload.get("agent_id"),
+        "queue": payload.get("queue"),
+        "contact_id": contact_id,
+        "contact_channel": payload.get("contact_channel"),
+        "comment": payload.get("comment"),
+        "reason_codes": payload.get("reason_codes") or [],
+        "survey_occurred_at": survey["occurred_at"],
+        "raised_at": raised_at,
+        "latency_ms": latency_ms,
+        "ack_deadline": ack_deadline,
+        "rated_contact": rated_contact,
+        "context": [
+            {**entry, "rated": True} if contact_id and entry["event_id"] == contact_id else entry
+            for entry in context
+        ],
+        "source": survey.get("source"),
+        "history": [{"event": "raised", "at": raised_at}],
+    }
+
+
+def apply_action(alert: dict, action: dict, known_actors: frozenset[str],
+                 now: str) -> dict | ActionRejected:
+    """The alert after `action` (a validated cx.alert-actions.v1 value), or why not."""
+    actor, kind = action["actor"], action["action"]
+    if actor not in known_actors:
+        return ActionRejected("unknown_actor",
+                              f"actor {actor!r} is not in the rules file's actors list")
+    status = alert["status"]
+    if kind == "acknowledge" and status not in UNACKNOWLEDGED:
+        return _bad_transition(alert, kind, "it is not open or escalated")
+    if kind in ("callback", "resolve") and status != ACKNOWLEDGED:
+        return _bad_transition(alert, kind, "it must be acknowledged first")
+    changed = dict(alert)
+    step: dict[str, Any] = {"event": _EVENT[kind], "at": now, "actor": actor,
+                            "action_id": action.get("action_id")}
+    if action.get("note"):
+        step["note"] = action["note"]
+    if kind == "acknowledge":
+        changed.update(status=ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor)
+    elif kind == "callback":
+        step["outcome"] = action["outcome"]
+        changed["callbacks"] = [*alert.get("callbacks", []),
+                                {"at": now, "by": actor, "outcome": action["outcome"],
+                                 "note": action.get("note")}]
+    else:
+        changed.update(status=RESOLVED, resolved_at=now, resolved_by=actor,
+                       resolution_note=action.get("note"))
+        if action.get("category"):
+            step["category_from"] = alert["category"]
+            changed["category"] = action["category"]
+    return _advance(changed, step)
+
+
+def escalate(alert: dict, now: str) -> dict | None:
+    """The escalated alert, or None when it no longer needs escalating."""
+    if alert["status"] != OPEN:
+        return None
+    return _advance(dict(alert, status=ESCALATED, escalated_at=now),
+                    {"event": "escalated", "at": now})
+
+
+def has_action(alert: dict, action_id: str | None) -> bool:
+    return bool(action_id) and any(h.get("action_id") == action_id for h in alert["history"])
+
+
+_EVENT = {"acknowledge": "acknowledged", "callback": "callback_recorded", "resolve": "resolved"}
+
+
+def _advance(alert: dict, step: dict) -> dict:
+    alert["event"] = step["event"]
+    alert["version"] = alert["version"] + 1
+    alert["history"] = [*alert["history"], step]
+    return alert
+
+
+def _bad_transition(alert: dict, kind: str, why: str) -> ActionRejected:
+    return ActionRejected(
+        "invalid_transition",
+        f"cannot {kind} alert {alert['alert_id']}: status is {alert['status']}, {why}")
