@@ -1,10 +1,11 @@
 """Alerts and survey counters in Redis.
 
-An alert lives in its customer's slot (`cxt:{C-1001}:alerts`, alert_id ->
-JSON) next to the timeline it was raised from.  Three global keys find
-alerts without knowing the customer: `cxt:alerts:owner` (alert_id ->
-customer_id), `cxt:alerts:recent` (raised time) and `cxt:alerts:due`
-(acknowledgement deadline, for escalation).  Survey counters are one hash
+Each alert is one key of its own (`cxt:{AL-...}:alert`), so "one alert per
+survey" holds globally, whichever customer or provisional profile the survey
+was filed under when it was (re)delivered.  The customer's set
+(`cxt:{C-1001}:alerts`) lists their alert ids; two global sorted sets list
+alerts by raised time (`cxt:alerts:recent`) and by acknowledgement deadline
+(`cxt:alerts:due`, for escalation).  Survey counters are one hash
 per UTC hour (`cxt:{m:2026112210}:n`), counted once per survey event thanks
 to a set of counted event ids kept beside it for a week.
 """
@@ -20,21 +21,21 @@ from redis.asyncio import Redis
 from streams.keys import Keys
 from streams.store import AddResult
 
-# KEYS: alerts hash.  ARGV: alert_id, JSON.  1 when stored, else the stored JSON.
+# KEYS: alert key.  ARGV: JSON.  1 when stored, else the stored JSON.
 _PUT_NEW = """
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
+local existing = redis.call('GET', KEYS[1])
 if existing then return existing end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS: alerts hash.  ARGV: alert_id, expected version, JSON.
+# KEYS: alert key.  ARGV: expected version, JSON.
 # 1 replaced, 0 someone else changed it first, -1 no such alert.
 _REPLACE = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
+local current = redis.call('GET', KEYS[1])
 if not current then return -1 end
-if cjson.decode(current)['version'] ~= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
 return 1
 """
 
@@ -97,15 +98,15 @@ class AlertStore:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for alert in alerts:
-            await self._put_new(keys=[self.keys.alerts(alert["customer_id"])],
-                                args=[alert["alert_id"], orjson.dumps(alert)], client=pipe)
+            await self._put_new(keys=[self.keys.alert(alert["alert_id"])],
+                                args=[orjson.dumps(alert)], client=pipe)
         replies = (await pipe.execute())
         results = [_classify(reply, alert) for reply, alert in zip(replies, alerts, strict=True)]
         pipe = self.redis.pipeline(transaction=False)
         for alert, (result, _) in zip(alerts, results, strict=True):
             if result is AddResult.DUPLICATE:
                 continue
-            pipe.hset(self.keys.alert_owner(), alert["alert_id"], alert["customer_id"])
+            pipe.sadd(self.keys.customer_alerts(alert["customer_id"]), alert["alert_id"])
             pipe.zadd(self.keys.alerts_recent(), {alert["alert_id"]: raised_ms}, nx=True)
             if result is AddResult.NEW:
                 pipe.zadd(self.keys.alerts_due(), {alert["alert_id"]: raised_ms + ack_timeout_ms},
@@ -119,10 +120,9 @@ class AlertStore:
     async def get_many(self, alert_ids: Sequence[str]) -> list[dict | None]:
         if not alert_ids:
             return []
-        owners = await self.redis.hmget(self.keys.alert_owner(), list(alert_ids))
         pipe = self.redis.pipeline(transaction=False)
-        for alert_id, owner in zip(alert_ids, owners, strict=True):
-            pipe.hget(self.keys.alerts(owner.decode() if owner else "-"), alert_id)
+        for alert_id in alert_ids:
+            pipe.get(self.keys.alert(alert_id))
         return [None if b is None else orjson.loads(b) for b in await pipe.execute()]
 
     async def get(self, alert_id: str) -> dict | None:
@@ -130,9 +130,8 @@ class AlertStore:
 
     async def replace(self, alert: dict, expected_version: int) -> bool:
         """Write `alert` if nobody changed it since `expected_version` was read."""
-        reply = await self._replace(keys=[self.keys.alerts(alert["customer_id"])],
-                                    args=[alert["alert_id"], expected_version,
-                                          orjson.dumps(alert)])
+        reply = await self._replace(keys=[self.keys.alert(alert["alert_id"])],
+                                    args=[expected_version, orjson.dumps(alert)])
         return reply == 1
 
     async def recent(self, limit: int) -> list[dict]:
@@ -140,6 +139,19 @@ class AlertStore:
         ids = [i.decode() for i in await self.redis.zrevrange(self.keys.alerts_recent(), 0,
                                                                limit - 1)]
         return [a for a in await self.get_many(ids) if a is not None]
+
+    async def erase_customer(self, customer_id: str) -> None:
+        """Delete the customer's alerts (they quote the customer's interactions)."""
+        members = await self.redis.smembers(self.keys.customer_alerts(customer_id))
+        ids = [i.decode() for i in members]
+        pipe = self.redis.pipeline(transaction=False)
+        for alert_id in ids:
+            pipe.delete(self.keys.alert(alert_id))
+        if ids:
+            pipe.zrem(self.keys.alerts_recent(), *ids)
+            pipe.zrem(self.keys.alerts_due(), *ids)
+        pipe.delete(self.keys.customer_alerts(customer_id))
+        await pipe.execute()
 
     async def due(self, now_ms: int, limit: int = 500) -> list[str]:
         ids = await self.redis.zrangebyscore(self.keys.alerts_due(), "-inf", now_ms,

@@ -42,13 +42,14 @@ class Keys:
         """String: the latest customer record from cx.customers.v1 (JSON)."""
         return f"{self.prefix}:{{{customer_id}}}:profile"
 
-    def alerts(self, customer_id: str) -> str:
-        """Hash: alert_id -> alert (JSON), beside the customer's timeline."""
-        return f"{self.prefix}:{{{customer_id}}}:alerts"
+    def alert(self, alert_id: str) -> str:
+        """String: the alert (JSON).  Keyed by the alert alone, so the alert of a survey
+        is unique even when the survey was first filed under a provisional profile."""
+        return f"{self.prefix}:{{{alert_id}}}:alert"
 
-    def alert_owner(self) -> str:
-        """Hash: alert_id -> customer_id."""
-        return f"{self.prefix}:alerts:owner"
+    def customer_alerts(self, customer_id: str) -> str:
+        """Set: the customer's alert ids."""
+        return f"{self.prefix}:{{{customer_id}}}:alerts"
 
     def alerts_recent(self) -> str:
         """Sorted set: alert_id by raised time (ms), the newest few thousand."""

@@ -201,6 +201,8 @@ class Processor:
             changes.append(ProfileChange(cid, new, claimed=tuple(new_keys), released=released))
             current[cid] = new
         await self.store.apply_profiles(changes)
+        for cid in {c.customer_id for c in changes if c.record is None}:
+            await self.alerts.erase_customer(cid)
         out.extend(await self._link_claimed(changes, current))
         return out
 

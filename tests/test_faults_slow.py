@@ -117,10 +117,13 @@ def test_repeated_sigkill_under_traffic_loses_and_doubles_nothing(stack: LocalSt
         assert {orjson.loads(m.value)["event_id"] for m in published} >= good
 
         # One alert per bottom-2-box survey, stored once, raised on the topic.
-        stored_alerts: Counter[str] = Counter()
+        listed: Counter[str] = Counter()
         for key in client.scan_iter(f"{settings.redis_prefix}:*:alerts", count=1000):
-            stored_alerts.update(a.decode() for a in client.hkeys(key))
-        assert set(stored_alerts) == alert_ids and max(stored_alerts.values()) == 1
+            listed.update(a.decode() for a in client.smembers(key))
+        stored = {k.decode().split("{")[1].split("}")[0] for k in
+                  client.scan_iter(f"{settings.redis_prefix}:*:alert", count=1000)}
+        assert stored == alert_ids
+        assert set(listed) == alert_ids
         raised = asyncio.run(read_topic(
             settings, settings.topics.alerts, timeout=60,
             until=lambda ms: {orjson.loads(m.value)["alert_id"] for m in ms} >= alert_ids))

@@ -17,6 +17,7 @@ import pytest
 from cxt.localstack import LocalStack
 from cxt.settings import CHANNELS, Settings
 from cxt.timeline import read_timeline
+from streams.alerts import alert_id_for
 from tests.helpers import (
     REPO,
     WorkerProcess,
@@ -251,7 +252,7 @@ def test_identity_resolution_and_late_linking(pipeline) -> None:
     assert asyncio.run(_timeline(settings, f"~email:{late_email}")) == []
 
 
-def test_erasure_removes_timeline_profile_and_identities(pipeline, stack: LocalStack) -> None:
+def test_erasure_removes_timeline_profile_identities_and_alerts(pipeline) -> None:
     import redis
 
     settings, _ = pipeline
@@ -260,16 +261,19 @@ def test_erasure_removes_timeline_profile_and_identities(pipeline, stack: LocalS
     record = {"customer_id": cid, "identifiers": {"phones": [phone]}}
     asyncio.run(produce(settings, settings.topics.customers,
                         [(cid.encode(), orjson.dumps(record))]))
-    asyncio.run(produce_events(settings, [envelope("call", cid), envelope("chat", cid)]))
-    asyncio.run(_wait_for_entries(settings, cid, 2))
+    survey = envelope("survey", cid, score=1, comment="awful")
+    asyncio.run(produce_events(settings, [envelope("call", cid), envelope("chat", cid), survey]))
+    asyncio.run(_wait_for_entries(settings, cid, 3))
     client = redis.Redis.from_url(settings.redis_url)
-    assert asyncio.run(eventually(lambda: client.keys(f"{settings.redis_prefix}:{{{cid}}}:*")))
+    alert_key = f"{settings.redis_prefix}:{{{alert_id_for(survey['event_id'])}}}:alert"
+    assert asyncio.run(eventually(lambda: client.exists(alert_key)))
 
     asyncio.run(produce(settings, settings.topics.customers, [(cid.encode(), None)]))
 
     def gone() -> bool:
         keys = client.keys(f"{settings.redis_prefix}:{{{cid}}}:*")
-        return not keys and client.get(f"{settings.redis_prefix}:{{phone:{phone}}}:id") is None
+        return (not keys and client.get(f"{settings.redis_prefix}:{{phone:{phone}}}:id") is None
+                and not client.exists(alert_key))
 
     assert asyncio.run(eventually(gone, timeout=20))
     client.close()
