@@ -71,32 +71,14 @@ def create_app(settings: Settings) -> faust.App:
                         counters_ttl_days=settings.timeline_max_age_days)
     runner = BatchRunner(app, Processor(settings, store, alerts, load_rules(
         settings.alert_rules_path)))
-    size, within = settings.batch_size, settings.batch_window_ms / 1000
-
-    interactions = app.topic(*settings.topics.inbound.values())
-    customers = app.topic(settings.topics.customers)
-    actions = app.topic(settings.topics.alert_actions)
-
-    @app.agent(interactions, name="interactions")
-    async def ingest_interactions(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(size, within):
-            await runner.run(events, runner.processor.interactions)
-            for event in events:
-                await stream.ack(event)
-
-    @app.agent(customers, name="customers")
-    async def ingest_customers(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(size, within):
-            await runner.run(events, runner.processor.customers)
-            for event in events:
-                await stream.ack(event)
-
-    @app.agent(actions, name="alert-actions")
-    async def ingest_actions(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(size, within):
-            await runner.run(events, runner.processor.actions)
-            for event in events:
-                await stream.ack(event)
+    steps: dict[str, tuple[faust.TopicT, Step]] = {
+        "interactions": (app.topic(*settings.topics.inbound.values()),
+                         runner.processor.interactions),
+        "customers": (app.topic(settings.topics.customers), runner.processor.customers),
+        "alert-actions": (app.topic(settings.topics.alert_actions), runner.processor.actions),
+    }
+    for name, (topic, step) in steps.items():
+        _batch_agent(app, name, topic, runner, step, settings)
 
     # Every worker checks; the compare-and-set on the alert lets only one escalate it.
     @app.timer(interval=settings.escalation_check_s)
@@ -108,6 +90,19 @@ def create_app(settings: Settings) -> faust.App:
         runner.log_status()
 
     return app
+
+
+def _batch_agent(app: faust.App, name: str, topic: faust.TopicT, runner: BatchRunner,
+                 step: Step, settings: Settings) -> None:
+    """An agent that runs `step` on batches and acknowledges them once done."""
+    size, within = settings.batch_size, settings.batch_window_ms / 1000
+
+    @app.agent(topic, name=name)
+    async def ingest(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(size, within):
+            await runner.run(events, step)
+            for event in events:
+                await stream.ack(event)
 
 
 class BatchRunner:

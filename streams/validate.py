@@ -163,22 +163,19 @@ def check_interaction(
 
 def check_customer(raw: bytes) -> dict | Rejection:
     """Validate a non-null value from cx.customers.v1; returns the record as received."""
-    try:
-        record = _decode_object(raw)
-        _run_schema(_validate_customer_schema, record, "data")
-        return record
-    except _Rejected as rejected:
-        return rejected.rejection
-    except Exception as exc:  # same promise as check_interaction
-        return _unexpected(exc)
+    return _check_object(raw, _validate_customer_schema)
 
 
 def check_action(raw: bytes | None) -> dict | Rejection:
     """Validate a value from cx.alert-actions.v1 (schemas/alert-action.v1.json)."""
+    return _check_object(raw, _validate_action_schema)
+
+
+def _check_object(raw: bytes | None, validate: Validator) -> dict | Rejection:
     try:
-        action = _decode_object(raw)
-        _run_schema(_validate_action_schema, action, "data")
-        return action
+        value = _decode_object(raw)
+        _run_schema(validate, value, "data")
+        return value
     except _Rejected as rejected:
         return rejected.rejection
     except Exception as exc:  # same promise as check_interaction
