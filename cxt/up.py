@@ -118,6 +118,10 @@ def run_up(settings: Settings, *, rate: float, customers: int, demo: bool) -> in
         print("\nstopping ...", flush=True)
         return 0
     finally:
+        # A second Ctrl-C (or a supervisor signalling the whole group) must not cut
+        # the orderly stop short and leave the worker behind; every step is bounded.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for child in reversed(children):
             _stop(child)
         stack.stop()
