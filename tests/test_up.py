@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,6 +39,7 @@ def test_up_runs_the_product_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
     with log.open("wb") as out:
         up = subprocess.Popen([sys.executable, "-m", "cxt", "up", "--rate", "20"], cwd=REPO,
                               env=env, stdout=out, stderr=subprocess.STDOUT)
+    children: list[int] = []
     try:
         _wait_for_line(log, "cx-timeline is running", up, timeout=120)
         children = _children(up.pid)
@@ -68,3 +70,6 @@ def test_up_runs_the_product_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
         if up.poll() is None:
             up.kill()
             up.wait()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)  # each runs in its own session
