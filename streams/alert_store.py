@@ -19,7 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from streams.keys import Keys
-from streams.store import AddResult
+from streams.store import AddResult, classify_insert
 
 # KEYS: alert key.  ARGV: JSON.  1 when stored, else the stored JSON.
 _PUT_NEW = """
@@ -101,7 +101,7 @@ class AlertStore:
             await self._put_new(keys=[self.keys.alert(alert["alert_id"])],
                                 args=[orjson.dumps(alert)], client=pipe)
         replies = (await pipe.execute())
-        results = [_classify(reply, alert) for reply, alert in zip(replies, alerts, strict=True)]
+        results = [_outcome(reply, alert) for reply, alert in zip(replies, alerts, strict=True)]
         pipe = self.redis.pipeline(transaction=False)
         for alert, (result, _) in zip(alerts, results, strict=True):
             if result is AddResult.DUPLICATE:
@@ -183,9 +183,6 @@ class AlertStore:
         return dict(zip(buckets, await pipe.execute(), strict=True))
 
 
-def _classify(reply: object, alert: dict) -> tuple[AddResult, dict]:
-    if reply == 1:
-        return AddResult.NEW, alert
-    stored = orjson.loads(reply)  # type: ignore[arg-type]
-    same = stored.get("source") == alert.get("source")
-    return (AddResult.REDELIVERED if same else AddResult.DUPLICATE), stored
+def _outcome(reply: object, alert: dict) -> tuple[AddResult, dict]:
+    result, stored = classify_insert(reply, alert.get("source"))
+    return result, alert if stored is None else stored

@@ -101,7 +101,8 @@ class TimelineStore:
                 client=pipe,
             )
         replies = await pipe.execute()
-        return [_classify(reply, e) for reply, e in zip(replies, entries, strict=True)]
+        return [classify_insert(reply, e.source)[0]
+                for reply, e in zip(replies, entries, strict=True)]
 
     async def read(
         self,
@@ -198,8 +199,15 @@ class ProfileChange:
     released: tuple[str, ...] = ()  # identity keys it no longer claims
 
 
-def _classify(reply: object, entry: NewEntry) -> AddResult:
+def classify_insert(reply: object, source: dict | None) -> tuple[AddResult, dict | None]:
+    """Read a store-if-absent script's reply: 1, or the JSON already stored.
+
+    The stored value's `source` (inbound topic, partition, offset) tells our own
+    redelivery of the same record from another record with the same id.
+    Returns the outcome and the stored value (None when newly stored).
+    """
     if reply == 1:
-        return AddResult.NEW
+        return AddResult.NEW, None
     stored = orjson.loads(reply)  # type: ignore[arg-type]
-    return AddResult.REDELIVERED if stored.get("source") == entry.source else AddResult.DUPLICATE
+    same = stored.get("source") == source
+    return (AddResult.REDELIVERED if same else AddResult.DUPLICATE), stored
