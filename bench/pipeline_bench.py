@@ -484,6 +484,8 @@ class Worker:
         self.env = os.environ | {
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "REDIS_URL": settings.redis_url,
+            # No metrics endpoint: it would clash with a developer's `cxt up` worker.
+            "CXT_WORKER_METRICS_PORT": "0",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 

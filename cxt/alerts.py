@@ -12,11 +12,12 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import TextIO
 
 import orjson
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from cxt.produce import make_producer, start_producer
@@ -34,6 +35,22 @@ class AlertCommandError(Exception):
     """Printed as one line; the command exits non-zero."""
 
 
+class AlertNotFound(AlertCommandError):
+    pass
+
+
+class ActionRefused(AlertCommandError):
+    """The action does not apply (unknown actor, step not allowed from this status)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ActionNotApplied(AlertCommandError):
+    """Published, but no worker applied it in time."""
+
+
 @asynccontextmanager
 async def alert_store(settings: Settings) -> AsyncIterator[AlertStore]:
     redis = Redis.from_url(settings.redis_url)
@@ -46,47 +63,61 @@ async def alert_store(settings: Settings) -> AsyncIterator[AlertStore]:
 
 async def list_alerts(settings: Settings, *, statuses: set[str] | None, category: str | None,
                       queue: str | None, agent: str | None, limit: int) -> list[dict]:
-    """Newest first, filtered; scans the most recent alerts (up to 50,000)."""
     async with alert_store(settings) as store:
-        alerts = await store.recent(max(limit * 20, 1000))
-    picked = [a for a in alerts
-              if (not statuses or a["status"] in statuses)
-              and (category is None or a["category"] == category)
-              and (queue is None or a.get("queue") == queue)
-              and (agent is None or a.get("agent_id") == agent)]
-    return picked[:limit]
+        return await find_alerts(store, statuses=statuses, category=category, queue=queue,
+                                 agent=agent, limit=limit)
+
+
+async def find_alerts(store: AlertStore, *, statuses: Collection[str] | None,
+                      category: str | None, queue: str | None, agent: str | None,
+                      limit: int) -> list[dict]:
+    """Newest first, filtered; scans the most recent alerts (up to 50,000)."""
+    alerts = await store.recent(max(limit * 20, 1000))
+    return [a for a in alerts if alert_matches(a, statuses=statuses, category=category,
+                                               queue=queue, agent=agent)][:limit]
+
+
+def alert_matches(alert: dict, *, statuses: Collection[str] | None, category: str | None,
+                  queue: str | None, agent: str | None) -> bool:
+    """The list filters; None (or an empty set of statuses) lets everything through."""
+    return ((not statuses or alert["status"] in statuses)
+            and (category is None or alert["category"] == category)
+            and (queue is None or alert.get("queue") == queue)
+            and (agent is None or alert.get("agent_id") == agent))
 
 
 async def show_alert(settings: Settings, alert_id: str) -> dict:
     async with alert_store(settings) as store:
         alert = await store.get(alert_id)
     if alert is None:
-        raise AlertCommandError(f"no alert {alert_id!r}")
+        raise AlertNotFound(f"no alert {alert_id!r}")
     return alert
 
 
 async def act(settings: Settings, action: dict) -> dict:
     """Publish an action after checking it; return the alert once the worker applied it."""
     rules = load_rules(settings.alert_rules_path)
-    action = {"action_id": uuid.uuid4().hex, **action, "at": utc_now_iso()}
-    async with alert_store(settings) as store:
-        alert = await store.get(action["alert_id"])
-        if alert is None:
-            raise AlertCommandError(f"no alert {action['alert_id']!r}")
-        checked = apply_action(alert, action, rules.actors, utc_now_iso())
-        if isinstance(checked, ActionRejected):
-            raise AlertCommandError(checked.message)
-        await _publish_action(settings, action)
-        return await _wait_applied(store, action)
-
-
-async def _publish_action(settings: Settings, action: dict) -> None:
     producer = await start_producer(make_producer(settings))
     try:
-        await producer.send_and_wait(settings.topics.alert_actions, orjson.dumps(action),
-                                     key=action["alert_id"].encode())
+        async with alert_store(settings) as store:
+            return await submit_action(store, producer, settings.topics.alert_actions,
+                                       rules.actors, action)
     finally:
         await producer.stop()
+
+
+async def submit_action(store: AlertStore, producer: AIOKafkaProducer, topic: str,
+                        actors: Collection[str], action: dict) -> dict:
+    """Check `action` against the alert as stored, publish it, wait until it is applied."""
+    action = {"action_id": uuid.uuid4().hex, **action, "at": utc_now_iso()}
+    alert = await store.get(action["alert_id"])
+    if alert is None:
+        raise AlertNotFound(f"no alert {action['alert_id']!r}")
+    checked = apply_action(alert, action, actors, utc_now_iso())
+    if isinstance(checked, ActionRejected):
+        raise ActionRefused(checked.message, checked.reason)
+    await producer.send_and_wait(topic, orjson.dumps(action), key=action["alert_id"].encode())
+    return await _wait_applied(store, action)
 
 
 async def _wait_applied(store: AlertStore, action: dict) -> dict:
@@ -96,7 +127,7 @@ async def _wait_applied(store: AlertStore, action: dict) -> dict:
         if alert and any(h.get("action_id") == action["action_id"] for h in alert["history"]):
             return alert
         await asyncio.sleep(0.2)
-    raise AlertCommandError(
+    raise ActionNotApplied(
         f"the action was published on {action['alert_id']}'s topic, but no worker applied it "
         f"within {APPLY_TIMEOUT_S:.0f} s; is `cxt worker` running?")
 

@@ -13,7 +13,7 @@ import orjson
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from cxt.settings import CHANNELS, Settings, SettingsError
+from cxt.settings import CHANNELS, ROLES, Settings, SettingsError
 from streams.alerts import CALLBACK_OUTCOMES, STATUSES
 from streams.rules import CATEGORIES, RulesError
 
@@ -49,6 +49,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def _subject(text: str) -> str:
+    if not text or ":" in text or "," in text or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a subject has no spaces, ':' or ','")
+    return text
+
+
 # -- commands -----------------------------------------------------------------
 
 
@@ -62,6 +75,25 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker import run_worker
 
     run_worker(settings)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboard.server import serve
+
+    changes: dict[str, object] = {}
+    if args.host:
+        changes["dashboard_host"] = args.host
+    if args.port is not None:
+        changes["dashboard_port"] = args.port
+    serve(settings.with_(**changes))
+    return 0
+
+
+def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    from cxt.tokens import new_token_line
+
+    print(new_token_line(args.role, args.subject))
     return 0
 
 
@@ -225,6 +257,26 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run the stream worker (creates missing topics)")
     worker.set_defaults(run=cmd_worker)
 
+    dashboard = sub.add_parser(
+        "dashboard", help="serve the dashboard: pages, JSON API, websockets (Ctrl-C stops)",
+        description="Serve the advisory and agent pages, the JSON API and the live "
+        "websockets on CXT_DASHBOARD_HOST:CXT_DASHBOARD_PORT.  Needs API tokens "
+        "(CXT_API_TOKENS or CXT_API_TOKENS_FILE).")
+    dashboard.add_argument("--host", help="bind address (default CXT_DASHBOARD_HOST)")
+    dashboard.add_argument("--port", type=_port, help="port (default CXT_DASHBOARD_PORT)")
+    dashboard.set_defaults(run=cmd_dashboard)
+
+    tokens = sub.add_parser(
+        "tokens", help="make an API token line (role:subject:token) for the tokens file",
+        description="Print a new random token as role:subject:token, the format of "
+        "CXT_API_TOKENS and of the lines of CXT_API_TOKENS_FILE.")
+    tokens.add_argument("action", choices=["new"])
+    tokens.add_argument("role", choices=ROLES)
+    tokens.add_argument("subject", type=_subject,
+                        help="advisor: actor id (adv-ana); agent: agent id (A-007); "
+                        "service: a name")
+    tokens.set_defaults(run=cmd_tokens)
+
     topics = sub.add_parser("topics", help="create or list the project's topics")
     topics.add_argument("action", choices=["create", "list"])
     topics.set_defaults(run=cmd_topics)
@@ -329,6 +381,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args, Settings.from_env())
     except (UsageError, SettingsError, RulesError) as exc:
         return _fail(str(exc), 2)
+    except ValueError as exc:
+        from dashboard.prompts import AgentConfigError
+        from dashboard.services import DashboardConfigError
+
+        if isinstance(exc, AgentConfigError | DashboardConfigError):
+            return _fail(str(exc), 2)
+        raise
     except KafkaConnectionError as exc:
         return _fail(f"cannot reach Kafka ({exc}); is it running? "
                      "check KAFKA_BOOTSTRAP_SERVERS", 1)

@@ -9,6 +9,7 @@ import orjson
 
 from cxt.alerts import alert_store
 from cxt.settings import Settings
+from streams.alert_store import AlertStore
 from streams.survey_metrics import (
     Row,
     aggregate,
@@ -24,14 +25,22 @@ async def survey_rows(settings: Settings, *, hours: int | None = None, days: int
                       channel: str | None = None, queue: str | None = None,
                       agent: str | None = None, now: datetime | None = None) -> list[Row]:
     """One row per hour (default: the last 24) or per day, oldest first."""
+    async with alert_store(settings) as store:
+        return await survey_rows_from(store, hours=hours, days=days, channel=channel,
+                                      queue=queue, agent=agent, now=now)
+
+
+async def survey_rows_from(store: AlertStore, *, hours: int | None = None,
+                           days: int | None = None, channel: str | None = None,
+                           queue: str | None = None, agent: str | None = None,
+                           now: datetime | None = None) -> list[Row]:
     now = now or datetime.now(UTC)
     filters = {"channel": channel, "queue": queue, "agent": agent}
-    async with alert_store(settings) as store:
-        if days:
-            periods = {day: hours_of_day(day) for day in days_back(now, days)}
-        else:
-            periods = {hour: [hour] for hour in hours_back(now, hours or 24)}
-        counters = await store.counters([h for hs in periods.values() for h in hs])
+    if days:
+        periods = {day: hours_of_day(day) for day in days_back(now, days)}
+    else:
+        periods = {hour: [hour] for hour in hours_back(now, hours or 24)}
+    counters = await store.counters([h for hs in periods.values() for h in hs])
     rows = []
     for period, buckets in periods.items():
         merged: dict[bytes, int] = {}

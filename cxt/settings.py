@@ -8,6 +8,7 @@ other module takes a `Settings` (usually `Settings.from_env()`).  The README's
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,48 @@ TOPIC_NAMES: tuple[str, ...] = (*CHANNELS, "customers", "timeline", "alerts", "a
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
+
+
+ROLES: tuple[str, ...] = ("advisor", "agent", "service")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token of the dashboard service: who holds it and what they may do.
+
+    `subject` is the advisor's actor id (alert actions are recorded under it),
+    the agent's id (an agent sees only their own channel), or a service name.
+    """
+
+    role: str
+    subject: str
+    token: str = field(repr=False)
+
+
+def parse_tokens(raw: str, variable: str = "CXT_API_TOKENS") -> tuple[ApiToken, ...]:
+    """`role:subject:token` items separated by commas or newlines."""
+    tokens = []
+    for item in re.split(r"[,\n]", raw):
+        item = item.strip()
+        if not item or item.startswith("#"):
+            continue
+        parts = item.split(":", 2)
+        if len(parts) != 3 or not all(parts):
+            raise SettingsError(f"{variable}: {_redact(item)!r} is not role:subject:token")
+        role, subject, token = parts
+        if role not in ROLES:
+            raise SettingsError(f"{variable}: role {role!r} is not one of {', '.join(ROLES)}")
+        if len(token) < 16:
+            raise SettingsError(f"{variable}: the token of {role}:{subject} is shorter than "
+                                "16 characters; generate one with `cxt tokens new`")
+        tokens.append(ApiToken(role, subject, token))
+    return tuple(tokens)
+
+
+def _redact(item: str) -> str:
+    # Never echo a secret back into logs or terminals, even a malformed one.
+    head, _, _ = item.rpartition(":")
+    return f"{head}:***" if head else "***"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -115,6 +158,15 @@ class Settings:
     kafka_version: str = KAFKA_VERSION
     kafka_heap: str = "-Xms256m -Xmx512m"
     log_level: str = "info"
+    # Prometheus /metrics of a stream worker (0: no metrics endpoint).
+    worker_metrics_port: int = 9101
+    # The dashboard service (HTTP API, pages, websockets).
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8080
+    api_tokens: tuple[ApiToken, ...] = ()
+    # Relevance keywords and next-best-action prompts of the agent view.
+    agent_context_path: Path = (Path(__file__).resolve().parent.parent / "config"
+                                / "agent_context.toml")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -145,7 +197,29 @@ class Settings:
             kafka_version=env.get("CXT_KAFKA_VERSION") or d.kafka_version,
             kafka_heap=env.get("CXT_KAFKA_HEAP") or d.kafka_heap,
             log_level=(env.get("CXT_LOG_LEVEL") or d.log_level).lower(),
+            worker_metrics_port=_int(env, "CXT_WORKER_METRICS_PORT", d.worker_metrics_port),
+            dashboard_host=env.get("CXT_DASHBOARD_HOST") or d.dashboard_host,
+            dashboard_port=_int(env, "CXT_DASHBOARD_PORT", d.dashboard_port),
+            api_tokens=_tokens(env),
+            agent_context_path=Path(env.get("CXT_AGENT_CONTEXT") or d.agent_context_path),
         )
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.dashboard_host}:{self.dashboard_port}"
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _tokens(env: Mapping[str, str]) -> tuple[ApiToken, ...]:
+    """CXT_API_TOKENS, plus the lines of the file named by CXT_API_TOKENS_FILE."""
+    tokens = parse_tokens(env.get("CXT_API_TOKENS") or "")
+    path = env.get("CXT_API_TOKENS_FILE")
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise SettingsError(f"CXT_API_TOKENS_FILE={path}: {exc.strerror}") from None
+        tokens += parse_tokens(text, f"CXT_API_TOKENS_FILE={path}")
+    return tokens

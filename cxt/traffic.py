@@ -137,6 +137,9 @@ def make_customer(index: int, rng: random.Random) -> dict[str, Any]:
         "customer_since": since.date().isoformat(),
         "lifetime_value_gbp": round(rng.lognormvariate(6.5, 0.8), 2),
         "marketing_consent": rng.random() < 0.6,
+        # Share of the plan's allowance used last month; derived from the index, not
+        # drawn, so adding it left every other generated value as it was.
+        "plan_usage_pct": (index * 37) % 101,
     }
 
 

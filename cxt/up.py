@@ -1,9 +1,11 @@
 """`cxt up`: the whole product on this machine, stopped cleanly by Ctrl-C.
 
 Broker and Redis run under CXT_STATE_DIR (kept between runs, so timelines
-survive a restart); the worker and the demo traffic run as child processes
+survive a restart); the worker and the dashboard and the demo traffic run as child processes
 in their own sessions, so Ctrl-C reaches only this process and everything is
-stopped in order: traffic, worker, Redis, broker.
+stopped in order: traffic, dashboard, worker, Redis, broker.  Without
+configured API tokens it makes development ones (CXT_STATE_DIR/api-tokens)
+and prints the pages' URLs with them.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 from cxt.localstack import LocalStack, port_in_use
 from cxt.settings import Settings
+from cxt.tokens import DEV_ADVISOR, DEV_AGENT, dev_tokens, token_of
 from streams.topics import ensure_topics
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -47,14 +51,14 @@ def local_ports(settings: Settings) -> tuple[int, int]:
     )
 
 
-def _child_env(settings: Settings) -> dict[str, str]:
+def _child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "REDIS_URL": settings.redis_url, "PYTHONUNBUFFERED": "1"}
+            "REDIS_URL": settings.redis_url, "PYTHONUNBUFFERED": "1", **extra}
 
 
-def _spawn(args: list[str], settings: Settings) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "cxt", *args], env=_child_env(settings),
-                            start_new_session=True)
+def _spawn(args: list[str], settings: Settings, **extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "cxt", *args],
+                            env=_child_env(settings, extra), start_new_session=True)
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
@@ -68,15 +72,36 @@ def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
         proc.wait()
 
 
-def _banner(settings: Settings, rate: float | None) -> str:
+def _dashboard_urls(settings: Settings, tokens_file: Path | None) -> str:
+    url = settings.dashboard_url
+    if tokens_file is None:
+        return f"""
+Dashboard (with the tokens of CXT_API_TOKENS / CXT_API_TOKENS_FILE):
+  {url}/advisory#token=TOKEN and {url}/agent?agent=AGENT_ID#token=TOKEN
+"""
+    tokens = settings.api_tokens
+    advisor = token_of(tokens, "advisor", DEV_ADVISOR)
+    agent = token_of(tokens, "agent", DEV_AGENT)
+    service = token_of(tokens, "service", "dev-service")
+    return f"""
+Open in a browser (development tokens; every demo agent's is in {tokens_file}):
+  advisory group   {url}/advisory#token={advisor}
+  agent {DEV_AGENT}        {url}/agent?agent={DEV_AGENT}#token={agent}
+  JSON API         curl -H 'Authorization: Bearer {service}' {url}/api/alerts
+"""
+
+
+def _banner(settings: Settings, rate: float | None, tokens_file: Path | None) -> str:
     demo = f"demo traffic at {rate:g} events/s" if rate else "no demo traffic"
     return f"""
 cx-timeline is running
   Kafka broker   {settings.kafka_bootstrap_servers}  (data in {settings.state_dir}/kafka)
   Redis          {settings.redis_url}
   stream worker  consuming {', '.join(settings.topics.inbound.values())}
+                 metrics http://127.0.0.1:{settings.worker_metrics_port}/metrics
+  dashboard      {settings.dashboard_url}  (API, pages, websockets; /metrics with a token)
   {demo}
-
+{_dashboard_urls(settings, tokens_file)}
 Look at it (in another terminal):
   ./dev cxt timeline C-000001              a customer's timeline, newest first
   ./dev cxt timeline C-000001 --json       the same as JSON
@@ -91,6 +116,9 @@ Press Ctrl-C to stop everything.
 def run_up(settings: Settings, *, rate: float, customers: int, demo: bool) -> int:
     try:
         kafka_port, redis_port = local_ports(settings)
+        if port_in_use("127.0.0.1", settings.dashboard_port):
+            raise UpError(f"port {settings.dashboard_port} for the dashboard is already in use; "
+                          "stop what uses it or choose another with CXT_DASHBOARD_PORT")
     except UpError as exc:
         print(f"cxt up: {exc}", file=sys.stderr)
         return 1
@@ -101,13 +129,20 @@ def run_up(settings: Settings, *, rate: float, customers: int, demo: bool) -> in
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         print(f"starting Apache Kafka {settings.kafka_version} and Redis ...", flush=True)
+        tokens_file = None
+        if not settings.api_tokens:
+            tokens_file = settings.state_dir / "api-tokens"
+            settings = settings.with_(api_tokens=dev_tokens(tokens_file))
         live = stack.start()
         asyncio.run(ensure_topics(live))
         children.append(_spawn(["worker"], live))
+        extra = {"CXT_API_TOKENS_FILE": str(tokens_file.resolve())} if tokens_file else {}
+        children.append(_spawn(["dashboard"], live, **extra))
         if demo:
             children.append(_spawn(["simulate", "--rate", f"{rate:g}", "--duration", "0",
                                     "--customers", str(customers)], live))
-        print(_banner(live, rate if demo else None), flush=True)
+        print(_banner(live.with_(api_tokens=settings.api_tokens), rate if demo else None,
+                      tokens_file), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         failed = next(c for c in children if c.poll() is not None)

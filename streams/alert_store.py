@@ -140,6 +140,12 @@ class AlertStore:
                                                                limit - 1)]
         return [a for a in await self.get_many(ids) if a is not None]
 
+    async def of_customer(self, customer_id: str) -> list[dict]:
+        """Every alert of the customer that is still stored, in no particular order."""
+        members = await self.redis.smembers(self.keys.customer_alerts(customer_id))
+        found = await self.get_many(sorted(m.decode() for m in members))
+        return [a for a in found if a is not None]
+
     async def erase_customer(self, customer_id: str) -> None:
         """Delete the customer's alerts (they quote the customer's interactions)."""
         members = await self.redis.smembers(self.keys.customer_alerts(customer_id))

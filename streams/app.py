@@ -8,6 +8,9 @@ fails, see PITFALLS.md).  Redis or Kafka being unavailable makes the agent
 wait and retry the same batch (backpressure) instead of skipping it.  Any
 other error stops the worker (`CrashingSupervisor`): restarting an agent in
 place would resume after the events it never stored.
+
+Each worker serves Prometheus metrics on CXT_WORKER_METRICS_PORT
+(`streams.metrics`), counted per batch here.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from cxt.settings import Settings
 from streams.alert_store import AlertStore
 from streams.keys import Keys
+from streams.metrics import WorkerMetrics
 from streams.processor import Processor
 from streams.records import Outgoing, Record
 from streams.rules import load_rules
@@ -42,9 +46,13 @@ Step = Callable[[Sequence[Record]], Awaitable[list[Outgoing]]]
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, KafkaError, OSError)
 MAX_BACKOFF_S = 5.0
 STATUS_EVERY_S = 10.0
+LAG_EVERY_S = 5.0
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
+    """The app; `metrics` defaults to a fresh set with its own registry."""
+    if metrics is None:
+        metrics = WorkerMetrics()
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap_servers.split(",")],
@@ -70,7 +78,7 @@ def create_app(settings: Settings) -> faust.App:
     alerts = AlertStore(redis, Keys(settings.redis_prefix),
                         counters_ttl_days=settings.timeline_max_age_days)
     runner = BatchRunner(app, Processor(settings, store, alerts, load_rules(
-        settings.alert_rules_path)))
+        settings.alert_rules_path)), metrics)
     steps: dict[str, tuple[faust.TopicT, Step]] = {
         "interactions": (app.topic(*settings.topics.inbound.values()),
                          runner.processor.interactions),
@@ -89,6 +97,17 @@ def create_app(settings: Settings) -> faust.App:
     async def status() -> None:
         runner.log_status()
 
+    if settings.worker_metrics_port:
+        # A task, not a call in create_app: it runs once the worker has set up logging,
+        # so a busy port is reported in the worker's log like everything else.
+        @app.task
+        async def serve_metrics() -> None:
+            metrics.serve(settings.worker_metrics_port)
+
+        @app.timer(interval=LAG_EVERY_S)
+        async def refresh_lag() -> None:
+            await runner.update_lag()
+
     return app
 
 
@@ -100,7 +119,7 @@ def _batch_agent(app: faust.App, name: str, topic: faust.TopicT, runner: BatchRu
     @app.agent(topic, name=name)
     async def ingest(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(size, within):
-            await runner.run(events, step)
+            await runner.run(name, events, step)
             for event in events:
                 await stream.ack(event)
 
@@ -108,17 +127,21 @@ def _batch_agent(app: faust.App, name: str, topic: faust.TopicT, runner: BatchRu
 class BatchRunner:
     """Runs a batch until it is stored and published, and counts the outcome."""
 
-    def __init__(self, app: faust.App, processor: Processor) -> None:
+    def __init__(self, app: faust.App, processor: Processor, metrics: WorkerMetrics) -> None:
         self.app = app
         self.processor = processor
+        self.metrics = metrics
         self.counts: Counter[str] = Counter()
         self._last_status = (time.monotonic(), 0)
+        self._lag_failing = False
+        self._log_starts: dict[faust.types.TP, int] = {}
 
-    async def run(self, events: Sequence[faust.EventT], step: Step) -> None:
+    async def run(self, agent: str, events: Sequence[faust.EventT], step: Step) -> None:
+        started = time.perf_counter()
         records = [_record(event.message) for event in events]
         outgoing = await self._until_done(lambda: step(records), "Redis write")
         await self._until_done(lambda: self._publish(outgoing), "Kafka publish")
-        self._count(records, outgoing)
+        self._count(agent, records, outgoing, time.perf_counter() - started)
 
     async def escalate(self) -> None:
         outgoing, due = await self._until_done(self.processor.escalations, "escalation check")
@@ -126,6 +149,7 @@ class BatchRunner:
         # Cleared only once published: a crash before this re-sends, never skips.
         await self._until_done(lambda: self.processor.alerts.not_due(due), "Redis write")
         self.counts["escalated"] += len(outgoing)
+        self.metrics.alerts(orjson.loads(o.value or b"{}") for o in outgoing)
 
     async def _publish(self, outgoing: Sequence[Outgoing]) -> None:
         send = self.app.producer.send
@@ -143,16 +167,38 @@ class BatchRunner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    def _count(self, records: Sequence[Record], outgoing: Sequence[Outgoing]) -> None:
-        self.counts["in"] += len(records)
-        dead = self.processor.topics.deadletter
+    def _count(self, agent: str, records: Sequence[Record], outgoing: Sequence[Outgoing],
+               seconds: float) -> None:
+        topics = self.processor.topics
+        accepted: Counter[str] = Counter()
+        rejected: Counter[str] = Counter()
+        alerts: list[dict] = []
         for message in outgoing:
-            if message.topic == dead:
-                self.counts["rejected:" + orjson.loads(message.value or b"{}")["reason"]] += 1
-            elif message.topic == self.processor.topics.alerts:
-                self.counts["alert events"] += 1
-            else:
-                self.counts["published"] += 1
+            if message.topic == topics.timeline:
+                accepted[message.channel or "unknown"] += 1
+            elif message.topic == topics.deadletter:
+                rejected[orjson.loads(message.value or b"{}")["reason"]] += 1
+            elif message.topic == topics.alerts:
+                # Parsed whole: alerts are rare (a few % of surveys, plus actions).
+                alerts.append(orjson.loads(message.value or b"{}"))
+        self.counts["in"] += len(records)
+        self.counts["published"] += sum(accepted.values())
+        self.counts["alert events"] += len(alerts)
+        self.counts.update({"rejected:" + reason: n for reason, n in rejected.items()})
+        self.metrics.batch(agent, len(records), seconds, accepted, rejected, alerts)
+
+    async def update_lag(self) -> None:
+        """Refresh the consumer lag gauge; a failure only skips this round."""
+        try:
+            lag = await consumer_lag(self.app.consumer, self._log_starts)
+        except Exception as exc:  # metrics must never stop the pipeline
+            # Once per run of failures (a rebalance, the broker away), not every few seconds.
+            level = logging.DEBUG if self._lag_failing else logging.WARNING
+            log.log(level, "consumer lag not updated (%s: %s)", type(exc).__name__, exc)
+            self._lag_failing = True
+            return
+        self._lag_failing = False
+        self.metrics.set_lag(lag)
 
     def log_status(self) -> None:
         then, seen = self._last_status
@@ -170,3 +216,37 @@ def _record(message: faust.types.Message) -> Record:
     ts = message.timestamp
     return Record(message.topic, message.partition, message.offset, message.key, message.value,
                   None if ts is None else int(ts * 1000))
+
+
+async def consumer_lag(consumer: faust.types.ConsumerT,
+                       log_starts: dict[faust.types.TP, int]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> records not yet committed, for the partitions assigned now.
+
+    `log_starts` caches the first offsets of partitions the group has never
+    committed; it is kept up to date here.
+    """
+    assigned = consumer.assignment()
+    for gone in log_starts.keys() - assigned:
+        del log_starts[gone]
+    if not assigned:
+        return {}
+    # The log end offsets asked of the broker, not the fetcher's cached highwater:
+    # faust stops fetching a partition whose buffer is full, just when its lag matters.
+    ends = await consumer.highwaters(*assigned)
+    # What this worker has committed (faust keeps it per assigned partition; None
+    # until the group has committed anything there): read without inserting.
+    committed = consumer._committed_offset  # type: ignore[attr-defined]
+    # A partition never committed counts from its first offset (retention may have
+    # moved it past 0).  Asked once: the first record processed there gets committed.
+    unknown = [tp for tp in assigned if committed.get(tp) is None and tp not in log_starts]
+    if unknown:
+        log_starts.update(await consumer.earliest_offsets(*unknown))
+    lag = {}
+    for tp in assigned:
+        done = committed.get(tp)
+        if done is None:
+            done = log_starts.get(tp)
+        end = ends.get(tp)
+        if end is not None and done is not None:
+            lag[(tp.topic, tp.partition)] = max(0, end - done)
+    return lag

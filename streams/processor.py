@@ -241,7 +241,8 @@ class Processor:
     # -- outgoing messages ----------------------------------------------------
 
     def _publish(self, entry: NewEntry) -> Outgoing:
-        return Outgoing(self.topics.timeline, entry.customer_id.encode(), entry.body)
+        return Outgoing(self.topics.timeline, entry.customer_id.encode(), entry.body,
+                        channel=entry.entry.get("channel"))
 
     def _reject(self, record: Record, rejection: Rejection) -> Outgoing:
         return dead_letter(record, rejection.reason, rejection.message, self.topics.deadletter)

@@ -32,6 +32,8 @@ class Outgoing:
     topic: str
     key: bytes | None
     value: bytes | None
+    # For timeline entries: their channel, so metrics need not parse the value again.
+    channel: str | None = None
 
 
 def utc_now_iso() -> str:

@@ -134,6 +134,51 @@ class TimelineStore:
                 break
         return out
 
+    async def page(
+        self,
+        customer_id: str,
+        *,
+        limit: int,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        channel: str | None = None,
+        before: tuple[int, str] | None = None,
+    ) -> tuple[list[dict], tuple[int, str] | None]:
+        """One page, newest first, and the cursor of the next page (None: no more).
+
+        The cursor is the (occurred ms, event_id) of the last entry returned, so
+        entries arriving between two page reads shift nothing: no repeats, no gaps.
+        Members with equal scores come in descending event_id order in a reverse
+        range, which is what makes the pair a total order.
+        """
+        top = until_ms if before is None else min(before[0], until_ms or before[0])
+        scored = await self.redis.zrevrangebyscore(
+            self.keys.timeline(customer_id), "+inf" if top is None else top,
+            "-inf" if since_ms is None else since_ms, withscores=True)
+        score_of = {eid: int(score) for eid, score in scored
+                    if before is None or (int(score), eid.decode()) < before}
+        ids = list(score_of)
+        out: list[dict] = []
+        chunk = max(limit + 1, 64)
+        # Bodies are fetched a chunk at a time: a page of 50 reads ~50 bodies, not
+        # the whole timeline, unless a channel filter has to look further.
+        for start in range(0, len(ids), chunk):
+            bodies = await self.redis.hmget(self.keys.entries(customer_id),
+                                            ids[start:start + chunk])
+            for body in bodies:
+                if body is None:
+                    continue
+                entry = orjson.loads(body)
+                if channel is None or entry.get("channel") == channel:
+                    out.append(entry)
+            if len(out) > limit:
+                break
+        page = out[:limit]
+        if len(out) <= limit:
+            return page, None
+        last = page[-1]["event_id"]
+        return page, (score_of[last.encode()], last)
+
     async def take_all(self, customer_id: str) -> list[StoredEntry]:
         """Every entry of a (provisional) profile with its sort score."""
         pipe = self.redis.pipeline(transaction=False)

@@ -7,13 +7,17 @@ a developer's `cxt up` stack or each other's runs.  Worker fixtures build on
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import redis
 
-from cxt.localstack import LocalStack
-from cxt.settings import Settings
+from cxt.localstack import LocalStack, free_port
+from cxt.settings import ApiToken, Settings
+from tests.helpers import DashboardProcess, WorkerProcess, create_topics, isolated
 
 
 def _test_settings() -> Settings:
@@ -43,3 +47,43 @@ def redis_client(stack: LocalStack) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@dataclass(frozen=True)
+class LiveDashboard:
+    """A worker and a dashboard on their own topics and Redis prefix, with tokens by name:
+    advisor (adv-ana, an actor), stranger (an advisor who is not an actor), agent (A-007),
+    other_agent (A-008), service."""
+
+    settings: Settings
+    tokens: dict[str, str]
+    worker: WorkerProcess
+    dashboard: DashboardProcess
+
+    @property
+    def url(self) -> str:
+        return self.settings.dashboard_url
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+@pytest.fixture(scope="module")
+def live_dashboard(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[LiveDashboard]:
+    holders = {"advisor": ("advisor", "adv-ana"), "stranger": ("advisor", "adv-nobody"),
+               "agent": ("agent", "A-007"), "other_agent": ("agent", "A-008"),
+               "service": ("service", "test-suite")}
+    tokens = {name: secrets.token_urlsafe(24) for name in holders}
+    settings = isolated(stack.settings, dashboard_port=free_port(), api_tokens=tuple(
+        ApiToken(role, subject, tokens[name]) for name, (role, subject) in holders.items()))
+    asyncio.run(create_topics(settings))
+    logs = tmp_path_factory.mktemp("dashboard")
+    worker = WorkerProcess(settings, logs).start()
+    dashboard = DashboardProcess(settings, logs).start()
+    try:
+        dashboard.wait_ready(tokens["service"])
+        yield LiveDashboard(settings, tokens, worker, dashboard)
+    finally:
+        dashboard.stop()
+        worker.stop()

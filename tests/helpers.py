@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -31,6 +33,7 @@ def isolated(settings: Settings, **changes: object) -> Settings:
     tag = uuid.uuid4().hex[:8]
     names = {n: f"{getattr(Topics, n)}.{tag}" for n in TOPIC_NAMES}
     topics = Topics(**names, partitions=3)
+    changes.setdefault("worker_metrics_port", 0)
     return replace(settings, topics=topics, app_id=f"cxt-test-{tag}",
                    redis_prefix=f"t{tag}", batch_window_ms=20, **changes)  # type: ignore[arg-type]
 
@@ -49,28 +52,39 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CXT_TIMELINE_MAX_ENTRIES": str(settings.timeline_max_entries),
         "CXT_TIMELINE_MAX_AGE_DAYS": str(settings.timeline_max_age_days),
         "PYTHONUNBUFFERED": "1",
+        # Many workers share this machine in tests; the metrics test asks for a port.
+        "CXT_WORKER_METRICS_PORT": str(settings.worker_metrics_port),
     }
     for name in TOPIC_NAMES:
         env[f"CXT_TOPIC_{name.upper()}"] = getattr(settings.topics, name)
     env["CXT_ALERT_ACK_TIMEOUT_S"] = str(settings.alert_ack_timeout_s)
     env["CXT_ESCALATION_CHECK_S"] = str(settings.escalation_check_s)
     env["CXT_ALERT_RULES"] = str(settings.alert_rules_path)
+    env["CXT_DASHBOARD_HOST"] = settings.dashboard_host
+    env["CXT_DASHBOARD_PORT"] = str(settings.dashboard_port)
+    env["CXT_AGENT_CONTEXT"] = str(settings.agent_context_path)
+    env["CXT_API_TOKENS"] = ",".join(f"{t.role}:{t.subject}:{t.token}"
+                                     for t in settings.api_tokens)
+    env.pop("CXT_API_TOKENS_FILE", None)
     return env
 
 
-class WorkerProcess:
-    """`python -m cxt worker` as a child process, with its output in a log file."""
+class CxtProcess:
+    """`python -m cxt COMMAND` as a child process, with its output in a log file."""
+
+    command: tuple[str, ...] = ()
 
     def __init__(self, settings: Settings, log_dir: Path) -> None:
         self.settings = settings
-        self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
+        self.log_path = log_dir / f"{self.command[0]}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> WorkerProcess:
+    def start(self) -> CxtProcess:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cxt", "worker"], cwd=REPO, env=settings_env(self.settings),
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [sys.executable, "-m", "cxt", *self.command], cwd=REPO,
+                env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         return self
 
     def stop(self, timeout: float = 20) -> None:
@@ -92,7 +106,33 @@ class WorkerProcess:
 
     def assert_alive(self) -> None:
         assert self.proc is not None and self.proc.poll() is None, (
-            f"worker exited with {self.proc and self.proc.returncode}:\n{self.log()}")
+            f"{self.command[0]} exited with {self.proc and self.proc.returncode}:\n{self.log()}")
+
+
+class WorkerProcess(CxtProcess):
+    command = ("worker",)
+
+
+class DashboardProcess(CxtProcess):
+    """`cxt dashboard` on `settings.dashboard_port`; `wait_ready` once started."""
+
+    command = ("dashboard",)
+
+    def wait_ready(self, token: str, timeout: float = 60) -> None:
+        """Until /healthz says Kafka, Redis and the live feed are all up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.assert_alive()
+            request = urllib.request.Request(f"{self.settings.dashboard_url}/healthz",
+                                             headers={"Authorization": f"Bearer {token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (OSError, urllib.error.HTTPError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the dashboard was not ready within {timeout} s:\n{self.log()}")
 
 
 async def create_topics(settings: Settings) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from cxt.localstack import free_port
+from cxt.settings import parse_tokens
 from tests.helpers import REPO
 
-COMMANDS = ["up", "worker", "topics", "produce", "simulate", "timeline"]
+COMMANDS = ["up", "worker", "topics", "produce", "simulate", "timeline", "dashboard", "tokens"]
 
 
 def _cxt(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -35,6 +37,9 @@ def test_every_command_has_help(command: str) -> None:
     (["simulate", "--rate", "-3"], "must not be negative"),
     (["simulate", "--rate", "0"], "must be greater than 0"),
     (["topics", "delete"], "invalid choice"),
+    (["tokens", "new", "boss", "x"], "invalid choice"),
+    (["tokens", "new", "agent", "A:1"], "no spaces, ':' or ','"),
+    (["dashboard", "--port", "70000"], "not a TCP port"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args: list[str], expected: str) -> None:
     result = _cxt(*args)
@@ -75,3 +80,24 @@ def test_produce_reports_a_missing_file() -> None:
     result = _cxt("produce", "/nonexistent/events.jsonl")
     assert result.returncode == 2
     assert "no such file: /nonexistent/events.jsonl" in result.stderr
+
+
+def test_tokens_new_prints_a_line_the_settings_accept() -> None:
+    result = _cxt("tokens", "new", "agent", "A-042")
+    assert result.returncode == 0, result.stderr
+    (token,) = parse_tokens(result.stdout)
+    assert (token.role, token.subject) == ("agent", "A-042") and len(token.token) >= 32
+    assert _cxt("tokens", "new", "agent", "A-042").stdout != result.stdout
+
+
+def test_dashboard_refuses_to_start_without_tokens_or_with_a_bad_one() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CXT_API_TOKENS")}
+    result = _cxt("dashboard", "--port", str(free_port()), env=env)
+    assert result.returncode == 2
+    assert "no API tokens are configured" in result.stderr and "Traceback" not in result.stderr
+    result = _cxt("dashboard", env=env | {"CXT_API_TOKENS": "advisor:adv-ana:short"})
+    assert result.returncode == 2 and "shorter than 16" in result.stderr
+    assert "short'" not in result.stderr  # the secret is not echoed
+    result = _cxt("dashboard", env=env | {"CXT_API_TOKENS": "advisor:adv-ana:secret-secret-1"
+                                                            "23456", "CXT_AGENT_CONTEXT": "/nope"})
+    assert result.returncode == 2 and "/nope" in result.stderr, result.stderr

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from cxt.localstack import free_port, port_in_use
@@ -25,16 +28,37 @@ def _wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float)
         time.sleep(0.2)
 
 
+def _http_status(url: str, token: str | None = None, timeout: float = 60) -> int:
+    """The status of a GET, retried while the service is still starting."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                        timeout=5) as reply:
+                return reply.status
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > deadline:
+                return exc.code
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.3)
+
+
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
 
 
 def test_up_runs_the_product_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
-    kafka_port, redis_port = free_port(), free_port()
+    kafka_port, redis_port, web_port, metrics_port = (free_port() for _ in range(4))
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{kafka_port}",
            "REDIS_URL": f"redis://localhost:{redis_port}/0",
+           "CXT_DASHBOARD_PORT": str(web_port), "CXT_WORKER_METRICS_PORT": str(metrics_port),
            "CXT_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
+    for name in ("CXT_API_TOKENS", "CXT_API_TOKENS_FILE"):
+        env.pop(name, None)
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         up = subprocess.Popen([sys.executable, "-m", "cxt", "up", "--rate", "20"], cwd=REPO,
@@ -43,7 +67,18 @@ def test_up_runs_the_product_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
     try:
         _wait_for_line(log, "cx-timeline is running", up, timeout=120)
         children = _children(up.pid)
-        assert len(children) >= 2  # worker and demo traffic
+        assert len(children) >= 3  # worker, dashboard and demo traffic
+
+        # The banner's advisory URL carries a working development token.
+        found = re.search(rf"(http://127.0.0.1:{web_port}/advisory)#token=(\S+)",
+                          log.read_text())
+        assert found, log.read_text()[-3000:]
+        page_url, token = found.groups()
+        assert _http_status(page_url) == 200
+        assert _http_status(f"http://127.0.0.1:{web_port}/healthz", token) == 200
+        assert _http_status(f"http://127.0.0.1:{web_port}/api/alerts") == 401
+        assert _http_status(f"http://127.0.0.1:{metrics_port}/metrics") == 200
+        assert oct((tmp_path / "state" / "api-tokens").stat().st_mode)[-3:] == "600"
 
         settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
                             redis_url=f"redis://127.0.0.1:{redis_port}/0")
@@ -66,6 +101,7 @@ def test_up_runs_the_product_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
             assert not os.path.exists(f"/proc/{pid}"), f"child {pid} left behind"
         assert not port_in_use("127.0.0.1", kafka_port)
         assert not port_in_use("127.0.0.1", redis_port)
+        assert not port_in_use("127.0.0.1", web_port)
     finally:
         if up.poll() is None:
             up.kill()

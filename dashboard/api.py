@@ -1,0 +1,243 @@
+"""The JSON API: timelines, agent contexts, alerts and their actions, survey metrics,
+health and Prometheus metrics.  dashboard/openapi.json documents every route."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from cxt.alerts import (
+    ActionNotApplied,
+    ActionRefused,
+    AlertNotFound,
+    alert_matches,
+    submit_action,
+)
+from cxt.report import survey_rows_from
+from cxt.settings import CHANNELS, ApiToken
+from dashboard.agent_view import DEFAULT_LIMIT, agent_context
+from dashboard.auth import authorize
+from dashboard.errors import ApiError, bad_request, not_found
+from dashboard.params import Query, check_id, json_body
+from dashboard.services import Services
+from streams.alerts import CALLBACK_OUTCOMES, STATUSES
+from streams.rules import CATEGORIES
+from streams.survey_metrics import rows_to_json
+
+EVERYONE = ("advisor", "agent", "service")
+ADVISORY = ("advisor", "service")
+# Alerts are scanned newest first in this window for filtering and paging.
+ALERT_SCAN = 5000
+HEALTH_TIMEOUT_S = 2.0
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _caller(request: Request, roles: tuple[str, ...]) -> ApiToken:
+    return authorize(_services(request).tokens, request.headers, roles)
+
+
+def _json(body: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+# -- health and metrics ---------------------------------------------------------------
+
+
+async def healthz(request: Request) -> JSONResponse:
+    _caller(request, EVERYONE)
+    services = _services(request)
+    checks = dict(zip(("redis", "kafka"), await asyncio.gather(
+        _timed(services.redis.ping()),
+        _timed(services.producer.client.fetch_all_metadata()),
+    ), strict=True))
+    checks["live_feed"] = {"ok": request.app.state.hub.connected.is_set()}
+    healthy = all(c["ok"] for c in checks.values())
+    return _json({"status": "ok" if healthy else "unavailable", "checks": checks},
+                 200 if healthy else 503)
+
+
+async def _timed(call: Any) -> dict:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(call, HEALTH_TIMEOUT_S)
+    except (TimeoutError, RedisError, KafkaError, OSError) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def metrics(request: Request) -> Response:
+    _caller(request, ADVISORY)
+    return Response(generate_latest(_services(request).metrics.registry),
+                    media_type=CONTENT_TYPE_LATEST)
+
+
+# -- timelines and agent context ---------------------------------------------------------
+
+
+def _customer_id(request: Request) -> str:
+    return check_id(request.path_params["customer_id"], "customer id")
+
+
+async def timeline(request: Request) -> JSONResponse:
+    _caller(request, EVERYONE)
+    customer_id = _customer_id(request)
+    query = Query(request, ("channel", "since", "until", "limit", "before"))
+    events, after = await _services(request).timelines.page(
+        customer_id,
+        limit=query.integer("limit", 50, 1, 1000),
+        since_ms=query.time_ms("since"),
+        until_ms=query.time_ms("until"),
+        channel=query.choice("channel", CHANNELS),
+        before=_cursor(query.text("before", max_length=400)),
+    )
+    return _json({"customer_id": customer_id, "events": events,
+                  "next": None if after is None else f"{after[0]}:{after[1]}"})
+
+
+def _cursor(raw: str | None) -> tuple[int, str] | None:
+    """"<occurred ms>:<event_id>", as returned in `next`."""
+    if raw is None:
+        return None
+    ms, sep, event_id = raw.partition(":")
+    if not sep or not ms.isdigit() or not event_id:
+        raise bad_request(f"before={raw[:60]!r} is not a cursor; pass the `next` value of "
+                          "the previous page unchanged")
+    return int(ms), event_id
+
+
+async def context(request: Request) -> JSONResponse:
+    _caller(request, EVERYONE)
+    customer_id = _customer_id(request)
+    query = Query(request, ("intent", "limit"))
+    return _json(await agent_context(
+        _services(request), customer_id, intent=query.text("intent"),
+        limit=query.integer("limit", DEFAULT_LIMIT, 1, 1000)))
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+
+async def list_alerts(request: Request) -> JSONResponse:
+    _caller(request, ADVISORY)
+    query = Query(request, ("status", "category", "queue", "agent", "limit", "before"))
+    statuses = query.choices("status", STATUSES)
+    category = query.choice("category", CATEGORIES)
+    queue, agent = query.text("queue"), query.text("agent")
+    limit = query.integer("limit", 50, 1, 500)
+    before = query.text("before")
+    recent = await _services(request).alerts.recent(ALERT_SCAN)
+    if before is not None:
+        position = next((i for i, a in enumerate(recent) if a["alert_id"] == before), None)
+        if position is None:
+            raise bad_request(f"before={before!r}: no such alert among the newest "
+                              f"{ALERT_SCAN}; start again without `before`")
+        recent = recent[position + 1:]
+    picked = [a for a in recent if alert_matches(a, statuses=statuses, category=category,
+                                                 queue=queue, agent=agent)]
+    page = picked[:limit]
+    more = len(picked) > limit
+    return _json({"alerts": page, "next": page[-1]["alert_id"] if more else None})
+
+
+async def get_alert(request: Request) -> JSONResponse:
+    _caller(request, ADVISORY)
+    alert_id = check_id(request.path_params["alert_id"], "alert id")
+    alert = await _services(request).alerts.get(alert_id)
+    if alert is None:
+        raise not_found(f"no alert {alert_id!r}")
+    return _json(alert)
+
+
+_ACTION_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "ack": {"note": str, "actor": str},
+    "callback": {"outcome": str, "note": str, "actor": str},
+    "resolve": {"category": str, "note": str, "actor": str},
+}
+
+
+async def alert_action(request: Request) -> JSONResponse:
+    token = _caller(request, ADVISORY)
+    services = _services(request)
+    alert_id = check_id(request.path_params["alert_id"], "alert id")
+    name = request.path_params["action"]
+    if name not in _ACTION_FIELDS:
+        raise not_found(f"no action {name!r}; actions are {', '.join(_ACTION_FIELDS)}")
+    body = await json_body(request, _ACTION_FIELDS[name])
+    action = {"alert_id": alert_id, "action": _ACTION_NAMES[name],
+              "actor": _actor(token, body, services)}
+    if body.get("note"):
+        action["note"] = body["note"]
+    if name == "callback":
+        if body.get("outcome") not in CALLBACK_OUTCOMES:
+            raise ApiError(422, "invalid_body", f"outcome must be one of "
+                           f"{', '.join(CALLBACK_OUTCOMES)}")
+        action["outcome"] = body["outcome"]
+    if name == "resolve" and body.get("category") is not None:
+        if body["category"] not in CATEGORIES:
+            raise ApiError(422, "invalid_body", f"category must be one of "
+                           f"{', '.join(CATEGORIES)}")
+        action["category"] = body["category"]
+    try:
+        alert = await submit_action(services.alerts, services.producer,
+                                    services.settings.topics.alert_actions,
+                                    services.rules.actors, action)
+    except AlertNotFound as exc:
+        raise not_found(str(exc)) from None
+    except ActionRefused as exc:
+        status = 403 if exc.reason == "unknown_actor" else 409
+        raise ApiError(status, exc.reason, str(exc)) from None
+    except ActionNotApplied as exc:
+        raise ApiError(503, "not_applied", str(exc)) from None
+    return _json(alert)
+
+
+_ACTION_NAMES = {"ack": "acknowledge", "callback": "callback", "resolve": "resolve"}
+
+
+def _actor(token: ApiToken, body: dict, services: Services) -> str:
+    """An advisor acts as themselves; a service names the person it acts for."""
+    if token.role == "advisor":
+        if body.get("actor") not in (None, token.subject):
+            raise ApiError(403, "forbidden", "an advisor token acts only as its own subject "
+                           f"({token.subject}); leave out `actor`")
+        actor = token.subject
+    else:
+        actor = body.get("actor")
+        if not actor:
+            raise ApiError(422, "invalid_body", "a service token must name the `actor` "
+                           "(an id from the actors list of the alert rules file)")
+    if actor not in services.rules.actors:
+        raise ApiError(403, "unknown_actor", f"{actor!r} is not in the actors list of "
+                       f"{services.rules.source}")
+    return actor
+
+
+# -- survey metrics -------------------------------------------------------------------------
+
+
+async def survey_metrics(request: Request) -> JSONResponse:
+    _caller(request, ADVISORY)
+    query = Query(request, ("period", "hours", "days", "channel", "queue", "agent"))
+    period = query.choice("period", ("hour", "day")) or "hour"
+    if period == "hour" and "days" in query.params:
+        raise bad_request("days= goes with period=day; use hours= for period=hour")
+    if period == "day" and "hours" in query.params:
+        raise bad_request("hours= goes with period=hour; use days= for period=day")
+    span = (query.integer("hours", 24, 1, 24 * 31) if period == "hour"
+            else query.integer("days", 30, 1, 400))
+    rows = await survey_rows_from(
+        _services(request).alerts,
+        hours=span if period == "hour" else None, days=span if period == "day" else None,
+        channel=query.choice("channel", CHANNELS), queue=query.text("queue"),
+        agent=query.text("agent"))
+    return _json({"period": period, "rows": rows_to_json(rows)})

@@ -1,0 +1,124 @@
+"""The dashboard service as one Starlette app: pages, JSON API, websockets.
+
+Why Starlette: the pages are static files and the API is a dozen JSON routes;
+Starlette gives routing, static files and ASGI websockets in a few small
+modules, with nothing to generate or build.  uvicorn serves it, and its
+websocket protocol is the `websockets` package (ws="websockets-sansio").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from cxt.settings import Settings
+from dashboard import api
+from dashboard.errors import ApiError, error_response
+from dashboard.live import Hub, agent_socket, alerts_socket
+from dashboard.metrics import DashboardMetrics, HttpMetricsMiddleware
+from dashboard.services import open_services
+
+log = logging.getLogger("cxt.dashboard")
+
+STATIC = Path(__file__).resolve().parent / "static"
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+# The pages load only their own scripts and talk only to this origin.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; "
+                               "style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _page(name: str) -> Callable[[Request], Awaitable[Response]]:
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / name, headers=PAGE_HEADERS)
+    return page
+
+
+async def _home(request: Request) -> Response:
+    return RedirectResponse("/advisory")
+
+
+async def _openapi(request: Request) -> Response:
+    # The API's documentation, not its data: readable without a token.
+    return FileResponse(OPENAPI, media_type="application/json")
+
+
+def create_app(settings: Settings) -> Starlette:
+    metrics = DashboardMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_services(settings, metrics) as services:
+            hub = Hub(services)
+            app.state.services, app.state.hub = services, hub
+            feed = asyncio.create_task(hub.run())
+            try:
+                yield
+            finally:
+                feed.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feed
+                await hub.close()
+
+    routes = [
+        Route("/", _home),
+        Route("/advisory", _page("advisory.html")),
+        Route("/agent", _page("agent.html")),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Route("/openapi.json", _openapi),
+        Route("/healthz", api.healthz),
+        Route("/metrics", api.metrics),
+        Route("/api/alerts", api.list_alerts),
+        Route("/api/alerts/{alert_id}", api.get_alert),
+        Route("/api/alerts/{alert_id}/{action}", api.alert_action, methods=["POST"]),
+        Route("/api/customers/{customer_id}/timeline", api.timeline),
+        Route("/api/customers/{customer_id}/context", api.context),
+        Route("/api/metrics/surveys", api.survey_metrics),
+        WebSocketRoute("/ws/alerts", alerts_socket),
+        WebSocketRoute("/ws/agents/{agent_id}", agent_socket),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(HttpMetricsMiddleware, metrics=metrics)],
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = {404: f"no route {request.url.path!r}; see dashboard/openapi.json",
+               405: f"{request.method} is not allowed on {request.url.path}"}.get(
+        exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the service log, never into the response.
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal", "internal error; the dashboard log has the details")

@@ -1,0 +1,563 @@
+"""Next-best-action prompts of the agent view, and the file that configures them (pure).
+
+The contact-centre team edits `config/agent_context.toml` (its header documents
+the format): relevance keywords per intent, read by `dashboard.context`, and
+`[[prompt]]` rules, evaluated here against the customer record and timeline
+when a contact reaches an agent:
+
+    [[prompt]]
+    id = "recent-bottom-2-box"        # unique; the agent view says which rule spoke
+    when = "recent_bottom_2_box"      # recent_bottom_2_box | repeat_contact | customer_attribute
+    within_days = 30
+    priority = 1                      # lower first; default 100
+    message = "Acknowledge the bad experience first: they rated a {contact_channel} ..."
+
+Loading is strict, like the alert rules: a misspelt key, a wrong type, a
+duplicate id or a placeholder the rule cannot fill is an error naming the file,
+rule and field, raised when the service starts rather than the first time an
+agent takes a matching contact.  Evaluation never raises: entries with missing
+or unparseable fields are skipped, and a rule whose message needs a value the
+data does not have (say `{plan}` for a customer without a plan) stays silent
+instead of showing the agent half a sentence.
+"""
+
+from __future__ import annotations
+
+import difflib
+import string
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from streams.validate import is_bottom_2_box, survey_scale
+
+RECENT_BOTTOM_2_BOX = "recent_bottom_2_box"
+REPEAT_CONTACT = "repeat_contact"
+CUSTOMER_ATTRIBUTE = "customer_attribute"
+WHENS = (RECENT_BOTTOM_2_BOX, REPEAT_CONTACT, CUSTOMER_ATTRIBUTE)
+COMPARATORS = ("equals", "in", "below", "above")
+DEFAULT_PRIORITY = 100
+DAY_MS = 86_400_000
+
+# Channels whose entries are not contacts with the customer: a survey rates a
+# contact and a social post is not addressed to an agent, so neither makes a
+# repeat contact.
+NOT_CONTACTS = frozenset({"survey", "social"})
+# One contact may be several entries (call.started + call.ended, a mail thread).
+_CONTACT_KEYS = {"call": "call_id", "chat": "chat_id", "email": "thread_id"}
+
+_COMMON_KEYS = ("id", "when", "message", "priority", "intents", "description", "enabled")
+_WHEN_KEYS: dict[str, tuple[str, ...]] = {
+    RECENT_BOTTOM_2_BOX: ("within_days",),
+    REPEAT_CONTACT: ("min_contacts", "within_days"),
+    CUSTOMER_ATTRIBUTE: ("attribute", *COMPARATORS),
+}
+_TOP_KEYS = ("relevance", "prompt")
+
+# Placeholders every message may use (from the customer record and the contact),
+# then those of each kind of rule.  Values come with realistic types so that a
+# format spec such as {score:d} is checked at load time too.
+COMMON_PLACEHOLDERS: dict[str, Any] = {
+    "customer_id": "C-000001", "name": "Ada Lovelace", "first_name": "Ada", "plan": "plus",
+    "segment": "vip", "region": "london", "intent": "billing",
+}
+WHEN_PLACEHOLDERS: dict[str, dict[str, Any]] = {
+    RECENT_BOTTOM_2_BOX: {
+        "score": 1, "scale_min": 1, "scale_max": 5, "contact_channel": "call",
+        "date": "2026-11-22", "days_ago": 3, "ago": "3 days ago", "comment": "agent was rude",
+        "comment_part": ' and said "agent was rude"',
+    },
+    REPEAT_CONTACT: {"count": 3, "days": 7},
+    CUSTOMER_ATTRIBUTE: {"attribute": "plan_usage_pct", "value": 25},
+}
+_COMMENT_CHARS = 140  # longer comments are cut in {comment_part}; the timeline has them whole
+_CUSTOMER_FIELDS = ("customer_id", "name", "plan", "segment", "region")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+Scalar = str | int | float | bool
+
+
+class AgentConfigError(ValueError):
+    """The agent context file cannot be used; the message names file, rule and field."""
+
+
+@dataclass(frozen=True)
+class PromptRule:
+    id: str
+    when: str
+    message: str
+    priority: int = DEFAULT_PRIORITY
+    intents: frozenset[str] = frozenset()  # empty: any intent, or none
+    within_days: int | None = None
+    min_contacts: int | None = None
+    attribute: str | None = None
+    comparator: str | None = None  # one of COMPARATORS
+    operand: Scalar | tuple[Scalar, ...] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    relevance: dict[str, tuple[str, ...]]  # intent (lower case) -> keywords
+    prompts: tuple[PromptRule, ...]
+    source: str = ""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    """Read and check the agent context file; AgentConfigError says what is wrong and where."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AgentConfigError(f"{source}: agent context file not found "
+                               "(set CXT_AGENT_CONTEXT to another path)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentConfigError(f"{source}: cannot read the agent context file: {exc}") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # its message carries line and column
+        raise AgentConfigError(f"{source}: not valid TOML: {exc}") from None
+    return parse_agent_config(document, source)
+
+
+def parse_agent_config(document: Mapping[str, Any], source: str) -> AgentConfig:
+    """The checked configuration from an already parsed TOML document."""
+    _reject_unknown(document, _TOP_KEYS, f"{source}: top level")
+    relevance = _parse_relevance(document.get("relevance", {}), source)
+    raw_rules = document.get("prompt", [])
+    if not isinstance(raw_rules, list):
+        raise AgentConfigError(f"{source}: prompt must be written as [[prompt]] blocks")
+    rules: list[PromptRule] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_rules, start=1):
+        rule = _parse_rule(raw, f"{source}: prompt {index}")
+        if rule is None:  # enabled = false
+            continue
+        if rule.id in seen:
+            raise AgentConfigError(
+                f"{source}: prompt {index} {rule.id!r}: id is already used by prompt "
+                f"{seen[rule.id]}; ids must be unique so the agent view says which rule spoke")
+        seen[rule.id] = index
+        rules.append(rule)
+    return AgentConfig(relevance=relevance, prompts=tuple(rules), source=source)
+
+
+def _parse_relevance(raw: Any, source: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise AgentConfigError(f"{source}: relevance must be tables like [relevance.billing]")
+    relevance: dict[str, tuple[str, ...]] = {}
+    for intent, table in raw.items():
+        where = f"{source}: relevance.{intent}"
+        if not intent.strip():
+            raise AgentConfigError(f"{where}: the intent name must not be empty")
+        if not isinstance(table, dict):
+            raise AgentConfigError(f"{where}: must be a table with keywords = [...]")
+        _reject_unknown(table, ("keywords",), where)
+        if "keywords" not in table:
+            raise AgentConfigError(f"{where}: keywords is required")
+        key = intent.strip().casefold()
+        if key in relevance:
+            raise AgentConfigError(f"{where}: intent is listed twice (names ignore case)")
+        relevance[key] = tuple(_string_list(table["keywords"], f"{where}: keywords"))
+    return relevance
+
+
+def _parse_rule(raw: Any, where: str) -> PromptRule | None:
+    if not isinstance(raw, dict):
+        raise AgentConfigError(f"{where}: must be a [[prompt]] block")
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not rule_id.strip():
+        raise AgentConfigError(f"{where}: id is required and must be a non-empty text")
+    rule_id = rule_id.strip()
+    where = f"{where} {rule_id!r}"
+    when = raw.get("when")
+    if when is None:
+        raise AgentConfigError(f"{where}: when is required (one of {', '.join(WHENS)})")
+    if when not in WHENS:
+        close = difflib.get_close_matches(str(when), WHENS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise AgentConfigError(f"{where}: when must be one of {', '.join(WHENS)} "
+                               f"(got {when!r}){hint}")
+    _reject_unknown(raw, (*_COMMON_KEYS, *_WHEN_KEYS[when]), where)
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise AgentConfigError(f"{where}: enabled must be true or false (got {enabled!r})")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise AgentConfigError(f"{where}: description must be a text")
+    priority = raw.get("priority", DEFAULT_PRIORITY)
+    if not _is_int(priority):
+        raise AgentConfigError(f"{where}: priority must be a whole number (got {priority!r})")
+    intents = (frozenset(i.casefold() for i in _string_list(raw["intents"], f"{where}: intents"))
+               if "intents" in raw else frozenset())
+    fields: dict[str, Any] = {}
+    if when in (RECENT_BOTTOM_2_BOX, REPEAT_CONTACT):
+        fields["within_days"] = _whole(raw, "within_days", 1, where)
+    if when == REPEAT_CONTACT:
+        # One contact is the one the agent is taking now: never a repeat.
+        fields["min_contacts"] = _whole(raw, "min_contacts", 2, where)
+    if when == CUSTOMER_ATTRIBUTE:
+        fields.update(_parse_attribute(raw, where))
+    message = raw.get("message")
+    if not isinstance(message, str) or not message.strip():
+        raise AgentConfigError(f"{where}: message is required and must be a non-empty text")
+    _check_template(message, when, fields.get("operand"), where)
+    if not enabled:
+        return None
+    return PromptRule(id=rule_id, when=when, message=message, priority=priority,
+                      intents=intents, description=description, **fields)
+
+
+def _parse_attribute(raw: dict, where: str) -> dict[str, Any]:
+    attribute = raw.get("attribute")
+    if not isinstance(attribute, str) or not attribute.strip():
+        raise AgentConfigError(f"{where}: attribute is required and must name a field of the "
+                               "customer record, like \"segment\"")
+    given = [c for c in COMPARATORS if c in raw]
+    if not given:
+        raise AgentConfigError(f"{where}: needs one comparison: {', '.join(COMPARATORS)}")
+    if len(given) > 1:
+        raise AgentConfigError(f"{where}: has {' and '.join(given)}; give exactly one of "
+                               f"{', '.join(COMPARATORS)}")
+    comparator = given[0]
+    value = raw[comparator]
+    operand: Scalar | tuple[Scalar, ...]
+    if comparator in ("below", "above"):
+        if not _is_number(value):
+            raise AgentConfigError(f"{where}: {comparator} must be a number (got {value!r})")
+        operand = value
+    elif comparator == "equals":
+        if not isinstance(value, Scalar):
+            raise AgentConfigError(f"{where}: equals must be a text, number or true/false "
+                                   f"(got {value!r})")
+        operand = value
+    else:
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(v, Scalar) for v in value)):
+            raise AgentConfigError(f"{where}: in must be a list of at least one text, number "
+                                   f"or true/false, like [\"gold\", \"vip\"] (got {value!r})")
+        operand = tuple(value)
+    return {"attribute": attribute.strip(), "comparator": comparator, "operand": operand}
+
+
+def _check_template(message: str, when: str, operand: Any, where: str) -> None:
+    allowed = {**COMMON_PLACEHOLDERS, **WHEN_PLACEHOLDERS[when]}
+    if when == CUSTOMER_ATTRIBUTE:  # {value} looks like what the rule compares with
+        allowed["value"] = operand[0] if isinstance(operand, tuple) else operand
+    names = ", ".join(sorted(allowed))
+    try:
+        parts = list(string.Formatter().parse(message))
+    except ValueError as exc:
+        raise AgentConfigError(f"{where}: message is not a valid template ({exc}); "
+                               "write a literal brace as {{ or }}") from None
+    for _, field, _, _ in parts:
+        if field is None:
+            continue
+        if not field.isidentifier():
+            raise AgentConfigError(
+                f"{where}: message placeholder {{{field}}} must be one plain name "
+                f"(allowed for when = {when!r}: {names})")
+        if field not in allowed:
+            close = difflib.get_close_matches(field, allowed, n=1)
+            hint = f"; did you mean {{{close[0]}}}?" if close else ""
+            raise AgentConfigError(f"{where}: message has unknown placeholder {{{field}}} "
+                                   f"(allowed for when = {when!r}: {names}){hint}")
+    try:
+        message.format_map(allowed)
+    except KeyError as exc:  # a name inside a format spec, like {score:{width}}
+        raise AgentConfigError(f"{where}: message has unknown placeholder {{{exc.args[0]}}} "
+                               f"(allowed for when = {when!r}: {names})") from None
+    except (ValueError, TypeError, IndexError) as exc:
+        raise AgentConfigError(f"{where}: message is not a valid template: {exc}") from None
+
+
+def _reject_unknown(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise AgentConfigError(f"{where}: unknown key {key!r} "
+                                   f"(allowed: {', '.join(allowed)}){hint}")
+
+
+def _string_list(value: Any, where: str) -> list[str]:
+    # An empty list would quietly match nothing.
+    if not isinstance(value, list) or not value:
+        raise AgentConfigError(f"{where} must be a list of at least one text, like [\"a\", \"b\"]")
+    cleaned = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise AgentConfigError(f"{where} must contain only non-empty texts (got {item!r})")
+        cleaned.append(item.strip())
+    return cleaned
+
+
+def _whole(raw: dict, key: str, minimum: int, where: str) -> int:
+    if key not in raw:
+        raise AgentConfigError(f"{where}: {key} is required for when = {raw['when']!r}")
+    value = raw[key]
+    if not _is_int(value) or value < minimum:
+        raise AgentConfigError(f"{where}: {key} must be a whole number >= {minimum} "
+                               f"(got {value!r})")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int in Python, but `priority = true` is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def resolve_intent(intent: str | None, contact: dict | None) -> str | None:
+    """The intent asked for, else the triggering contact's; lower case, None when unknown."""
+    chosen = normalise_intent(intent)
+    if chosen is None and isinstance(contact, dict):
+        payload = contact.get("payload")
+        if isinstance(payload, dict):
+            chosen = normalise_intent(payload.get("intent"))
+    return chosen
+
+
+def normalise_intent(value: Any) -> str | None:
+    if isinstance(value, str) and (text := value.strip().casefold()):
+        return text
+    return None
+
+
+def parse_ms(value: Any) -> int | None:
+    """Epoch milliseconds of an RFC 3339 text; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    if value.endswith("z"):
+        value = value[:-1] + "Z"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # not RFC 3339, but a missing offset is most likely UTC
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def evaluate_prompts(
+    config: AgentConfig,
+    *,
+    customer: dict | None,
+    entries: list[dict],
+    intent: str | None,
+    contact: dict | None,
+    now_ms: int,
+) -> list[dict]:
+    """Prompts for the agent, `[{"rule", "message", "priority"}]`, by priority then id.
+
+    `entries` is the customer's timeline, newest first; `contact` is the contact
+    being taken (it may be in `entries` too), `intent` its intent if known.
+    """
+    intent = resolve_intent(intent, contact)
+    customer = customer if isinstance(customer, dict) else None
+    common = _common_values(customer, intent)
+    out: list[dict] = []
+    for rule in config.prompts:
+        if rule.intents and intent not in rule.intents:
+            continue
+        values = _rule_values(rule, customer=customer, entries=entries, intent=intent,
+                              contact=contact, now_ms=now_ms)
+        if values is None:
+            continue
+        try:
+            message = rule.message.format_map({**common, **values})
+        except (KeyError, ValueError, TypeError, IndexError):
+            # A placeholder without a value here (checked names, missing data)
+            # or a format spec that does not suit this record's value.
+            continue
+        out.append({"rule": rule.id, "message": message, "priority": rule.priority})
+    out.sort(key=lambda p: (p["priority"], p["rule"]))
+    return out
+
+
+def _rule_values(rule: PromptRule, *, customer: dict | None, entries: list[dict],
+                 intent: str | None, contact: dict | None, now_ms: int) -> dict | None:
+    if rule.when == RECENT_BOTTOM_2_BOX:
+        return _recent_bottom_2_box(rule, entries, now_ms)
+    if rule.when == REPEAT_CONTACT:
+        return _repeat_contact(rule, entries, intent, contact, now_ms)
+    return _customer_attribute(rule, customer)
+
+
+def _common_values(customer: dict | None, intent: str | None) -> dict[str, Any]:
+    # Only values that exist: a message naming a missing one is not shown.
+    values: dict[str, Any] = {}
+    if customer is not None:
+        for key in _CUSTOMER_FIELDS:
+            value = customer.get(key)
+            if value is not None and value != "":
+                values[key] = value
+        name = customer.get("name")
+        if isinstance(name, str) and name.split():
+            values["first_name"] = name.split()[0]
+    if intent is not None:
+        values["intent"] = intent
+    return values
+
+
+def _recent_bottom_2_box(rule: PromptRule, entries: Iterable[dict], now_ms: int) -> dict | None:
+    assert rule.within_days is not None
+    oldest = now_ms - rule.within_days * DAY_MS
+    best: tuple[int, dict, dict, tuple[int, int]] | None = None
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("channel") != "survey":
+            continue
+        payload = entry.get("payload")
+        if not isinstance(payload, dict):
+            continue
+        score = payload.get("score")
+        if not _is_int(score):
+            continue
+        try:
+            scale = survey_scale(payload)
+        except (TypeError, ValueError):
+            continue
+        if not is_bottom_2_box(score, scale[0]):
+            continue
+        occurred = parse_ms(entry.get("occurred_at"))
+        # Newest first is the timeline's order, but late entries are cheap to allow for.
+        if occurred is None or occurred < oldest or (best is not None and occurred <= best[0]):
+            continue
+        best = (occurred, entry, payload, scale)
+    if best is None:
+        return None
+    occurred, entry, payload, (low, high) = best
+    days_ago = max(0, (now_ms - occurred) // DAY_MS)
+    comment = payload.get("comment")
+    comment = " ".join(comment.split()) if isinstance(comment, str) else ""
+    shown = comment if len(comment) <= _COMMENT_CHARS else comment[:_COMMENT_CHARS - 1] + "\u2026"
+    channel = payload.get("contact_channel")
+    return {
+        "score": payload["score"],
+        "scale_min": low,
+        "scale_max": high,
+        "contact_channel": channel if isinstance(channel, str) and channel else "contact",
+        "date": datetime.fromisoformat(_z(entry["occurred_at"])).date().isoformat(),
+        "days_ago": days_ago,
+        "ago": "today" if days_ago == 0 else "yesterday" if days_ago == 1 else
+               f"{days_ago} days ago",
+        "comment": comment,
+        "comment_part": f' and said "{shown}"' if shown else "",
+    }
+
+
+def _z(text: str) -> str:
+    return text[:-1] + "Z" if text.endswith("z") else text
+
+
+def contact_key(entry: dict) -> tuple[str, str] | None:
+    """What makes entries one contact (call_id, chat_id, thread_id, else event_id).
+
+    None for an entry that is not a contact (survey, social) or has no id at all.
+    """
+    channel = entry.get("channel")
+    if not isinstance(channel, str) or channel in NOT_CONTACTS:
+        return None
+    payload = entry.get("payload")
+    field = _CONTACT_KEYS.get(channel)
+    if field and isinstance(payload, dict):
+        value = payload.get(field)
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            return channel, str(value)
+    event_id = entry.get("event_id")
+    if isinstance(event_id, str) and event_id:
+        return "event", event_id
+    return None
+
+
+def _repeat_contact(rule: PromptRule, entries: Iterable[dict], intent: str | None,
+                    contact: dict | None, now_ms: int) -> dict | None:
+    assert rule.within_days is not None and rule.min_contacts is not None
+    if intent is None:
+        return None
+    # The window ends at the contact being taken: later entries are not "before" it.
+    end = parse_ms(contact.get("occurred_at")) if isinstance(contact, dict) else None
+    end = now_ms if end is None else end
+    start = end - rule.within_days * DAY_MS
+    keys: set[tuple[str, str]] = set()
+    if isinstance(contact, dict) and (key := contact_key(contact)) is not None:
+        keys.add(key)
+    folded: dict[str, str | None] = {}  # a timeline repeats a handful of intent spellings
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        payload = entry.get("payload")
+        if not isinstance(payload, dict):
+            continue
+        named = payload.get("intent")
+        if named != intent:
+            if not isinstance(named, str):
+                continue
+            if named not in folded:
+                folded[named] = normalise_intent(named)
+            if folded[named] != intent:
+                continue
+        key = contact_key(entry)
+        if key is None or key in keys:
+            continue
+        occurred = parse_ms(entry.get("occurred_at"))
+        if occurred is not None and start <= occurred <= end:
+            keys.add(key)
+    if len(keys) < rule.min_contacts:
+        return None
+    return {"count": len(keys), "days": rule.within_days}
+
+
+def _customer_attribute(rule: PromptRule, customer: dict | None) -> dict | None:
+    if customer is None or rule.attribute is None:
+        return None
+    value = customer.get(rule.attribute)
+    if value is None or not _compare(value, rule.comparator, rule.operand):
+        return None
+    return {"attribute": rule.attribute, "value": value}
+
+
+def _compare(value: Any, comparator: str | None, operand: Any) -> bool:
+    if comparator == "equals":
+        return _same(value, operand)
+    if comparator == "in":
+        return any(_same(value, item) for item in operand)
+    number = _as_number(value)
+    if number is None:
+        return False
+    return number < operand if comparator == "below" else number > operand
+
+
+def _same(value: Any, expected: Scalar) -> bool:
+    # CRM exports differ in capitals ("VIP", "vip"); true must not equal 1.
+    if isinstance(expected, str):
+        return isinstance(value, str) and value.strip().casefold() == expected.casefold()
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return value is expected
+    return _is_number(value) and value == expected
+
+
+def _as_number(value: Any) -> float | None:
+    if _is_number(value):
+        number = float(value)
+    elif isinstance(value, str):
+        try:  # CRM exports often carry numbers as text
+            number = float(value.strip().rstrip("%"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return None if number != number else number  # NaN compares false with everything

@@ -1,0 +1,41 @@
+"""`cxt dashboard`: serve the dashboard app with uvicorn until Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from cxt.settings import Settings
+from dashboard.app import create_app
+from dashboard.services import check_config
+
+# uvicorn (0.54, websockets-sansio) logs this after every refused websocket
+# handshake even though the 401/403 was sent; it is noise, not an error.
+_DENIAL_NOISE = "ASGI callable returned without completing handshake."
+
+
+class _DropDenialNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _DENIAL_NOISE
+
+
+def serve(settings: Settings) -> None:
+    check_config(settings)  # fail with one clear line before binding the port
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.error").addFilter(_DropDenialNoise())
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.dashboard_host,
+        port=settings.dashboard_port,
+        ws="websockets-sansio",
+        ws_max_size=64 * 1024,  # clients only send pings
+        # Request lines never carry tokens (headers do), but an access log per
+        # request is noise at scrape rates; /metrics counts requests instead.
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,77 @@
+"""What the dashboard's routes share: Redis stores, a Kafka producer, the
+rules, the tokens, the metrics and the live hub; opened and closed with the app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from cxt.produce import make_producer, start_producer
+from cxt.settings import Settings
+from dashboard.auth import TokenBook
+from dashboard.metrics import DashboardMetrics
+from dashboard.prompts import AgentConfig, load_agent_config
+from streams.alert_store import AlertStore
+from streams.keys import Keys
+from streams.rules import Rules, load_rules
+from streams.store import TimelineStore
+from streams.topics import ensure_topics
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Redis
+    timelines: TimelineStore
+    alerts: AlertStore
+    producer: AIOKafkaProducer
+    rules: Rules
+    agent_config: AgentConfig
+    tokens: TokenBook
+    metrics: DashboardMetrics
+
+
+def check_config(settings: Settings) -> tuple[Rules, AgentConfig, TokenBook]:
+    """Everything that can be wrong in configuration, found before any connection."""
+    tokens = TokenBook(settings.api_tokens)
+    if not len(tokens):
+        raise DashboardConfigError(
+            "no API tokens are configured, so nobody could use the dashboard; set "
+            "CXT_API_TOKENS or CXT_API_TOKENS_FILE (role:subject:token lines; "
+            "`cxt tokens new ROLE SUBJECT` makes one)")
+    return load_rules(settings.alert_rules_path), load_agent_config(
+        settings.agent_context_path), tokens
+
+
+class DashboardConfigError(ValueError):
+    pass
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, metrics: DashboardMetrics
+                        ) -> AsyncIterator[Services]:
+    rules, agent_config, tokens = check_config(settings)
+    await ensure_topics(settings)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+    keys = Keys(settings.redis_prefix)
+    producer = await start_producer(make_producer(settings))
+    try:
+        yield Services(
+            settings=settings,
+            redis=redis,
+            timelines=TimelineStore(redis, keys, max_entries=settings.timeline_max_entries,
+                                    max_age_days=settings.timeline_max_age_days),
+            alerts=AlertStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
+            producer=producer,
+            rules=rules,
+            agent_config=agent_config,
+            tokens=tokens,
+            metrics=metrics,
+        )
+    finally:
+        await producer.stop()
+        await redis.aclose()

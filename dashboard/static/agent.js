@@ -1,0 +1,348 @@
+// The agent's page: when a contact reaches this agent, who the customer is,
+// what to say first, and the interactions that matter for this contact.
+import {
+  $, api, channelBadge, errorText, fmtRelative, h, label, liveSocket, requireToken,
+  setConnState, statusBadge, timeEl,
+} from "/static/common.js";
+
+const PREVIOUS_MAX = 5;
+const agentId = (new URLSearchParams(location.search).get("agent") || "").trim();
+const previousKey = `cxt.agent.previous.${agentId}`;
+let previous = loadPrevious();
+let currentCustomer = null;
+let pending = 0;
+
+// --- previous contacts ------------------------------------------------------------
+
+function loadPrevious() {
+  try {
+    const list = JSON.parse(sessionStorage.getItem(previousKey) || "[]");
+    return Array.isArray(list) ? list.slice(0, PREVIOUS_MAX) : [];
+  } catch {
+    return [];
+  }
+}
+
+function remember(ctx) {
+  const item = { customer_id: ctx.customer_id, intent: ctx.intent || "", name: ctx.customer?.name || "" };
+  previous = [item, ...previous.filter((p) => p.customer_id !== item.customer_id)].slice(0, PREVIOUS_MAX);
+  try {
+    sessionStorage.setItem(previousKey, JSON.stringify(previous));
+  } catch {
+    // Only a convenience.
+  }
+  renderPrevious();
+}
+
+function renderPrevious() {
+  $("#previous").replaceChildren(...previous.map((p) => h(
+    "li", {},
+    h("button", {
+      type: "button",
+      class: `previous-contact${p.customer_id === currentCustomer ? " current" : ""}`,
+      dataset: { customerId: p.customer_id, intent: p.intent },
+      title: `Load ${p.customer_id}${p.intent ? ` (intent ${p.intent})` : ""} again`,
+    }, p.name ? `${p.name} · ` : "", p.customer_id),
+  )));
+  if (!previous.length) $("#previous").append(h("li", { class: "muted" }, "none yet"));
+}
+
+// --- rendering ---------------------------------------------------------------------
+
+function dl(pairs) {
+  return h("dl", { class: "kv" }, pairs.filter(Boolean).flatMap(([k, v]) => [
+    h("dt", {}, k),
+    h("dd", {}, v === null || v === undefined || v === "" ? h("span", { class: "muted" }, "–") : v),
+  ]));
+}
+
+const PROFILE_KEYS = new Set([
+  "customer_id", "name", "identifiers", "segment", "plan", "region", "customer_since",
+]);
+
+function yearsSince(date) {
+  const since = Date.parse(date);
+  if (Number.isNaN(since)) return "";
+  const years = Math.floor((Date.now() - since) / (365.25 * 86_400_000));
+  return years >= 1 ? ` (${years} year${years === 1 ? "" : "s"})` : " (under a year)";
+}
+
+function attributeValue(value) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+function renderCustomer(ctx) {
+  const c = ctx.customer;
+  const card = $("#customer");
+  if (!c) {
+    card.replaceChildren(
+      h("div", { class: "customer-name" }, "Unknown customer"),
+      h("div", { class: "customer-id" }, ctx.customer_id),
+      h("p", { class: "muted" }, String(ctx.customer_id).startsWith("~")
+        ? "Not yet in the CRM: this is a provisional id for an identity seen for the first time."
+        : "No CRM profile for this customer."),
+    );
+    return;
+  }
+  // CRM attributes this page does not know by name still belong on the card.
+  const extra = Object.entries(c).filter(([k]) => !PROFILE_KEYS.has(k));
+  card.replaceChildren(
+    h("div", { class: "customer-head" },
+      h("div", { class: "customer-name" }, c.name || "(no name)"),
+      c.segment ? h("span", { class: `segment segment-${c.segment}` }, c.segment) : null),
+    h("div", { class: "customer-id" }, ctx.customer_id),
+    dl([
+      ["Segment", c.segment],
+      ["Plan", c.plan],
+      ["Region", c.region ? label(c.region) : null],
+      ["Customer since", c.customer_since ? `${c.customer_since}${yearsSince(c.customer_since)}` : null],
+      ...extra.map(([k, v]) => [label(k), attributeValue(v)]),
+    ]),
+  );
+}
+
+function renderContact(ctx) {
+  const card = $("#contact");
+  const contact = ctx.contact;
+  if (!contact) {
+    card.replaceChildren(
+      h("h3", {}, "Contact"),
+      h("p", { class: "muted" }, "Looked up without a live contact."),
+      ctx.intent ? dl([["Intent", h("span", { class: "tag tag-intent" }, ctx.intent)]]) : null,
+    );
+    return;
+  }
+  const p = contact.payload || {};
+  const ivr = Array.isArray(p.ivr_path) && p.ivr_path.length
+    ? h("span", { class: "ivr" }, p.ivr_path.flatMap((step, i) => (
+      i ? [h("span", { class: "ivr-sep", "aria-hidden": "true" }, " › "), step] : [step])))
+    : null;
+  card.replaceChildren(
+    h("h3", {}, "This contact"),
+    h("div", { class: "contact-head" }, channelBadge(contact.channel), " ",
+      h("span", { class: "contact-type" }, contact.type)),
+    dl([
+      ["Intent", (ctx.intent || p.intent)
+        ? h("span", { class: "tag tag-intent" }, ctx.intent || p.intent) : null],
+      ["Queue", p.queue],
+      ["IVR path", ivr],
+      p.subject ? ["Subject", p.subject] : null,
+      p.direction ? ["Direction", p.direction] : null,
+      p.wait_seconds !== undefined ? ["Waited", `${p.wait_seconds} s`] : null,
+      ["Started", timeEl(contact.occurred_at)],
+    ]),
+  );
+}
+
+function byPriority(prompts) {
+  // Lower number = more important; the index keeps the server's order on ties.
+  return prompts
+    .map((prompt, index) => ({ prompt, index }))
+    .sort((a, b) => (a.prompt.priority ?? 99) - (b.prompt.priority ?? 99) || a.index - b.index)
+    .map(({ prompt }) => prompt);
+}
+
+function renderPrompts(ctx) {
+  const prompts = byPriority(ctx.prompts || []);
+  const box = $("#prompts");
+  if (!prompts.length) {
+    box.replaceChildren(h("p", { class: "no-prompts muted" }, "No prompts for this contact."));
+    return;
+  }
+  box.replaceChildren(...prompts.map((prompt, i) => h(
+    "div",
+    {
+      class: `prompt prompt-p${Math.min(prompt.priority ?? 3, 3)}${i === 0 ? " prompt-top" : ""}`,
+      dataset: { rule: prompt.rule || "", priority: String(prompt.priority ?? "") },
+      role: i === 0 ? "alert" : null,
+    },
+    h("span", { class: "prompt-mark", "aria-hidden": "true" }, i === 0 ? "!" : "›"),
+    h("span", { class: "prompt-message" }, prompt.message),
+  )));
+}
+
+function renderOpenAlerts(ctx) {
+  const list = ctx.open_alerts || [];
+  const box = $("#open-alerts");
+  if (!list.length) {
+    box.replaceChildren(h("p", { class: "muted" }, "None."));
+    return;
+  }
+  box.replaceChildren(...list.map((a) => h(
+    "div", { class: "open-alert", dataset: { alertId: a.alert_id } },
+    h("div", { class: "open-alert-head" },
+      statusBadge(a.status),
+      h("strong", { class: "open-alert-score" }, ` ${a.score}/${a.scale_max ?? 5}`),
+      a.category ? h("span", { class: `cat cat-${a.category}` }, label(a.category)) : null,
+      h("span", { class: "muted open-alert-when" }, a.raised_at ? fmtRelative(a.raised_at) : "")),
+    a.comment ? h("div", { class: "open-alert-comment" }, `“${a.comment}”`) : null,
+  )));
+}
+
+function summary(entry) {
+  const p = entry.payload || {};
+  const parts = [];
+  if (p.intent) parts.push(["intent", p.intent]);
+  if (p.queue) parts.push(["queue", p.queue]);
+  if (p.outcome) parts.push(["outcome", label(p.outcome)]);
+  if (p.subject) parts.push(["subject", `“${p.subject}”`]);
+  if (p.score !== undefined && p.score !== null) {
+    parts.push(["score", `${p.score}/${p.scale_max ?? 5}`]);
+  }
+  if (p.comment) parts.push(["comment", `“${p.comment}”`]);
+  if (p.text) parts.push(["text", `“${p.text}”`]);
+  return h("div", { class: "event-summary" }, parts.map(([key, value], i) => [
+    i ? h("span", { class: "sep", "aria-hidden": "true" }, " · ") : null,
+    h("span", { class: `ev-${key}` }, value),
+  ]));
+}
+
+function renderEvents(ctx) {
+  const events = ctx.events || [];
+  const list = $("#events");
+  const items = [];
+  let seenOther = false;
+  // Shown exactly in the server's order: it already ranks relevant first.
+  for (const entry of events) {
+    const relevance = entry.relevance || "other";
+    if (relevance === "other" && !seenOther && items.length) {
+      items.push(h("li", { class: "events-divider", "aria-hidden": "true" }, "Other interactions"));
+    }
+    if (relevance === "other") seenOther = true;
+    const flags = entry.flags || [];
+    const tags = [];
+    if (relevance === "intent") {
+      tags.push(h("span", { class: "tag tag-intent" }, ctx.intent || entry.payload?.intent || "relevant"));
+    } else if (relevance === "alert") {
+      tags.push(h("span", { class: "tag tag-alert" }, "alert"));
+    }
+    if (flags.includes("open_alert")) {
+      tags.push(h("span", { class: "flag flag-open-alert" }, "open alert"));
+    }
+    for (const flag of flags) {
+      if (flag !== "open_alert") tags.push(h("span", { class: `flag flag-${flag}` }, label(flag)));
+    }
+    const survey = entry.channel === "survey" && typeof entry.payload?.score === "number";
+    const low = survey && entry.payload.score <= (entry.payload.scale_min ?? 1) + 1;
+    items.push(h(
+      "li",
+      {
+        class: `event relevance-${relevance}${flags.includes("open_alert") ? " has-open-alert" : ""}${low ? " low-score" : ""}`,
+        dataset: { relevance, eventId: entry.event_id || "", channel: entry.channel || "" },
+      },
+      h("div", { class: "event-when" }, timeEl(entry.occurred_at)),
+      h("div", { class: "event-main" },
+        h("div", { class: "event-line" },
+          channelBadge(entry.channel), " ",
+          h("span", { class: "event-type" }, entry.type), " ", tags),
+        summary(entry)),
+    ));
+  }
+  if (!events.length) items.push(h("li", { class: "muted events-empty" }, "No earlier interactions."));
+  list.replaceChildren(...items);
+  const counts = ctx.counts || { total: events.length, relevant: events.filter((e) => e.relevance !== "other").length };
+  $("#event-counts").textContent = `${counts.relevant} relevant of ${counts.total}`;
+}
+
+function showContext(ctx, { live = false } = {}) {
+  if (!ctx?.customer_id) return;
+  currentCustomer = ctx.customer_id;
+  $("#waiting").hidden = true;
+  $("#context").hidden = false;
+  $("#lookup-error").hidden = true;
+  const context = $("#context");
+  context.dataset.customerId = ctx.customer_id;
+  context.dataset.source = live ? "live" : "lookup";
+  renderCustomer(ctx);
+  renderContact(ctx);
+  renderPrompts(ctx);
+  renderOpenAlerts(ctx);
+  renderEvents(ctx);
+  remember(ctx);
+  window.scrollTo({ top: 0 });
+  context.classList.remove("arrived");
+  if (live) {
+    void context.offsetWidth;
+    context.classList.add("arrived");
+    if (document.hidden) document.title = `● ${ctx.customer?.name || ctx.customer_id} · Agent`;
+  }
+}
+
+// --- lookups -----------------------------------------------------------------------
+
+async function lookup(customerId, intent) {
+  const id = customerId.trim();
+  if (!id) return;
+  const params = new URLSearchParams();
+  if (intent?.trim()) params.set("intent", intent.trim());
+  const seq = ++pending;
+  const error = $("#lookup-error");
+  error.hidden = true;
+  document.body.setAttribute("aria-busy", "true");
+  try {
+    const query = params.toString();
+    const ctx = await api(`/api/customers/${encodeURIComponent(id)}/context${query ? `?${query}` : ""}`);
+    if (seq === pending) showContext(ctx, { live: false });
+  } catch (err) {
+    if (seq === pending) {
+      error.textContent = `Cannot look up ${id}: ${errorText(err)}`;
+      error.hidden = false;
+    }
+  } finally {
+    if (seq === pending) document.body.removeAttribute("aria-busy");
+  }
+}
+
+function onSocketMessage(message) {
+  if (message?.type === "contact" && message.context) {
+    pending += 1; // a live contact wins over a lookup still under way
+    showContext(message.context, { live: true });
+  }
+}
+
+// --- wiring ---------------------------------------------------------------------------
+
+function refreshRelativeTimes() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll("time[datetime] .rel")) {
+    el.textContent = fmtRelative(el.parentElement.getAttribute("datetime"), now);
+  }
+}
+
+function start() {
+  if (!agentId) {
+    $("#choose-agent").hidden = false;
+    setConnState("offline", "choose an agent");
+    $("#agent-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const id = $("#agent-id").value.trim();
+      if (id) location.search = `?agent=${encodeURIComponent(id)}`;
+    });
+    requireToken();
+    return;
+  }
+  document.title = `${agentId} · Agent · cx-timeline`;
+  $("#agent-name").textContent = `Agent ${agentId}`;
+  $("#agent-name").hidden = false;
+  $("#agent-main").hidden = false;
+  renderPrevious();
+  $("#lookup-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    lookup($("#lookup-customer").value, $("#lookup-intent").value);
+  });
+  $("#previous").addEventListener("click", (e) => {
+    const button = e.target.closest(".previous-contact");
+    if (button) lookup(button.dataset.customerId, button.dataset.intent);
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) document.title = `${agentId} · Agent · cx-timeline`;
+  });
+  setInterval(refreshRelativeTimes, 30_000);
+  if (!requireToken()) return;
+  liveSocket(`/ws/agents/${encodeURIComponent(agentId)}`, onSocketMessage);
+}
+
+start();
