@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cxt.config_checks import reject_unknown, string_list
 from streams.validate import is_bottom_2_box, survey_scale
 
 RECENT_BOTTOM_2_BOX = "recent_bottom_2_box"
@@ -129,7 +130,7 @@ def load_agent_config(path: Path) -> AgentConfig:
 
 def parse_agent_config(document: Mapping[str, Any], source: str) -> AgentConfig:
     """The checked configuration from an already parsed TOML document."""
-    _reject_unknown(document, _TOP_KEYS, f"{source}: top level")
+    reject_unknown(document, _TOP_KEYS, f"{source}: top level", AgentConfigError)
     relevance = _parse_relevance(document.get("relevance", {}), source)
     raw_rules = document.get("prompt", [])
     if not isinstance(raw_rules, list):
@@ -159,13 +160,14 @@ def _parse_relevance(raw: Any, source: str) -> dict[str, tuple[str, ...]]:
             raise AgentConfigError(f"{where}: the intent name must not be empty")
         if not isinstance(table, dict):
             raise AgentConfigError(f"{where}: must be a table with keywords = [...]")
-        _reject_unknown(table, ("keywords",), where)
+        reject_unknown(table, ("keywords",), where, AgentConfigError)
         if "keywords" not in table:
             raise AgentConfigError(f"{where}: keywords is required")
         key = intent.strip().casefold()
         if key in relevance:
             raise AgentConfigError(f"{where}: intent is listed twice (names ignore case)")
-        relevance[key] = tuple(_string_list(table["keywords"], f"{where}: keywords"))
+        keywords = string_list(table["keywords"], f"{where}: keywords", AgentConfigError)
+        relevance[key] = tuple(keywords)
     return relevance
 
 
@@ -185,7 +187,7 @@ def _parse_rule(raw: Any, where: str) -> PromptRule | None:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise AgentConfigError(f"{where}: when must be one of {', '.join(WHENS)} "
                                f"(got {when!r}){hint}")
-    _reject_unknown(raw, (*_COMMON_KEYS, *_WHEN_KEYS[when]), where)
+    reject_unknown(raw, (*_COMMON_KEYS, *_WHEN_KEYS[when]), where, AgentConfigError)
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise AgentConfigError(f"{where}: enabled must be true or false (got {enabled!r})")
@@ -195,8 +197,10 @@ def _parse_rule(raw: Any, where: str) -> PromptRule | None:
     priority = raw.get("priority", DEFAULT_PRIORITY)
     if not _is_int(priority):
         raise AgentConfigError(f"{where}: priority must be a whole number (got {priority!r})")
-    intents = (frozenset(i.casefold() for i in _string_list(raw["intents"], f"{where}: intents"))
-               if "intents" in raw else frozenset())
+    intents: frozenset[str] = frozenset()
+    if "intents" in raw:
+        listed = string_list(raw["intents"], f"{where}: intents", AgentConfigError)
+        intents = frozenset(i.casefold() for i in listed)
     fields: dict[str, Any] = {}
     if when in (RECENT_BOTTOM_2_BOX, REPEAT_CONTACT):
         fields["within_days"] = _whole(raw, "within_days", 1, where)
@@ -278,25 +282,8 @@ def _check_template(message: str, when: str, operand: Any, where: str) -> None:
         raise AgentConfigError(f"{where}: message is not a valid template: {exc}") from None
 
 
-def _reject_unknown(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise AgentConfigError(f"{where}: unknown key {key!r} "
-                                   f"(allowed: {', '.join(allowed)}){hint}")
 
 
-def _string_list(value: Any, where: str) -> list[str]:
-    # An empty list would quietly match nothing.
-    if not isinstance(value, list) or not value:
-        raise AgentConfigError(f"{where} must be a list of at least one text, like [\"a\", \"b\"]")
-    cleaned = []
-    for item in value:
-        if not isinstance(item, str) or not item.strip():
-            raise AgentConfigError(f"{where} must contain only non-empty texts (got {item!r})")
-        cleaned.append(item.strip())
-    return cleaned
 
 
 def _whole(raw: dict, key: str, minimum: int, where: str) -> int:

@@ -22,7 +22,6 @@ called back.
 
 from __future__ import annotations
 
-import difflib
 import re
 import textwrap
 import tomllib
@@ -30,6 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cxt.config_checks import reject_unknown, string_list
 
 CATEGORIES = ("skill", "business_operations", "unclassified")
 UNCLASSIFIED = "unclassified"
@@ -137,8 +138,8 @@ def normalise_text(text: str) -> str:
 
 
 def _parse_document(document: dict[str, Any], source: str) -> Rules:
-    _reject_unknown(document, _TOP_KEYS, f"{source}: top level")
-    actors = _string_list(document.get("actors"), f"{source}: actors")
+    reject_unknown(document, _TOP_KEYS, f"{source}: top level", RulesError)
+    actors = string_list(document.get("actors"), f"{source}: actors", RulesError)
     raw_rules = document.get("rule", [])
     if not isinstance(raw_rules, list):
         raise RulesError(f"{source}: rule must be written as [[rule]] blocks")
@@ -163,7 +164,7 @@ def _parse_rule(raw: Any, where: str) -> Rule | None:
     if not isinstance(name, str) or not name.strip():
         raise RulesError(f"{where}: name is required and must be a non-empty text")
     where = f"{where} {name.strip()!r}"
-    _reject_unknown(raw, _RULE_KEYS, where)
+    reject_unknown(raw, _RULE_KEYS, where, RulesError)
     category = raw.get("category")
     if category not in CATEGORIES:
         raise RulesError(f"{where}: category must be one of {', '.join(CATEGORIES)} "
@@ -183,7 +184,7 @@ def _parse_rule(raw: Any, where: str) -> Rule | None:
 
 def _build_rule(raw: dict, name: str, category: str, description: str, where: str) -> Rule:
     def values(key: str) -> list[str]:
-        return _string_list(raw.get(key), f"{where}: {key}") if key in raw else []
+        return string_list(raw.get(key), f"{where}: {key}", RulesError) if key in raw else []
 
     phrases = [_check_phrase(p, f"{where}: comment_phrases") for p in values("comment_phrases")]
     return Rule(
@@ -201,24 +202,8 @@ def _build_rule(raw: dict, name: str, category: str, description: str, where: st
     )
 
 
-def _reject_unknown(table: dict, allowed: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise RulesError(f"{where}: unknown key {key!r} (allowed: {', '.join(allowed)}){hint}")
 
 
-def _string_list(value: Any, where: str) -> list[str]:
-    # An empty list would make its condition never match: a silently dead rule.
-    if not isinstance(value, list) or not value:
-        raise RulesError(f"{where} must be a list of at least one text, like [\"a\", \"b\"]")
-    cleaned = []
-    for item in value:
-        if not isinstance(item, str) or not item.strip():
-            raise RulesError(f"{where} must contain only non-empty texts (got {item!r})")
-        cleaned.append(item.strip())
-    return cleaned
 
 
 def _min_transfers(raw: dict, where: str) -> int | None:
