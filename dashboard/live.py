@@ -107,11 +107,14 @@ class Hub:
                 await consumer.start()
                 await self._read(consumer)
             except KafkaError as exc:
-                self.connected.clear()
                 log.warning("live feed: Kafka error (%s); reconnecting in 2 s", exc)
-                await asyncio.sleep(2)
+            except Exception:
+                # The feed must outlive any one bad record or bug; /healthz shows the gap.
+                log.exception("live feed failed; restarting it in 2 s")
             finally:
+                self.connected.clear()
                 await consumer.stop()
+            await asyncio.sleep(2)
 
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
         topics = self.services.settings.topics
@@ -146,9 +149,13 @@ class Hub:
             value = record.value
             if not value or not any(mark in value for mark in _TRIGGER_MARKS):
                 continue
-            entry = orjson.loads(value)
-            agent_id = (entry.get("payload") or {}).get("agent_id")
-            if entry.get("type") in TRIGGER_TYPES and agent_id in self.agent_clients:
+            try:
+                entry = orjson.loads(value)
+                agent_id = entry["payload"]["agent_id"]
+            except (orjson.JSONDecodeError, TypeError, KeyError):
+                continue  # not a contact with an agent: nobody to tell
+            if (isinstance(agent_id, str) and agent_id in self.agent_clients
+                    and entry.get("type") in TRIGGER_TYPES):
                 task = asyncio.create_task(self._push_context(agent_id, entry, record.timestamp))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

@@ -374,6 +374,22 @@ def test_agent_gets_the_relevant_context_when_a_call_reaches_them(
                     headers=live.headers("agent")).status_code == 400
 
 
+def test_the_live_feed_survives_garbage_on_the_timeline_topic(
+        live: LiveDashboard, http: httpx.Client) -> None:
+    garbage = [b'not json "call.started"', b'["call.started"]',
+               b'{"type": "call.started", "payload": {"agent_id": ["A-007"]}}',
+               b'{"type": "call.started", "payload": "A-007"}']
+    with _socket(live, "/ws/agents/A-007", "agent") as ws:
+        _next(ws, "hello")
+        asyncio.run(produce(live.settings, live.settings.topics.timeline,
+                            [(None, g) for g in garbage]))
+        call = envelope("call", _customer(), occurred_at=_iso(datetime.now(UTC)),
+                        event_type="call.started", intent="sales", agent_id="A-007")
+        asyncio.run(produce_events(live.settings, [call]))
+        assert _next(ws, "contact")["context"]["contact"]["event_id"] == call["event_id"]
+    assert http.get("/healthz", headers=live.headers("service")).status_code == 200
+
+
 # -- metrics and health ----------------------------------------------------------------------
 
 
