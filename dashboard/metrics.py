@@ -37,10 +37,10 @@ class DashboardMetrics:
         self.context_seconds = Histogram("cxt_dashboard_agent_context_seconds", "Time to read "
                                          "and rank an agent context (Redis reads included)",
                                          buckets=_LATENCY_BUCKETS, registry=r)
-        self.push_lag_seconds = Histogram("cxt_dashboard_contact_push_seconds", "From a contact "
-                                          "entering Kafka to its context being sent to the "
-                                          "agent's websocket", buckets=_LATENCY_BUCKETS,
-                                          registry=r)
+        self.push_lag_seconds = Histogram("cxt_dashboard_contact_push_seconds", "From the "
+                                          "contact's timeline entry being published to its "
+                                          "context being queued for the agent's websocket",
+                                          buckets=_LATENCY_BUCKETS, registry=r)
 
 
 class HttpMetricsMiddleware:
