@@ -20,7 +20,7 @@ KAFKA_VERSION = "4.1.1"
 CHANNELS: tuple[str, ...] = ("call", "chat", "email", "survey", "social")
 # Every named topic of `Topics`; CXT_TOPIC_<NAME> overrides each.
 TOPIC_NAMES: tuple[str, ...] = (*CHANNELS, "customers", "timeline", "alerts", "alert_actions",
-                                "deadletter")
+                                "deadletter", "customer_summary", "webhook_deadletter")
 
 
 class SettingsError(ValueError):
@@ -96,6 +96,8 @@ class Topics:
     alerts: str = "cx.alerts.v1"
     alert_actions: str = "cx.alert-actions.v1"
     deadletter: str = "cx.deadletter.v1"
+    customer_summary: str = "cx.customer-summary.v1"
+    webhook_deadletter: str = "cx.webhook-deadletter.v1"
     partitions: int = 6
     replication: int = 1
 
@@ -118,7 +120,7 @@ class Topics:
 
     @property
     def compacted(self) -> set[str]:
-        return {self.customers}
+        return {self.customers, self.customer_summary}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Topics:
@@ -167,6 +169,8 @@ class Settings:
     # Relevance keywords and next-best-action prompts of the agent view.
     agent_context_path: Path = (Path(__file__).resolve().parent.parent / "config"
                                 / "agent_context.toml")
+    # Webhook endpoints and what they receive (consumers/webhooks.py).
+    webhooks_path: Path = Path(__file__).resolve().parent.parent / "config" / "webhooks.toml"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -202,6 +206,7 @@ class Settings:
             dashboard_port=_int(env, "CXT_DASHBOARD_PORT", d.dashboard_port),
             api_tokens=_tokens(env),
             agent_context_path=Path(env.get("CXT_AGENT_CONTEXT") or d.agent_context_path),
+            webhooks_path=Path(env.get("CXT_WEBHOOKS") or d.webhooks_path),
         )
 
     @property

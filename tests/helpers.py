@@ -63,6 +63,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env["CXT_DASHBOARD_HOST"] = settings.dashboard_host
     env["CXT_DASHBOARD_PORT"] = str(settings.dashboard_port)
     env["CXT_AGENT_CONTEXT"] = str(settings.agent_context_path)
+    env["CXT_WEBHOOKS"] = str(settings.webhooks_path)
     env["CXT_API_TOKENS"] = ",".join(f"{t.role}:{t.subject}:{t.token}"
                                      for t in settings.api_tokens)
     env.pop("CXT_API_TOKENS_FILE", None)
