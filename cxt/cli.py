@@ -97,6 +97,32 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.catalog import UnknownSchema, print_catalog, print_schema
+
+    try:
+        if args.name:
+            print_schema(args.name, sys.stdout)
+        else:
+            print_catalog(sys.stdout)
+    except UnknownSchema as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def cmd_summaries(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.summary import run_summaries
+
+    run_summaries(settings)
+    return 0
+
+
+def cmd_webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.webhooks import run_webhooks
+
+    return run_webhooks(settings, check_only=args.action == "check")
+
+
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics import describe_topics, ensure_topics
 
@@ -276,6 +302,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="advisor: actor id (adv-ana); agent: agent id (A-007); "
                         "service: a name")
     tokens.set_defaults(run=cmd_tokens)
+
+    schemas = sub.add_parser(
+        "schemas", help="list the event schemas and their topics, or print one",
+        description="Without NAME: every JSON Schema of the contract, with its topics "
+        "(from schemas/asyncapi.json).  With NAME (e.g. alert.v1): that schema as JSON.")
+    schemas.add_argument("name", nargs="?", help="a schema name from the list, e.g. alert.v1")
+    schemas.set_defaults(run=cmd_schemas)
+
+    summaries = sub.add_parser(
+        "summaries", help="keep cx.customer-summary.v1 up to date (Ctrl-C stops)",
+        description="Consume the timeline, alerts and customer topics and publish one "
+        "summary per customer on the compacted topic cx.customer-summary.v1 (a tombstone "
+        "when the customer is erased).")
+    summaries.set_defaults(run=cmd_summaries)
+
+    webhooks = sub.add_parser(
+        "webhooks", help="deliver topics to the HTTP endpoints of the webhooks file",
+        description="run: deliver each endpoint's topics (signed, retried, in order per "
+        "customer; given up to cx.webhook-deadletter.v1).  check: validate the file "
+        "(CXT_WEBHOOKS) and list the endpoints.")
+    webhooks.add_argument("action", choices=["run", "check"], nargs="?", default="run")
+    webhooks.set_defaults(run=cmd_webhooks)
 
     topics = sub.add_parser("topics", help="create or list the project's topics")
     topics.add_argument("action", choices=["create", "list"])

@@ -1,9 +1,10 @@
 """`cxt up`: the whole product on this machine, stopped cleanly by Ctrl-C.
 
 Broker and Redis run under CXT_STATE_DIR (kept between runs, so timelines
-survive a restart); the worker and the dashboard and the demo traffic run as child processes
-in their own sessions, so Ctrl-C reaches only this process and everything is
-stopped in order: traffic, dashboard, worker, Redis, broker.  Without
+survive a restart); the worker, the summary feed, the dashboard and the demo
+traffic run as child processes in their own sessions, so Ctrl-C reaches only
+this process and everything is
+stopped in order: traffic, dashboard, summaries, worker, Redis, broker.  Without
 configured API tokens it makes development ones (CXT_STATE_DIR/api-tokens)
 and prints the pages' URLs with them.
 """
@@ -99,6 +100,7 @@ cx-timeline is running
   Redis          {settings.redis_url}
   stream worker  consuming {', '.join(settings.topics.inbound.values())}
                  metrics http://127.0.0.1:{settings.worker_metrics_port}/metrics
+  summaries      customer summaries for the CRM on {settings.topics.customer_summary}
   dashboard      {settings.dashboard_url}  (API, pages, websockets; /metrics with a token)
   {demo}
 {_dashboard_urls(settings, tokens_file)}
@@ -136,6 +138,7 @@ def run_up(settings: Settings, *, rate: float, customers: int, demo: bool) -> in
         live = stack.start()
         asyncio.run(ensure_topics(live))
         children.append(_spawn(["worker"], live))
+        children.append(_spawn(["summaries"], live))
         extra = {"CXT_API_TOKENS_FILE": str(tokens_file.resolve())} if tokens_file else {}
         children.append(_spawn(["dashboard"], live, **extra))
         if demo:

@@ -28,11 +28,12 @@ import string
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cxt.config_checks import reject_unknown, string_list
+from cxt.contacts import contact_key, normalise_intent, parse_ms
 from streams.validate import is_bottom_2_box, survey_scale
 
 RECENT_BOTTOM_2_BOX = "recent_bottom_2_box"
@@ -42,13 +43,6 @@ WHENS = (RECENT_BOTTOM_2_BOX, REPEAT_CONTACT, CUSTOMER_ATTRIBUTE)
 COMPARATORS = ("equals", "in", "below", "above")
 DEFAULT_PRIORITY = 100
 DAY_MS = 86_400_000
-
-# Channels whose entries are not contacts with the customer: a survey rates a
-# contact and a social post is not addressed to an agent, so neither makes a
-# repeat contact.
-NOT_CONTACTS = frozenset({"survey", "social"})
-# One contact may be several entries (call.started + call.ended, a mail thread).
-_CONTACT_KEYS = {"call": "call_id", "chat": "chat_id", "email": "thread_id"}
 
 _COMMON_KEYS = ("id", "when", "message", "priority", "intents", "description", "enabled")
 _WHEN_KEYS: dict[str, tuple[str, ...]] = {
@@ -76,8 +70,6 @@ WHEN_PLACEHOLDERS: dict[str, dict[str, Any]] = {
 }
 _COMMENT_CHARS = 140  # longer comments are cut in {comment_part}; the timeline has them whole
 _CUSTOMER_FIELDS = ("customer_id", "name", "plan", "segment", "region")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
 
 Scalar = str | int | float | bool
 
@@ -318,27 +310,6 @@ def resolve_intent(intent: str | None, contact: dict | None) -> str | None:
     return chosen
 
 
-def normalise_intent(value: Any) -> str | None:
-    if isinstance(value, str) and (text := value.strip().casefold()):
-        return text
-    return None
-
-
-def parse_ms(value: Any) -> int | None:
-    """Epoch milliseconds of an RFC 3339 text; None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    if value.endswith("z"):
-        value = value[:-1] + "Z"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:  # not RFC 3339, but a missing offset is most likely UTC
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _ONE_MS
-
-
 def evaluate_prompts(
     config: AgentConfig,
     *,
@@ -448,26 +419,6 @@ def _recent_bottom_2_box(rule: PromptRule, entries: Iterable[dict], now_ms: int)
 
 def _z(text: str) -> str:
     return text[:-1] + "Z" if text.endswith("z") else text
-
-
-def contact_key(entry: dict) -> tuple[str, str] | None:
-    """What makes entries one contact (call_id, chat_id, thread_id, else event_id).
-
-    None for an entry that is not a contact (survey, social) or has no id at all.
-    """
-    channel = entry.get("channel")
-    if not isinstance(channel, str) or channel in NOT_CONTACTS:
-        return None
-    payload = entry.get("payload")
-    field = _CONTACT_KEYS.get(channel)
-    if field and isinstance(payload, dict):
-        value = payload.get(field)
-        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
-            return channel, str(value)
-    event_id = entry.get("event_id")
-    if isinstance(event_id, str) and event_id:
-        return "event", event_id
-    return None
 
 
 def _repeat_contact(rule: PromptRule, entries: Iterable[dict], intent: str | None,

@@ -22,10 +22,16 @@ _SUFFIX = ".json"
 Validator = Callable[..., Any]
 
 
+# schemas/asyncapi.json describes the topics and refers to the schema files.
+ASYNCAPI = "asyncapi.json"
+
+
 def _discover() -> dict[str, dict[str, Any]]:
     """Name ("envelope.v1", "payloads/call.v1") -> parsed schema document."""
     found: dict[str, dict[str, Any]] = {}
     for path in sorted(SCHEMA_DIR.rglob(f"*{_SUFFIX}")):
+        if path.name == ASYNCAPI:
+            continue  # the topic catalogue, not an event schema
         name = path.relative_to(SCHEMA_DIR).as_posix()[: -len(_SUFFIX)]
         found[name] = json.loads(path.read_text(encoding="utf-8"))
     return found

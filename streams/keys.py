@@ -70,3 +70,24 @@ class Keys:
     def identity(self, identity_key: str) -> str:
         """String: identifier ("phone:+44...") -> customer_id that claims it."""
         return f"{self.prefix}:{{{identity_key}}}:id"
+
+    # -- the CRM summary feed (consumers/summary.py); erased with the customer ------
+
+    def summary_survey(self, customer_id: str) -> str:
+        """Hash: the customer's newest survey by occurred_at, fields `ms` (occurred, epoch
+        ms), `id` (event_id) and `survey` (the summary's last_survey object, JSON)."""
+        return f"{self.prefix}:{{{customer_id}}}:sum:survey"
+
+    def summary_bottom_2_box(self, customer_id: str) -> str:
+        """Set: event ids of the customer's bottom-2-box surveys (the count is its size)."""
+        return f"{self.prefix}:{{{customer_id}}}:sum:b2b"
+
+    def summary_alerts(self, customer_id: str) -> str:
+        """Hash: alert_id -> "version:status", the highest version of each of the
+        customer's alerts seen on cx.alerts.v1 (open ones are the summary's open_alerts)."""
+        return f"{self.prefix}:{{{customer_id}}}:sum:alerts"
+
+    def summary_erased(self, customer_id: str) -> str:
+        """String: epoch ms of the customer's latest erasure (kept a week); timeline
+        entries and alert events from before it are ignored by the summary feed."""
+        return f"{self.prefix}:{{{customer_id}}}:sum:erased"

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 from starlette.routing import Route
 
 from cxt.settings import Settings
 from dashboard.app import OPENAPI, create_app
+from schemas.catalog import refs
 
 # Served to browsers or documentation readers, not part of the token-guarded API.
 UNGUARDED = {"/", "/advisory", "/agent", "/openapi.json"}
-
-
-def _refs(node: object) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref":
-                yield value
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _refs(item)
 
 
 def _served() -> set[tuple[str, str]]:
@@ -47,7 +35,7 @@ def test_openapi_lists_every_route_and_nothing_else() -> None:
 
 def test_every_reference_resolves() -> None:
     doc = json.loads(OPENAPI.read_text())
-    for ref in set(_refs(doc)):
+    for ref in set(refs(doc)):
         if ref.startswith("#/"):
             node = doc
             for part in ref[2:].split("/"):

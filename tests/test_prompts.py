@@ -8,17 +8,16 @@ from typing import Any
 
 import pytest
 
+from cxt.contacts import contact_key, parse_ms
 from dashboard.prompts import (
     COMMON_PLACEHOLDERS,
     WHEN_PLACEHOLDERS,
     AgentConfig,
     AgentConfigError,
     PromptRule,
-    contact_key,
     evaluate_prompts,
     load_agent_config,
     parse_agent_config,
-    parse_ms,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -229,6 +228,9 @@ def test_contact_key() -> None:
     assert contact_key(entry("e5", "sms", "received", timedelta(0))) == ("event", "e5")
     assert contact_key(survey("e6", timedelta(0), 1)) is None
     assert contact_key(entry("e7", "social", "post", timedelta(0), intent="billing")) is None
+    # The CRM summary counts social posts, each on its own; surveys never.
+    assert contact_key(entry("e7", "social", "post", timedelta(0)), social=True) == ("event", "e7")
+    assert contact_key(survey("e6", timedelta(0), 1), social=True) is None
 
 
 def test_repeat_contact_ignores_surveys_social_other_intents_and_old_contacts() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from cxt.localstack import free_port, port_in_use
 from cxt.settings import Settings
 from cxt.timeline import read_timeline
-from tests.helpers import REPO, envelope, eventually, produce_events
+from tests.helpers import REPO, envelope, eventually, produce_events, read_topic
 
 
 def _wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -67,7 +67,7 @@ def test_up_runs_the_product_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
     try:
         _wait_for_line(log, "cx-timeline is running", up, timeout=120)
         children = _children(up.pid)
-        assert len(children) >= 3  # worker, dashboard and demo traffic
+        assert len(children) >= 4  # worker, summaries, dashboard and demo traffic
 
         # The banner's advisory URL carries a working development token.
         found = re.search(rf"(http://127.0.0.1:{web_port}/advisory)#token=(\S+)",
@@ -89,6 +89,10 @@ def test_up_runs_the_product_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
             return (await read_timeline(settings, "C-up-test"))["events"]
 
         assert asyncio.run(eventually(stored, timeout=60)), log.read_text()[-3000:]
+        summaries = asyncio.run(read_topic(
+            settings, settings.topics.customer_summary, timeout=60,
+            until=lambda ms: any(m.key == b"C-up-test" for m in ms)))
+        assert any(m.key == b"C-up-test" for m in summaries), log.read_text()[-3000:]
         _wait_for_line(log, "simulate:", up, timeout=30)  # the demo traffic is flowing
 
         # Ctrl-C, twice, as an impatient person (or a process manager) would.
