@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -158,6 +159,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
                                       publish_customers=not args.no_customers))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`cxt schemas | head`): no traceback for that. Point
+        # stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 1 if report.failed else 0
 
 
@@ -445,6 +451,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"cannot reach Redis ({exc}); is it running? check REDIS_URL", 1)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`cxt schemas | head`): no traceback for that. Point
+        # stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         from cxt.localstack import PrerequisiteError, ServiceStartError
 

@@ -12,7 +12,8 @@ from cxt.localstack import free_port
 from cxt.settings import parse_tokens
 from tests.helpers import REPO
 
-COMMANDS = ["up", "worker", "topics", "produce", "simulate", "timeline", "dashboard", "tokens"]
+COMMANDS = ["up", "worker", "topics", "produce", "simulate", "timeline", "dashboard", "tokens",
+            "schemas", "summaries", "webhooks"]
 
 
 def _cxt(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -101,3 +102,10 @@ def test_dashboard_refuses_to_start_without_tokens_or_with_a_bad_one() -> None:
     result = _cxt("dashboard", env=env | {"CXT_API_TOKENS": "advisor:adv-ana:secret-secret-1"
                                                             "23456", "CXT_AGENT_CONTEXT": "/nope"})
     assert result.returncode == 2 and "/nope" in result.stderr, result.stderr
+
+
+def test_a_closed_pipe_is_not_a_traceback() -> None:
+    # `true` exits before cxt has started, so cxt's first write meets a closed pipe.
+    result = subprocess.run(f"{sys.executable} -m cxt schemas alert.v1 | true", shell=True,
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
