@@ -70,6 +70,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def run_cxt(settings: Settings, *args: str, timeout: float = 60
+            ) -> subprocess.CompletedProcess[str]:
+    """`python -m cxt ARGS` against `settings`, to completion, output captured."""
+    return subprocess.run([sys.executable, "-m", "cxt", *args], cwd=REPO,
+                          env=settings_env(settings), capture_output=True, text=True,
+                          timeout=timeout)
+
+
 class CxtProcess:
     """`python -m cxt COMMAND` as a child process, with its output in a log file."""
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +16,6 @@ from cxt.settings import Settings
 from schemas import validator
 from streams.alerts import alert_id_for
 from tests.helpers import (
-    REPO,
     WorkerProcess,
     create_topics,
     envelope,
@@ -26,7 +23,7 @@ from tests.helpers import (
     produce,
     produce_events,
     read_topic,
-    settings_env,
+    run_cxt,
 )
 from tests.helpers import isolated as isolated_settings
 
@@ -70,10 +67,6 @@ async def _alert_events(settings: Settings, survey_event_id: str | None, *, coun
     return mine(records)
 
 
-def _cxt(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cxt", *args], cwd=REPO,
-                          env=settings_env(settings), capture_output=True, text=True, timeout=60)
-
 
 def _customer() -> str:
     return f"C-{uuid.uuid4().hex[:10]}"
@@ -90,7 +83,7 @@ def test_bottom_2_box_survey_raises_one_alert_with_context_and_category(pipeline
                       queue="billing-uk", comment="The agent was rude and I had to repeat myself",
                       reason_codes=["agent_attitude"])
     asyncio.run(produce_events(settings, [call, chat]))
-    asyncio.run(eventually(lambda: _cxt(settings, "timeline", cid, "--json").stdout.count(
+    asyncio.run(eventually(lambda: run_cxt(settings, "timeline", cid, "--json").stdout.count(
         '"event_id"') >= 2, timeout=20))
     asyncio.run(produce_events(settings, [survey, survey]))  # a source duplicate too
 
@@ -113,7 +106,7 @@ def test_bottom_2_box_survey_raises_one_alert_with_context_and_category(pipeline
     assert alert["rated_contact"]["payload"]["transfers"] == 3
 
     # The stored alert is the same one, and a second copy never appears.
-    shown = orjson.loads(_cxt(settings, "alerts", "show", alert["alert_id"], "--json").stdout)
+    shown = orjson.loads(run_cxt(settings, "alerts", "show", alert["alert_id"], "--json").stdout)
     assert shown["survey_event_id"] == survey["event_id"]
     again = asyncio.run(_alert_events(settings, survey["event_id"], event="raised", count=2,
                                       timeout=3))
@@ -148,16 +141,16 @@ def test_lifecycle_ack_callback_resolve_and_escalation(pipeline) -> None:
                                           timeout=ACK_TIMEOUT_S + 20))
     assert len(escalated) == 1 and escalated[0]["status"] == "escalated"
 
-    too_early = _cxt(settings, "alerts", "resolve", alert["alert_id"], "--actor", "adv-ana")
+    too_early = run_cxt(settings, "alerts", "resolve", alert["alert_id"], "--actor", "adv-ana")
     assert too_early.returncode == 1 and "acknowledged first" in too_early.stderr
-    stranger = _cxt(settings, "alerts", "ack", alert["alert_id"], "--actor", "mallory")
+    stranger = run_cxt(settings, "alerts", "ack", alert["alert_id"], "--actor", "mallory")
     assert stranger.returncode == 1 and "mallory" in stranger.stderr
 
     steps = [("ack", "--note", "on it"),
              ("callback", "--outcome", "reached", "--note", "apologised, refunded"),
              ("resolve", "--category", "business_operations", "--note", "price rise explained")]
     for step in steps:
-        result = _cxt(settings, "alerts", step[0], alert["alert_id"], "--actor", "adv-ana",
+        result = run_cxt(settings, "alerts", step[0], alert["alert_id"], "--actor", "adv-ana",
                       *step[1:], "--json")
         assert result.returncode == 0, result.stderr
     final = orjson.loads(result.stdout)
@@ -170,7 +163,7 @@ def test_lifecycle_ack_callback_resolve_and_escalation(pipeline) -> None:
     assert [e["event"] for e in events] == [h["event"] for h in final["history"]]
     assert [e["version"] for e in events] == [1, 2, 3, 4, 5]
 
-    listed = orjson.loads(_cxt(settings, "alerts", "--status", "resolved", "--json").stdout)
+    listed = orjson.loads(run_cxt(settings, "alerts", "--status", "resolved", "--json").stdout)
     assert alert["alert_id"] in {a["alert_id"] for a in listed["alerts"]}
 
 
@@ -238,5 +231,5 @@ def test_hour_by_hour_report_counts_late_arrivals_in_their_hour(pipeline) -> Non
     other_agent = asyncio.run(survey_rows(settings, hours=4, queue=queue, agent="A-1", now=now))
     assert sum(r.responses for r in other_agent) == 0
 
-    table = _cxt(settings, "report", "--hours", "48", "--queue", queue)
+    table = run_cxt(settings, "report", "--hours", "48", "--queue", queue)
     assert table.returncode == 0, table.stderr

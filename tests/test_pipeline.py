@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,6 @@ from cxt.settings import CHANNELS, Settings
 from cxt.timeline import read_timeline
 from streams.alerts import alert_id_for
 from tests.helpers import (
-    REPO,
     WorkerProcess,
     create_topics,
     envelope,
@@ -27,7 +24,7 @@ from tests.helpers import (
     produce,
     produce_events,
     read_topic,
-    settings_env,
+    run_cxt,
 )
 from tests.helpers import isolated as isolated_settings
 
@@ -70,10 +67,6 @@ async def _wait_for_entries(settings: Settings, customer_id: str, count: int,
 def _customer() -> str:
     return f"C-{uuid.uuid4().hex[:10]}"
 
-
-def _cxt(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cxt", *args], cwd=REPO,
-                          env=settings_env(settings), capture_output=True, text=True, timeout=60)
 
 
 def test_each_channel_reaches_the_timeline_and_the_output_topic(pipeline) -> None:
@@ -119,24 +112,25 @@ def test_cli_reads_the_timeline_with_filters(pipeline) -> None:
     asyncio.run(produce_events(settings, events))
     asyncio.run(_wait_for_entries(settings, cid, 5))
 
-    full = _cxt(settings, "timeline", cid, "--json")
+    full = run_cxt(settings, "timeline", cid, "--json")
     assert full.returncode == 0, full.stderr
     body = orjson.loads(full.stdout)
     assert body["customer_id"] == cid
     assert [e["occurred_at"][:10] for e in body["events"]] == [
         "2026-11-24", "2026-11-23", "2026-11-22", "2026-11-21", "2026-11-20"]
 
-    survey = orjson.loads(_cxt(settings, "timeline", cid, "--json", "--channel", "survey").stdout)
+    survey = orjson.loads(
+        run_cxt(settings, "timeline", cid, "--json", "--channel", "survey").stdout)
     assert [e["channel"] for e in survey["events"]] == ["survey"]
-    window = orjson.loads(_cxt(settings, "timeline", cid, "--json", "--since",
+    window = orjson.loads(run_cxt(settings, "timeline", cid, "--json", "--since",
                                "2026-11-21T00:00:00Z", "--until", "2026-11-23T00:00:00Z",
                                "--limit", "1").stdout)
     assert [e["occurred_at"] for e in window["events"]] == ["2026-11-22T08:00:00Z"]
 
-    table = _cxt(settings, "timeline", cid)
+    table = run_cxt(settings, "timeline", cid)
     assert table.returncode == 0 and "5 entries, newest first" in table.stdout
 
-    bad = _cxt(settings, "timeline", cid, "--since", "yesterday")
+    bad = run_cxt(settings, "timeline", cid, "--since", "yesterday")
     assert bad.returncode == 2 and "yesterday" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -285,7 +279,7 @@ def test_produce_command_routes_json_lines(pipeline, tmp_path: Path) -> None:
     lines = [orjson.dumps(envelope(ch, cid)).decode() for ch in CHANNELS] + ["{oops"]
     source = tmp_path / "events.jsonl"
     source.write_text("\n".join(lines) + "\n")
-    result = _cxt(settings, "produce", str(source), "--quiet")
+    result = run_cxt(settings, "produce", str(source), "--quiet")
     assert result.returncode == 1  # one bad line is reported, the rest sent
     assert "line 6" in result.stderr and "Traceback" not in result.stderr
     assert "sent 5" in result.stdout

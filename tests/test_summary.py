@@ -4,8 +4,6 @@ end to end (worker + `cxt summaries` as processes on the real broker and Redis).
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -45,7 +43,7 @@ from tests.helpers import (
     produce,
     produce_events,
     read_topic,
-    settings_env,
+    run_cxt,
 )
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -389,10 +387,6 @@ def _latest(settings: Settings, customer_id: str, check: Callable[[dict], bool],
     return found[-1]
 
 
-def _cxt(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cxt", *args], cwd=REPO,
-                          env=settings_env(settings), capture_output=True, text=True, timeout=60)
-
 
 def test_summary_of_a_known_history(feed) -> None:
     settings, _ = feed
@@ -455,14 +449,14 @@ def test_open_alerts_follow_the_alert_lifecycle(feed) -> None:
     assert raised["last_survey"]["bottom_2_box"] is True
     published = len(_all_summaries(settings, cid))
 
-    ack = _cxt(settings, "alerts", "ack", alert_id, "--actor", "adv-ana")
+    ack = run_cxt(settings, "alerts", "ack", alert_id, "--actor", "adv-ana")
     assert ack.returncode == 0, ack.stderr
     # The acknowledged event brings a new summary: still open (being worked on).
     after_ack = _summaries(settings, cid, lambda ms: len(ms) > published)
     assert len(after_ack) > published, "no summary after the acknowledgement"
     assert after_ack[-1] is not None and after_ack[-1]["open_alert_ids"] == [alert_id]
 
-    resolve = _cxt(settings, "alerts", "resolve", alert_id, "--actor", "adv-ana")
+    resolve = run_cxt(settings, "alerts", "resolve", alert_id, "--actor", "adv-ana")
     assert resolve.returncode == 0, resolve.stderr
     resolved = _latest(settings, cid, lambda s: s["open_alerts"] == 0)
     assert resolved["open_alert_ids"] == []

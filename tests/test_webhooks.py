@@ -15,8 +15,6 @@ import contextlib
 import hashlib
 import hmac
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -35,14 +33,13 @@ from cxt.localstack import LocalStack, free_port
 from cxt.settings import Settings
 from schemas import validator
 from tests.helpers import (
-    REPO,
     CxtProcess,
     create_topics,
     eventually,
     isolated,
     produce,
     read_topic,
-    settings_env,
+    run_cxt,
 )
 
 SECRET = b"test-secret-0123456789abcdef"
@@ -420,17 +417,13 @@ class WebhooksProcess(CxtProcess):
     command = ("webhooks", "run")
 
 
-def _cxt(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cxt", *args], cwd=REPO,
-                          env=settings_env(settings), capture_output=True, text=True, timeout=60)
-
 
 def test_the_shipped_file_runs_nothing() -> None:
     settings = Settings()  # the defaults: config/webhooks.toml; no Kafka needed
-    run = _cxt(settings, "webhooks", "run")
+    run = run_cxt(settings, "webhooks", "run")
     assert (run.returncode, run.stderr) == (0, "")
     assert run.stdout.strip().endswith("webhooks.toml: no endpoints enabled; nothing to deliver")
-    check = _cxt(settings, "webhooks", "check")
+    check = run_cxt(settings, "webhooks", "check")
     assert check.returncode == 0
     assert "0 endpoints, 0 enabled" in check.stdout
 
@@ -443,14 +436,14 @@ def test_the_command_checks_the_file_and_delivers_until_sigterm(
                      'secret_env = "TEST_HOOK_SECRET"\nstart = "earliest"\n')
     settings = replace(settings, webhooks_path=hooks)
 
-    missing = _cxt(settings, "webhooks", "check")
+    missing = run_cxt(settings, "webhooks", "check")
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
         f"cxt: error: {hooks}: endpoint 1 'crm': secret_env: the environment variable "
         "TEST_HOOK_SECRET is not set; it must hold the secret shared with the receiver "
         "(or set enabled = false)")
     monkeypatch.setenv("TEST_HOOK_SECRET", SECRET.decode())  # inherited by the children
-    check = _cxt(settings, "webhooks", "check")
+    check = run_cxt(settings, "webhooks", "check")
     assert check.returncode == 0, check.stderr
     assert f"crm (enabled) -> {receiver.url}" in check.stdout
 
