@@ -87,7 +87,7 @@ Dashboard (with the tokens of CXT_API_TOKENS / CXT_API_TOKENS_FILE):
     return f"""
 Open in a browser (development tokens; every demo agent's is in {tokens_file}):
   advisory group   {url}/advisory#token={advisor}
-  agent {DEV_AGENT}        {url}/agent?agent={DEV_AGENT}#token={agent}
+  agent {DEV_AGENT}      {url}/agent?agent={DEV_AGENT}#token={agent}
   JSON API         curl -H 'Authorization: Bearer {service}' {url}/api/alerts
 """
 
