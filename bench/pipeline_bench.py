@@ -29,220 +29,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import logging
-import os
-import secrets
 import shlex
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from harness import (
+    Tracker,
+    Watcher,
+    Worker,
+    ensure_topics,
+    make_events,
+    private_stack,
+    worker_env,
+)
 from latency import latency_summary
 
 from cxt.produce import StatusLine, make_producer
 from cxt.settings import Settings
-from cxt.traffic import TrafficGenerator, is_bottom_two_box, make_customers
+from cxt.traffic import is_bottom_two_box, make_customers
 
 WARMUP_EVENTS = 100
 WARMUP_ROUND_SECONDS = 15.0  # resend a fresh warm-up batch if one is not back by then
 WARMUP_TIMEOUT = 180.0
 WARMUP_SETTLED_MS = 500.0  # a warm-up round this fast means the worker has settled
 TICK_SECONDS = 0.05
-WORKER_STOP_TIMEOUT = 20.0
-
-
-# --- statistics ----------------------------------------------------------------
-
 
 
 # --- the measured run ------------------------------------------------------------
-
-@dataclass
-class Tracker:
-    """Which of our events are still out, and what came back."""
-
-    pending: dict[str, int] = field(default_factory=dict)  # event_id -> sent ns
-    latency_ms: list[float] = field(default_factory=list)  # timeline timestamp - sent
-    consume_latency_ms: list[float] = field(default_factory=list)  # consume time - sent
-    dead: Counter[str] = field(default_factory=Counter)  # reason -> count
-    seen: int = 0
-    missing_bench_field: int = 0  # timeline payload lost our extra field
-    first_sent_ns: int = 0
-    all_acked_ns: int = 0  # when Kafka had acknowledged every send
-    last_seen_ns: int = 0
-    # bottom-2-box alerts (cx.alerts.v1, event "raised")
-    surveys: dict[str, int] = field(default_factory=dict)  # every survey sent -> sent ns
-    alert_pending: dict[str, int] = field(default_factory=dict)  # survey id -> sent ns
-    alerts_expected: int = 0
-    alerts_seen: int = 0
-    alerts_dead_lettered: int = 0  # expected, but the survey itself was dead-lettered
-    alerts_unexpected: int = 0  # raised for one of our surveys the bench did not expect
-    raised: Counter[str] = field(default_factory=Counter)  # survey id -> "raised" count
-    alert_latency_ms: list[float] = field(default_factory=list)  # alert timestamp - sent
-    alert_worker_latency_ms: list[float] = field(default_factory=list)  # alert's latency_ms
-    last_alert_ns: int = 0
-
-    def sent(self, event_id: str, sent_ns: int, *, survey: bool = False,
-             expects_alert: bool = False) -> None:
-        self.pending[event_id] = sent_ns
-        self.first_sent_ns = self.first_sent_ns or sent_ns
-        if survey:
-            self.surveys[event_id] = sent_ns
-        if expects_alert:
-            self.alert_pending[event_id] = sent_ns
-            self.alerts_expected += 1
-
-    def alert(self, alert: dict[str, Any], timestamp_ms: int, now_ns: int) -> None:
-        if alert.get("event") != "raised":
-            return  # acknowledged / escalated / ...: not a raise
-        survey_id = str(alert.get("survey_event_id"))
-        sent_ns = self.surveys.get(survey_id)
-        if sent_ns is None:
-            return  # not ours
-        self.raised[survey_id] += 1
-        if self.raised[survey_id] > 1:
-            return  # a duplicate; only the first raise is timed
-        if self.alert_pending.pop(survey_id, None) is None:
-            self.alerts_unexpected += 1
-            return
-        self.alert_latency_ms.append((timestamp_ms * 1_000_000 - sent_ns) / 1e6)
-        worker_ms = alert.get("latency_ms")
-        if isinstance(worker_ms, int | float):
-            self.alert_worker_latency_ms.append(float(worker_ms))
-        self.alerts_seen += 1
-        self.last_alert_ns = now_ns
-
-    @property
-    def alert_duplicates(self) -> int:
-        """Extra "raised" events beyond the first, over all our surveys."""
-        return sum(n - 1 for n in self.raised.values() if n > 1)
-
-    @property
-    def alert_duplicate_surveys(self) -> int:
-        return sum(1 for n in self.raised.values() if n > 1)
-
-    def timeline(self, entry: dict[str, Any], timestamp_ms: int, now_ns: int) -> None:
-        sent_ns = self.pending.pop(str(entry.get("event_id")), None)
-        if sent_ns is None:
-            return  # not ours, or a repeat
-        payload = entry.get("payload") or {}
-        if payload.get("bench_sent_ns") != sent_ns:
-            self.missing_bench_field += 1
-        self.latency_ms.append((timestamp_ms * 1_000_000 - sent_ns) / 1e6)
-        self.consume_latency_ms.append((now_ns - sent_ns) / 1e6)
-        self.seen += 1
-        self.last_seen_ns = now_ns
-
-    def dead_letter(self, record: dict[str, Any], now_ns: int) -> None:
-        try:
-            original = orjson.loads(base64.b64decode(record.get("original") or ""))
-        except (ValueError, orjson.JSONDecodeError):
-            return
-        if not isinstance(original, dict):
-            return
-        event_id = str(original.get("event_id"))
-        if self.pending.pop(event_id, None) is not None:
-            self.dead[str(record.get("reason"))] += 1
-            self.last_seen_ns = now_ns
-        if self.alert_pending.pop(event_id, None) is not None:
-            self.alerts_dead_lettered += 1  # no alert will come for it
-
-
-class Watcher:
-    """Reads the timeline, dead-letter and alerts topics from their current ends."""
-
-    def __init__(self, settings: Settings, tracker: Tracker) -> None:
-        self.settings = settings
-        self.tracker = tracker
-        # No group: manual assignment, so nothing is committed and the
-        # running pipeline's consumer groups are untouched.
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
-            enable_auto_commit=False, fetch_max_wait_ms=20, max_partition_fetch_bytes=4 << 20,
-        )
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        topics = (self.settings.topics.timeline, self.settings.topics.deadletter,
-                  self.settings.topics.alerts)
-        partitions = []
-        for topic in topics:
-            ids = await _partitions_of(self.consumer, topic)
-            partitions += [TopicPartition(topic, p) for p in ids]
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_end(*partitions)
-        for tp in partitions:  # resolve the end offsets now, before anything is sent
-            await self.consumer.position(tp)
-
-    async def run(self) -> None:
-        timeline, alerts = self.settings.topics.timeline, self.settings.topics.alerts
-        while True:
-            batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
-            now_ns = time.time_ns()
-            for tp, messages in batches.items():
-                for message in messages:
-                    value = _json(message.value)
-                    if value is None:
-                        continue
-                    if tp.topic == timeline:
-                        self.tracker.timeline(value, message.timestamp, now_ns)
-                    elif tp.topic == alerts:
-                        self.tracker.alert(value, message.timestamp, now_ns)
-                    else:
-                        self.tracker.dead_letter(value, now_ns)
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-
-
-async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    # Metadata for a just-created topic can take a moment to appear; aiokafka
-    # has no public call that refreshes it for a consumer without a subscription.
-    for _ in range(50):
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return partitions
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.2)
-    raise SystemExit(f"topic {topic} does not exist (is the pipeline set up?)")
-
-
-def _json(value: bytes | None) -> dict[str, Any] | None:
-    try:
-        parsed = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def make_events(count: int, customers: list[dict], seed: int) -> list[tuple[str, dict]]:
-    """The seeded mix, with event ids made unique to this run.
-
-    The pipeline de-duplicates by event_id, so a second run against the same
-    pipeline would otherwise see nothing come back; survey contact_ids are
-    rewritten the same way so they still point at the rated contact.
-    """
-    run = secrets.token_hex(4)
-    renamed: dict[str, str] = {}
-    events = TrafficGenerator(customers, seed).take(count)
-    for index, (_, envelope) in enumerate(events):
-        renamed[envelope["event_id"]] = envelope["event_id"] = f"bench-{run}-{index:08d}"
-        payload = envelope["payload"]
-        if payload.get("contact_id") in renamed:
-            payload["contact_id"] = renamed[payload["contact_id"]]
-    return events
-
 
 async def send_event(producer: AIOKafkaProducer, settings: Settings, tracker: Tracker,
                      channel: str, envelope: dict) -> asyncio.Future:
@@ -460,51 +280,6 @@ async def _timed_run(producer: AIOKafkaProducer, settings: Settings, args: argpa
 
 # --- the private stack ----------------------------------------------------------
 
-class Worker:
-    """The worker as a subprocess, logging to a file."""
-
-    def __init__(self, command: list[str], settings: Settings, log_path: Path) -> None:
-        self.command = command
-        self.log_path = log_path
-        self.env = os.environ | {
-            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "REDIS_URL": settings.redis_url,
-            # No metrics endpoint: it would clash with a developer's `cxt up` worker.
-            "CXT_WORKER_METRICS_PORT": "0",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(self.command, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def check(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"worker exited with status {self.proc.returncode}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(WORKER_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-
-async def ensure_topics(settings: Settings) -> None:
-    from streams.topics import ensure_topics as create  # the pipeline's own topic set-up
-
-    await create(settings)
-
-
 async def measure_with_worker(settings: Settings, args: argparse.Namespace,
                               worker: Worker) -> Result:
     """`measure`, failing fast (with the worker's log) if the worker dies."""
@@ -520,26 +295,20 @@ async def measure_with_worker(settings: Settings, args: argparse.Namespace,
 
 
 def run_private(args: argparse.Namespace) -> Result:
-    from cxt.localstack import LocalStack
-
-    with tempfile.TemporaryDirectory(prefix="cxt-bench-") as tmp:
-        stack = LocalStack(Settings.from_env(), Path(tmp))
-        print("bench: starting a private Kafka + Redis ...", file=sys.stderr, flush=True)
-        settings = stack.start()
-        worker = Worker(args.worker_cmd, settings, Path(tmp) / "worker.log")
+    print("bench: starting a private Kafka + Redis ...", file=sys.stderr, flush=True)
+    with private_stack(Settings.from_env()) as (settings, tmp):
+        worker = Worker(args.worker_cmd, worker_env(settings), tmp / "worker.log", cwd=tmp)
         try:
             asyncio.run(ensure_topics(settings))
             worker.start()
             print(f"bench: kafka {settings.kafka_bootstrap_servers}, redis {settings.redis_url},"
-                  f" worker pid {worker.proc.pid if worker.proc else '?'}",
-                  file=sys.stderr, flush=True)
+                  f" worker pid {worker.pid or '?'}", file=sys.stderr, flush=True)
             return asyncio.run(measure_with_worker(settings, args, worker))
         except BaseException:
             print(f"bench: worker log tail:\n{worker.tail()}", file=sys.stderr)
             raise
         finally:
             worker.stop()
-            stack.stop()
 
 
 # --- output ------------------------------------------------------------------------

@@ -51,13 +51,13 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from consumers.summary_state import AlertSeen, CustomerState, Erasure, SummaryState, SurveySeen
 from cxt.contacts import contact_key, normalise_intent, parse_ms
 from cxt.produce import make_producer, start_producer
+from cxt.redis_client import connect
 from cxt.settings import Settings, Topics
 from streams.alerts import ACKNOWLEDGED, UNACKNOWLEDGED
 from streams.keys import Keys, is_provisional
@@ -333,7 +333,7 @@ class SummaryFeed:
             session_timeout_ms=settings.session_timeout_s * 1000,
             heartbeat_interval_ms=settings.session_timeout_s * 200)
         producer = make_producer(settings, client_id=group)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        redis = connect(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
         self.state = SummaryState(redis, Keys(settings.redis_prefix))
         log.info("summaries: reading %s, %s, %s as group %s; publishing %s",
                  self.topics.timeline, self.topics.alerts, self.topics.customers, group,

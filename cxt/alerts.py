@@ -18,9 +18,9 @@ from typing import TextIO
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from redis.asyncio import Redis
 
 from cxt.produce import make_producer, start_producer
+from cxt.redis_client import connect
 from cxt.settings import Settings
 from streams.alert_store import AlertStore
 from streams.alerts import ActionRejected, apply_action
@@ -53,7 +53,7 @@ class ActionNotApplied(AlertCommandError):
 
 @asynccontextmanager
 async def alert_store(settings: Settings) -> AsyncIterator[AlertStore]:
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     try:
         yield AlertStore(redis, Keys(settings.redis_prefix),
                          counters_ttl_days=settings.timeline_max_age_days)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 import orjson
-from redis.asyncio import Redis
 
+from cxt.redis_client import connect
 from cxt.settings import Settings
 from streams.keys import Keys
 from streams.store import TimelineStore
@@ -50,7 +50,7 @@ async def read_timeline(
     limit: int | None = None,
 ) -> dict:
     """The contract's timeline read: {"customer_id": ..., "events": [newest first]}."""
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     try:
         store = TimelineStore(redis, Keys(settings.redis_prefix),
                               max_entries=settings.timeline_max_entries,

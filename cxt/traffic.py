@@ -341,6 +341,10 @@ class TrafficGenerator:
       out_of_order_share occurred_at shifted 1-30 minutes into the past, so it
                          arrives after events that happened later;
       bottom2_share      surveys scoring 1 or 2 on the 1-5 scale.
+
+    `channel_weights` (channel -> relative weight, default CHANNEL_WEIGHTS)
+    changes the channel mix; a channel left out is never drawn.  The default
+    stream is the same as before the parameter existed.
     """
 
     RECENT_CONTACTS = 5  # per customer, enough for a survey to find its contact
@@ -355,10 +359,19 @@ class TrafficGenerator:
         phone_only_share: float = 0.2,
         out_of_order_share: float = 0.05,
         bottom2_share: float = 0.12,
+        channel_weights: dict[str, float] | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         if not customers:
             raise ValueError("TrafficGenerator needs at least one customer")
+        weights = CHANNEL_WEIGHTS if channel_weights is None else channel_weights
+        unknown = set(weights) - set(CHANNELS)
+        if unknown:
+            raise ValueError(f"unknown channel(s) in channel_weights: {sorted(unknown)}")
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ValueError("channel_weights must be >= 0 and add up to more than 0")
+        self._channels = list(weights)
+        self._channel_weights = list(weights.values())
         self.customers = list(customers)
         self._by_id = {c["customer_id"]: c for c in self.customers}
         self.rng = random.Random(f"traffic:{seed}")
@@ -382,7 +395,7 @@ class TrafficGenerator:
 
     def next_event(self) -> tuple[str, Envelope]:
         rng = self.rng
-        channel = rng.choices(list(CHANNEL_WEIGHTS), weights=list(CHANNEL_WEIGHTS.values()))[0]
+        channel = rng.choices(self._channels, weights=self._channel_weights)[0]
         customer, unknown_phone = self._pick_party(channel)
         key = customer["customer_id"] if customer else str(unknown_phone)
         social = _first_social(customer) if customer else None

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from cxt.produce import make_producer, start_producer
+from cxt.redis_client import connect
 from cxt.settings import Settings
 from dashboard.auth import TokenBook
 from dashboard.metrics import DashboardMetrics
@@ -56,7 +57,7 @@ async def open_services(settings: Settings, metrics: DashboardMetrics
                         ) -> AsyncIterator[Services]:
     rules, agent_config, tokens = check_config(settings)
     await ensure_topics(settings)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+    redis = connect(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
     keys = Keys(settings.redis_prefix)
     producer = await start_producer(make_producer(settings))
     try:

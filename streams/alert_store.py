@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from streams.keys import Keys
+from streams.scripts import queue_script, run_pipeline
 from streams.store import AddResult, classify_insert
 
 # KEYS: alert key.  ARGV: JSON.  1 when stored, else the stored JSON.
@@ -41,12 +43,22 @@ return 1
 
 # KEYS: hour counters hash, counted-ids set.  ARGV: event_id, counters TTL,
 # set TTL, then field/increment pairs.
-_COUNT_SURVEY = """
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
+# Counts the surveys of one hour, each once.  KEYS: the hour's counters hash and
+# its set of counted survey ids.  ARGV: counters TTL, ids TTL, then per survey:
+# event_id, n, and n (field, amount) pairs.  Returns how many were new.
+_COUNT_SURVEYS = """
+local counted, i = 0, 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 1])
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    for j = i + 2, i + 2 * n, 2 do redis.call('HINCRBY', KEYS[1], ARGV[j], ARGV[j + 1]) end
+    counted = counted + 1
+  end
+  i = i + 2 + 2 * n
+end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if counted > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return counted
 """
 
 COUNTED_IDS_TTL_S = 7 * 86_400
@@ -67,7 +79,7 @@ class AlertStore:
         self.counters_ttl_s = counters_ttl_days * 86_400
         self._put_new = redis.register_script(_PUT_NEW)
         self._replace = redis.register_script(_REPLACE)
-        self._count = redis.register_script(_COUNT_SURVEY)
+        self._count = redis.register_script(_COUNT_SURVEYS)
 
     # -- raising ------------------------------------------------------------------
 
@@ -171,16 +183,22 @@ class AlertStore:
     # -- survey counters -------------------------------------------------------------
 
     async def count_surveys(self, counts: Sequence[SurveyCount]) -> None:
+        """Count each survey once in its hour: one script call per hour, one round trip."""
         if not counts:
             return
-        pipe = self.redis.pipeline(transaction=False)
+        by_hour: dict[str, list[bytes | str | int]] = {}
         for c in counts:
-            flat = [x for pair in c.fields.items() for x in pair]
-            await self._count(keys=[self.keys.survey_counters(c.hour),
-                                    self.keys.survey_counted(c.hour)],
-                              args=[c.event_id, self.counters_ttl_s, COUNTED_IDS_TTL_S, *flat],
-                              client=pipe)
-        await pipe.execute()
+            args = by_hour.setdefault(c.hour, [self.counters_ttl_s, COUNTED_IDS_TTL_S])
+            args += (c.event_id, len(c.fields))
+            for pair in c.fields.items():
+                args += pair
+
+        def fill(pipe: Pipeline) -> None:
+            for hour, args in by_hour.items():
+                keys = [self.keys.survey_counters(hour), self.keys.survey_counted(hour)]
+                queue_script(pipe, self._count, keys, args)
+
+        await run_pipeline(self.redis, fill, [self._count])
 
     async def counters(self, buckets: Sequence[str]) -> dict[str, dict[bytes, bytes]]:
         pipe = self.redis.pipeline(transaction=False)

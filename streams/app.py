@@ -1,10 +1,14 @@
-"""The faust-streaming app: two agents feeding the batch processor.
+"""The worker: the faust-streaming app plus the batch consumer of the inbound topics.
 
-Each agent takes up to `CXT_BATCH_SIZE` events or whatever arrived within
-`CXT_BATCH_WINDOW_MS`, runs the batch through `streams.processor`, publishes
-the results, waits for Kafka to confirm them, and only then acknowledges the
-input events (`noack_take`; plain `take` would acknowledge even when the body
-fails, see PITFALLS.md).  Redis or Kafka being unavailable makes the agent
+The five inbound topics carry nearly all the traffic and go through
+`streams.batch_consumer` (aiokafka batches; faust's per-record hand-off
+would cap the worker far below contact-centre peaks).  The customer records
+and alert actions are low-volume and run as faust agents, which take up to
+`CXT_BATCH_SIZE` events or whatever arrived within `CXT_BATCH_WINDOW_MS`.
+Either way a batch runs through `streams.processor`, its results are
+published, Kafka confirms them, and only then are the inputs acknowledged
+(`noack_take` for the agents; plain `take` would acknowledge even when the
+body fails, see PITFALLS.md).  Redis or Kafka being unavailable makes the agent
 wait and retry the same batch (backpressure) instead of skipping it.  Any
 other error stops the worker (`CrashingSupervisor`): restarting an agent in
 place would resume after the events it never stored.
@@ -26,12 +30,13 @@ import faust
 import mode
 import orjson
 from aiokafka.errors import KafkaError
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from cxt.redis_client import connect
 from cxt.settings import Settings
 from streams.alert_store import AlertStore
+from streams.batch_consumer import BatchConsumer
 from streams.keys import Keys
 from streams.metrics import WorkerMetrics
 from streams.processor import Processor
@@ -49,16 +54,23 @@ STATUS_EVERY_S = 10.0
 LAG_EVERY_S = 5.0
 
 
-def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
-    """The app; `metrics` defaults to a fresh set with its own registry."""
+def create_app(settings: Settings, metrics: WorkerMetrics | None = None
+               ) -> tuple[faust.App, BatchConsumer]:
+    """The app and the inbound consumer to run beside it (`faust.Worker(app, consumer)`);
+    `metrics` defaults to a fresh set with its own registry."""
     if metrics is None:
         metrics = WorkerMetrics()
+    faust_dir = settings.state_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap_servers.split(",")],
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
+        # faust makes a data directory even without tables: keep it with our other state
+        # instead of in whatever directory the worker was started from.
+        datadir=str(faust_dir / f"{settings.app_id}-data"),
         # The leader-election topic is only needed for app.timer(on_leader=True).
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
@@ -70,7 +82,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         broker_heartbeat_interval=settings.session_timeout_s / 5,
         agent_supervisor=mode.CrashingSupervisor,
     )
-    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    redis = connect(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     store = TimelineStore(
         redis, Keys(settings.redis_prefix),
         max_entries=settings.timeline_max_entries, max_age_days=settings.timeline_max_age_days,
@@ -79,9 +91,10 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
                         counters_ttl_days=settings.timeline_max_age_days)
     runner = BatchRunner(app, Processor(settings, store, alerts, load_rules(
         settings.alert_rules_path)), metrics)
+    inbound = BatchConsumer(settings, "interactions", list(settings.topics.inbound.values()),
+                            runner, runner.processor.interactions)
+    runner.sources.append(inbound)
     steps: dict[str, tuple[faust.TopicT, Step]] = {
-        "interactions": (app.topic(*settings.topics.inbound.values()),
-                         runner.processor.interactions),
         "customers": (app.topic(settings.topics.customers), runner.processor.customers),
         "alert-actions": (app.topic(settings.topics.alert_actions), runner.processor.actions),
     }
@@ -108,7 +121,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         async def refresh_lag() -> None:
             await runner.update_lag()
 
-    return app
+    return app, inbound
 
 
 def _batch_agent(app: faust.App, name: str, topic: faust.TopicT, runner: BatchRunner,
@@ -119,7 +132,7 @@ def _batch_agent(app: faust.App, name: str, topic: faust.TopicT, runner: BatchRu
     @app.agent(topic, name=name)
     async def ingest(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(size, within):
-            await runner.run(name, events, step)
+            await runner.run(name, [_record(event.message) for event in events], step)
             for event in events:
                 await stream.ack(event)
 
@@ -135,19 +148,24 @@ class BatchRunner:
         self._last_status = (time.monotonic(), 0)
         self._lag_failing = False
         self._log_starts: dict[faust.types.TP, int] = {}
+        self.sources: list[BatchConsumer] = []  # consumers outside faust, for the lag gauge
 
-    async def run(self, agent: str, events: Sequence[faust.EventT], step: Step) -> None:
+    async def run(self, agent: str, records: Sequence[Record], step: Step) -> None:
+        """Until `step` stored the batch and Kafka acknowledged its messages."""
         started = time.perf_counter()
-        records = [_record(event.message) for event in events]
-        outgoing = await self._until_done(lambda: step(records), "Redis write")
-        await self._until_done(lambda: self._publish(outgoing), "Kafka publish")
-        self._count(agent, records, outgoing, time.perf_counter() - started)
+        outgoing = await self.store(records, step)
+        await self.until_done(lambda: self._publish(outgoing), "Kafka publish")
+        self.count(agent, records, outgoing, time.perf_counter() - started)
+
+    async def store(self, records: Sequence[Record], step: Step) -> list[Outgoing]:
+        """Until `step` stored the batch; the messages it says to publish."""
+        return await self.until_done(lambda: step(records), "Redis write")
 
     async def escalate(self) -> None:
-        outgoing, due = await self._until_done(self.processor.escalations, "escalation check")
-        await self._until_done(lambda: self._publish(outgoing), "Kafka publish")
+        outgoing, due = await self.until_done(self.processor.escalations, "escalation check")
+        await self.until_done(lambda: self._publish(outgoing), "Kafka publish")
         # Cleared only once published: a crash before this re-sends, never skips.
-        await self._until_done(lambda: self.processor.alerts.not_due(due), "Redis write")
+        await self.until_done(lambda: self.processor.alerts.not_due(due), "Redis write")
         self.counts["escalated"] += len(outgoing)
         self.metrics.alerts(orjson.loads(o.value or b"{}") for o in outgoing)
 
@@ -156,7 +174,7 @@ class BatchRunner:
         pending = [await send(o.topic, o.key, o.value, None, None, None) for o in outgoing]
         await asyncio.gather(*pending)
 
-    async def _until_done(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    async def until_done(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
         backoff = 0.1
         while True:
             try:
@@ -167,7 +185,7 @@ class BatchRunner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    def _count(self, agent: str, records: Sequence[Record], outgoing: Sequence[Outgoing],
+    def count(self, agent: str, records: Sequence[Record], outgoing: Sequence[Outgoing],
                seconds: float) -> None:
         topics = self.processor.topics
         accepted: Counter[str] = Counter()
@@ -191,6 +209,8 @@ class BatchRunner:
         """Refresh the consumer lag gauge; a failure only skips this round."""
         try:
             lag = await consumer_lag(self.app.consumer, self._log_starts)
+            for source in self.sources:
+                lag.update(await source.lag())
         except Exception as exc:  # metrics must never stop the pipeline
             # Once per run of failures (a rebalance, the broker away), not every few seconds.
             level = logging.DEBUG if self._lag_failing else logging.WARNING

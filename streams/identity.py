@@ -69,5 +69,5 @@ async def link(store: TimelineStore, pid: str, customer_id: str) -> list[NewEntr
                      entry.get("source") or {}, entry)
         )
     results = await store.add(moved)
-    await store.drop_timeline(pid)
+    await store.drop_entries(pid, [e.event_id for e in moved])
     return [e for e, r in zip(moved, results, strict=True) if r is not AddResult.DUPLICATE]

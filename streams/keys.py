@@ -10,7 +10,13 @@ another customer's because the suffix is always appended after the tag.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+from redis.crc import key_slot
+
+T = TypeVar("T")
 
 # Provisional profiles (events whose identity is not known yet) are keyed by
 # "~" + identifier key, e.g. "~phone:+442071234567". The customer schema
@@ -91,3 +97,17 @@ class Keys:
         """String: epoch ms of the customer's latest erasure (kept a week); timeline
         entries and alert events from before it are ignored by the summary feed."""
         return f"{self.prefix}:{{{customer_id}}}:sum:erased"
+
+
+def slot_groups(items: Sequence[T], key_of: Callable[[T], str], size: int, *,
+                one_slot: bool) -> list[list[T]]:
+    """`items` in groups of at most `size` whose keys (`key_of`) share one cluster slot,
+    each group in the items' order.  With `one_slot` (a single Redis server, where
+    any keys may go together) only the size matters."""
+    if one_slot:
+        return [list(items[start:start + size]) for start in range(0, len(items), size)]
+    by_slot: dict[int, list[T]] = {}
+    for item in items:
+        by_slot.setdefault(key_slot(key_of(item).encode()), []).append(item)
+    return [group[start:start + size] for group in by_slot.values()
+            for start in range(0, len(group), size)]

@@ -263,6 +263,7 @@ def _survey_count(entry: NewEntry) -> SurveyCount:
 
 def _timeline_entry(record: Record, item: Interaction, owner: str, accepted_at: str) -> NewEntry:
     """The normalised entry (schemas/timeline-entry.v1.json) for an accepted event."""
+    source = record.source
     entry: dict = {
         "event_id": item.event_id,
         "customer_id": owner,
@@ -271,11 +272,10 @@ def _timeline_entry(record: Record, item: Interaction, owner: str, accepted_at: 
         "occurred_at": item.occurred_at,
         "accepted_at": accepted_at,
         "payload": item.payload,
-        "source": record.source,
+        "source": source,
     }
     if item.identity:
         entry["identity"] = item.identity
     if is_provisional(owner):
         entry["provisional"] = True
-    return NewEntry(owner, item.event_id, item.occurred_ms, orjson.dumps(entry), record.source,
-                    entry)
+    return NewEntry(owner, item.event_id, item.occurred_ms, orjson.dumps(entry), source, entry)

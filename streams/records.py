@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import orjson
 
 
-@dataclass(frozen=True, slots=True)
+# slots, not frozen: one is made per event, and a frozen dataclass costs 4x as much to create.
+@dataclass(slots=True)
 class Record:
     """An inbound Kafka record, independent of the consumer library."""
 
@@ -25,7 +26,8 @@ class Record:
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
 
-@dataclass(frozen=True, slots=True)
+# slots, not frozen: one is made per event, and a frozen dataclass costs 4x as much to create.
+@dataclass(slots=True)
 class Outgoing:
     """A message to publish once the batch is stored."""
 

@@ -284,3 +284,29 @@ def test_produce_command_routes_json_lines(pipeline, tmp_path: Path) -> None:
     assert "line 6" in result.stderr and "Traceback" not in result.stderr
     assert "sent 5" in result.stdout
     assert len(asyncio.run(_wait_for_entries(settings, cid, 5))) == 5
+
+
+def test_small_overlapping_batches_keep_each_customers_order_on_the_output(
+        stack: LocalStack, tmp_path: Path) -> None:
+    # Batches of 25 with several in flight: the output must still follow the input
+    # order of each partition, and every event must be published.
+    settings = isolated_settings(stack.settings, batch_size=25)
+    asyncio.run(create_topics(settings))
+    customers = [_customer() for _ in range(6)]
+    events = [envelope("call", customers[i % 6], event_id=f"o-{i:05d}") for i in range(1500)]
+    asyncio.run(produce_events(settings, events))  # before the worker starts: a backlog
+    worker = WorkerProcess(settings, tmp_path).start()
+    try:
+        published = asyncio.run(read_topic(
+            settings, settings.topics.timeline, until=lambda got: len(got) >= len(events),
+            timeout=90))
+    finally:
+        worker.stop()
+    assert len(published) >= len(events), worker.log()
+    order: dict[str, list[str]] = {}
+    for record in published:
+        entry = orjson.loads(record.value)
+        order.setdefault(entry["customer_id"], []).append(entry["event_id"])
+    for cid in customers:
+        assert order[cid] == sorted(order[cid]), cid
+        assert len(order[cid]) == 250

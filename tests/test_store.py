@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from cxt.localstack import LocalStack
-from streams.keys import Keys
+from streams.keys import Keys, slot_groups
 from streams.store import AddResult, NewEntry, ProfileChange, TimelineStore
 
 DAY_MS = 86_400_000
@@ -113,3 +113,82 @@ def test_a_customers_keys_share_one_cluster_slot_even_with_odd_ids() -> None:
                  (keys.timeline(cid), keys.entries(cid), keys.profile(cid))}
         assert len(slots) == 1, cid
     assert keys.timeline("a}b") != keys.timeline("a")
+
+
+def test_a_large_batch_with_repeats_gets_one_result_per_entry_in_order(stack) -> None:
+    now = int(time.time() * 1000)
+    # More entries than one script call takes, customers spread over the calls, and
+    # the same event twice in the batch (a source duplicate) plus an earlier one.
+    batch = [_entry(f"C-{i % 300}", f"e{i}", now - i, offset=i) for i in range(1200)]
+    batch.append(_entry("C-7", "e7", now, offset=99_999))
+
+    async def scenario(store: TimelineStore) -> tuple:
+        await store.add([_entry("C-1", "e1", now - 1, offset=1)])  # already there
+        results = await store.add(batch)
+        return results, await store.read("C-7")
+
+    results, c7 = _run(stack, scenario)
+    assert len(results) == len(batch)
+    assert results[1] == AddResult.REDELIVERED  # same record as the earlier insert
+    assert results[-1] == AddResult.DUPLICATE  # e7 again from another offset
+    assert results.count(AddResult.NEW) == 1199
+    assert [e["event_id"] for e in c7] == [f"e{i}" for i in range(7, 1200, 300)]
+
+
+def test_writes_survive_redis_forgetting_its_scripts(stack) -> None:
+    now = int(time.time() * 1000)
+
+    async def scenario(store: TimelineStore) -> tuple:
+        first = await store.add([_entry("C-1", "a", now)])
+        await store.redis.script_flush()  # as after a Redis restart
+        second = await store.add([_entry("C-1", "b", now + 1)])
+        return first, second, await store.read("C-1")
+
+    first, second, entries = _run(stack, scenario)
+    assert first == second == [AddResult.NEW]
+    assert [e["event_id"] for e in entries] == ["b", "a"]
+
+
+def test_slot_groups_keep_each_slot_together_in_order_and_bounded() -> None:
+    keys = Keys("cxt")
+    items = [(f"C-{i % 50}", i) for i in range(400)]
+    groups = slot_groups(items, lambda item: keys.timeline(item[0]), 7, one_slot=False)
+    assert sorted(i for g in groups for _, i in g) == list(range(400))
+    for group in groups:
+        assert len(group) <= 7
+        assert len({key_slot(keys.timeline(cid).encode()) for cid, _ in group}) == 1
+        assert [i for _, i in group] == sorted(i for _, i in group)
+    single = slot_groups(items, lambda item: keys.timeline(item[0]), 150, one_slot=True)
+    assert [len(g) for g in single] == [150, 150, 100]
+    assert [i for g in single for _, i in g] == list(range(400))
+
+
+def test_surveys_are_counted_once_per_hour_even_when_repeated(stack) -> None:
+    from streams.alert_store import AlertStore, SurveyCount
+    from streams.survey_metrics import metric_fields
+
+    low = metric_fields("call", "billing-uk", "A-1", 1, 1, 5)
+    high = metric_fields("chat", "tech-uk", "A-2", 5, 1, 5)
+
+    async def main() -> tuple:
+        redis = Redis.from_url(stack.settings.redis_url)
+        keys = Keys(f"s{uuid.uuid4().hex[:6]}")
+        alerts = AlertStore(redis, keys, counters_ttl_days=30)
+        try:
+            await alerts.count_surveys([SurveyCount("s1", "2026112210", low),
+                                        SurveyCount("s2", "2026112210", high),
+                                        SurveyCount("s1", "2026112210", low),  # same batch
+                                        SurveyCount("s3", "2026112211", low)])
+            await redis.script_flush()
+            await alerts.count_surveys([SurveyCount("s2", "2026112210", high)])  # again
+            return (await alerts.counters(["2026112210", "2026112211"]),
+                    await redis.ttl(keys.survey_counters("2026112210")))
+        finally:
+            await redis.aclose()
+
+    counters, ttl = asyncio.run(main())
+    ten = {k.decode(): int(v) for k, v in counters["2026112210"].items()}
+    eleven = {k.decode(): int(v) for k, v in counters["2026112211"].items()}
+    assert ten == {**low, **high}
+    assert eleven == low
+    assert 29 * 86_400 < ttl <= 30 * 86_400

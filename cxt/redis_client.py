@@ -1,0 +1,45 @@
+"""The Redis client every part of the product uses.
+
+redis-py's asyncio connection packs each command in Python, argument by
+argument; a worker batch sends thousands of arguments, and that packing was
+the largest single cost on the worker's Redis side.  hiredis (already our
+reply parser) packs a whole command in C, as redis-py's synchronous client
+does when hiredis is installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hiredis
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
+
+
+class HiredisPackingConnection(Connection):
+    def pack_command(self, *args: Any) -> list[bytes]:
+        # A multi-word command name ("CONFIG GET") goes out as separate words, as
+        # redis-py's own packer does it.
+        first = args[0]
+        if isinstance(first, str):
+            args = (*first.encode().split(), *args[1:])
+        elif b" " in first:
+            args = (*first.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            pass
+        # hiredis takes str, int, float and bytes only; views are copied, the rest refused.
+        args = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:  # e.g. None or a bool: redis-py refuses them too
+            raise DataError(str(exc)) from None
+
+
+def connect(url: str, **options: Any) -> Redis:
+    """A client for `url` (redis://, rediss:// or unix://); `options` as for redis-py."""
+    # The URL's scheme decides over `connection_class`: TLS and unix sockets keep
+    # redis-py's own connection classes (and packer).
+    return Redis.from_url(url, connection_class=HiredisPackingConnection, **options)
