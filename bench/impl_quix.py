@@ -47,14 +47,14 @@ from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
 from cxt.settings import Settings
 from streams.alerts import alert_id_for
-from streams.keys import Keys, is_provisional, provisional_id
+from streams.identity import identity_lookups, owners_from
+from streams.keys import Keys, is_provisional
 from streams.records import Record, dead_letter, iso_ms, utc_now_iso
 from streams.store import AddResult, classify_insert
 from streams.validate import (
     Interaction,
     Rejection,
     check_interaction,
-    identity_keys,
     is_bottom_2_box,
     survey_scale,
 )
@@ -154,19 +154,10 @@ class TimelineSink(BatchingSink):
 
     def _resolve(self, interactions: list[Interaction]) -> list[str]:
         """customer_id, else the first claimed identity key, else a provisional id."""
-        wanted: list[str] = []
-        spans: list[tuple[int, int]] = []
-        for item in interactions:
-            keys = [] if item.customer_id else identity_keys(item.identity or {})
-            spans.append((len(wanted), len(wanted) + len(keys)))
-            wanted.extend(keys)
+        wanted, spans = identity_lookups(interactions)
         found = self.redis.mget([self.keys.identity(k) for k in wanted]) if wanted else []
-        owners = []
-        for item, (start, end) in zip(interactions, spans, strict=True):
-            claimed = next((cid for cid in found[start:end] if cid), None)
-            owners.append(item.customer_id or (claimed.decode() if claimed
-                                               else provisional_id(wanted[start])))
-        return owners
+        return owners_from(interactions, wanted, spans,
+                           [None if v is None else v.decode() for v in found])
 
     def _store(self, accepted: list, owners: list[str]) -> list:
         """Write every entry in one pipeline; return those to publish (not source duplicates)."""

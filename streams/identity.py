@@ -22,13 +22,27 @@ from streams.validate import Interaction, identity_keys
 
 async def resolve_owners(store: TimelineStore, interactions: Sequence[Interaction]) -> list[str]:
     """The customer id (or provisional id) of each interaction, in one round trip."""
+    wanted, spans = identity_lookups(interactions)
+    return owners_from(interactions, wanted, spans, await store.lookup(wanted))
+
+
+def identity_lookups(interactions: Sequence[Interaction]
+                     ) -> tuple[list[str], list[tuple[int, int]]]:
+    """The identity keys to look up for the batch, and each interaction's span of them
+    (none when it names its customer)."""
     wanted: list[str] = []
     spans: list[tuple[int, int]] = []
     for item in interactions:
         keys = [] if item.customer_id else identity_keys(item.identity or {})
         spans.append((len(wanted), len(wanted) + len(keys)))
         wanted.extend(keys)
-    found = await store.lookup(wanted)
+    return wanted, spans
+
+
+def owners_from(interactions: Sequence[Interaction], wanted: Sequence[str],
+                spans: Sequence[tuple[int, int]], found: Sequence[str | None]) -> list[str]:
+    """Each interaction's owner, given what the lookups of `identity_lookups` found:
+    its customer_id, else the first claimed identifier's customer, else a provisional id."""
     owners: list[str] = []
     for item, (start, end) in zip(interactions, spans, strict=True):
         if item.customer_id:
