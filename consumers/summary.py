@@ -58,7 +58,7 @@ from consumers.summary_state import AlertSeen, CustomerState, Erasure, SummarySt
 from cxt.contacts import contact_key, normalise_intent, parse_ms
 from cxt.produce import make_producer, start_producer
 from cxt.redis_client import connect
-from cxt.settings import Settings, Topics
+from cxt.settings import Settings, SettingsError, Topics
 from streams.alerts import ACKNOWLEDGED, UNACKNOWLEDGED
 from streams.keys import Keys, is_provisional
 from streams.records import iso_ms
@@ -296,6 +296,10 @@ def _record_ms(record: ConsumerRecord, now_ms: int) -> int:
 
 def run_summaries(settings: Settings) -> None:
     """Run the feed in this process until SIGINT or SIGTERM."""
+    if settings.redis_cluster:
+        # Its state scripts run in pipelines, which redis-py refuses on a cluster.
+        raise SettingsError("CXT_REDIS_CLUSTER: cxt summaries does not run on Redis Cluster "
+                            "yet; point it at a single Redis server")
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvloop.run(SummaryFeed(settings).run())

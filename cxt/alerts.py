@@ -53,7 +53,7 @@ class ActionNotApplied(AlertCommandError):
 
 @asynccontextmanager
 async def alert_store(settings: Settings) -> AsyncIterator[AlertStore]:
-    redis = connect(settings.redis_url)
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     try:
         yield AlertStore(redis, Keys(settings.redis_prefix),
                          counters_ttl_days=settings.timeline_max_age_days)

@@ -13,6 +13,7 @@ from typing import Any
 
 import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
@@ -38,8 +39,11 @@ class HiredisPackingConnection(Connection):
             raise DataError(str(exc)) from None
 
 
-def connect(url: str, **options: Any) -> Redis:
-    """A client for `url` (redis://, rediss:// or unix://); `options` as for redis-py."""
+def connect(url: str, *, cluster: bool = False, **options: Any) -> Redis | RedisCluster:
+    """A client for `url` (redis://, rediss:// or unix://); `options` as for redis-py.
+    With `cluster`, `url` names one node of a Redis Cluster."""
+    if cluster:
+        return RedisCluster.from_url(url, **options)
     # The URL's scheme decides over `connection_class`: TLS and unix sockets keep
     # redis-py's own connection classes (and packer).
     return Redis.from_url(url, connection_class=HiredisPackingConnection, **options)

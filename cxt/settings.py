@@ -69,6 +69,17 @@ def _redact(item: str) -> str:
     return f"{head}:***" if head else "***"
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r}: expected true or false")
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -137,6 +148,8 @@ class Topics:
 class Settings:
     kafka_bootstrap_servers: str = "localhost:9092"
     redis_url: str = "redis://localhost:6379/0"
+    # REDIS_URL names one node of a Redis Cluster (the worker's keys are cluster-safe).
+    redis_cluster: bool = False
     app_id: str = "cx-timeline"
     topics: Topics = field(default_factory=Topics)
     # Every Redis key starts with this, so several deployments can share a server.
@@ -180,6 +193,7 @@ class Settings:
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS")
             or d.kafka_bootstrap_servers,
             redis_url=env.get("REDIS_URL") or d.redis_url,
+            redis_cluster=_bool(env, "CXT_REDIS_CLUSTER", d.redis_cluster),
             app_id=env.get("CXT_APP_ID") or d.app_id,
             topics=Topics.from_env(env),
             redis_prefix=env.get("CXT_REDIS_PREFIX") or d.redis_prefix,

@@ -50,7 +50,7 @@ async def read_timeline(
     limit: int | None = None,
 ) -> dict:
     """The contract's timeline read: {"customer_id": ..., "events": [newest first]}."""
-    redis = connect(settings.redis_url)
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     try:
         store = TimelineStore(redis, Keys(settings.redis_prefix),
                               max_entries=settings.timeline_max_entries,

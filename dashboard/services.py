@@ -57,7 +57,8 @@ async def open_services(settings: Settings, metrics: DashboardMetrics
                         ) -> AsyncIterator[Services]:
     rules, agent_config, tokens = check_config(settings)
     await ensure_topics(settings)
-    redis = connect(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster,
+                    socket_timeout=5, socket_connect_timeout=3)
     keys = Keys(settings.redis_prefix)
     producer = await start_producer(make_producer(settings))
     try:

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from streams.keys import Keys
-from streams.scripts import queue_script, run_pipeline
+from streams.scripts import run_scripts
 from streams.store import AddResult, classify_insert
 
 # KEYS: alert key.  ARGV: JSON.  1 when stored, else the stored JSON.
@@ -108,11 +107,9 @@ class AlertStore:
         """
         if not alerts:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for alert in alerts:
-            await self._put_new(keys=[self.keys.alert(alert["alert_id"])],
-                                args=[orjson.dumps(alert)], client=pipe)
-        replies = (await pipe.execute())
+        replies = await run_scripts(self.redis, [
+            (self._put_new, [self.keys.alert(alert["alert_id"])], [orjson.dumps(alert)])
+            for alert in alerts])
         results = [_outcome(reply, alert) for reply, alert in zip(replies, alerts, strict=True)]
         pipe = self.redis.pipeline(transaction=False)
         for alert, (result, _) in zip(alerts, results, strict=True):
@@ -193,12 +190,9 @@ class AlertStore:
             for pair in c.fields.items():
                 args += pair
 
-        def fill(pipe: Pipeline) -> None:
-            for hour, args in by_hour.items():
-                keys = [self.keys.survey_counters(hour), self.keys.survey_counted(hour)]
-                queue_script(pipe, self._count, keys, args)
-
-        await run_pipeline(self.redis, fill, [self._count])
+        await run_scripts(self.redis, [
+            (self._count, [self.keys.survey_counters(hour), self.keys.survey_counted(hour)], args)
+            for hour, args in by_hour.items()])
 
     async def counters(self, buckets: Sequence[str]) -> dict[str, dict[bytes, bytes]]:
         pipe = self.redis.pipeline(transaction=False)

@@ -82,7 +82,8 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None
         broker_heartbeat_interval=settings.session_timeout_s / 5,
         agent_supervisor=mode.CrashingSupervisor,
     )
-    redis = connect(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster,
+                    socket_timeout=10, socket_connect_timeout=5)
     store = TimelineStore(
         redis, Keys(settings.redis_prefix),
         max_entries=settings.timeline_max_entries, max_age_days=settings.timeline_max_age_days,

@@ -19,9 +19,10 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from streams.keys import Keys, slot_groups
-from streams.scripts import queue_script, run_pipeline
+from streams.scripts import ScriptCall, run_scripts
 
 # One call stores many entries (a batch, or the part of it in one cluster slot).
 # KEYS: per entry its timeline zset and entries hash.  ARGV: max entries, min
@@ -119,16 +120,15 @@ class TimelineStore:
         groups = slot_groups(entries, lambda e: self.keys.timeline(e.customer_id),
                              ENTRIES_PER_CALL, one_slot=self.one_slot)
 
-        def fill(pipe: Pipeline) -> None:
-            for group in groups:
-                keys: list[str] = []
-                args: list[bytes | str | int] = [self.max_entries, oldest_kept]
-                for e in group:
-                    keys += (self.keys.timeline(e.customer_id), self.keys.entries(e.customer_id))
-                    args += (e.event_id, e.occurred_ms, e.body)
-                queue_script(pipe, self._add, keys, args)
-
-        replies = iter([reply for group_replies in await run_pipeline(self.redis, fill, [self._add])
+        calls: list[ScriptCall] = []
+        for group in groups:
+            keys: list[str] = []
+            args: list[bytes | str | int] = [self.max_entries, oldest_kept]
+            for e in group:
+                keys += (self.keys.timeline(e.customer_id), self.keys.entries(e.customer_id))
+                args += (e.event_id, e.occurred_ms, e.body)
+            calls.append((self._add, keys, args))
+        replies = iter([reply for group_replies in await run_scripts(self.redis, calls)
                         for reply in group_replies])
         results = {id(e): classify_insert(next(replies), e.source)[0]
                    for group in groups for e in group}
@@ -259,21 +259,40 @@ class TimelineStore:
         return [bool(n) for n in await pipe.execute()]
 
     async def apply_profiles(self, changes: Sequence[ProfileChange]) -> None:
-        """Write profile upserts and erasures, in order, in one round trip."""
+        """Write profile upserts and erasures, in order: one round trip on a single
+        server; on a cluster (no scripts in pipelines) a few per change."""
         if not changes:
+            return
+        if not self.one_slot:
+            for change in changes:
+                await run_scripts(self.redis, self._releases([change]))
+                pipe = self.redis.pipeline(transaction=False)
+                self._upsert(pipe, change)
+                await pipe.execute()
             return
         pipe = self.redis.pipeline(transaction=False)
         for change in changes:
-            cid = change.customer_id
-            for key in change.released:
-                await self._release(keys=[self.keys.identity(key)], args=[cid], client=pipe)
-            if change.record is None:
-                pipe.delete(self.keys.profile(cid), self.keys.timeline(cid), self.keys.entries(cid))
-                continue
-            pipe.set(self.keys.profile(cid), orjson.dumps(change.record))
-            for key in change.claimed:
-                pipe.set(self.keys.identity(key), cid)
-        await pipe.execute()
+            for script, keys, args in self._releases([change]):
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            self._upsert(pipe, change)
+        try:
+            await pipe.execute()
+        except NoScriptError:  # Redis restarted: load and send it all again (idempotent)
+            await self.redis.script_load(_RELEASE_IDENTITY)
+            await self.apply_profiles(changes)
+
+    def _releases(self, changes: Sequence[ProfileChange]) -> list[ScriptCall]:
+        return [(self._release, [self.keys.identity(key)], [c.customer_id])
+                for c in changes for key in c.released]
+
+    def _upsert(self, pipe: Pipeline, change: ProfileChange) -> None:
+        cid = change.customer_id
+        if change.record is None:
+            pipe.delete(self.keys.profile(cid), self.keys.timeline(cid), self.keys.entries(cid))
+            return
+        pipe.set(self.keys.profile(cid), orjson.dumps(change.record))
+        for key in change.claimed:
+            pipe.set(self.keys.identity(key), cid)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "REDIS_URL": settings.redis_url,
+        "CXT_REDIS_CLUSTER": "true" if settings.redis_cluster else "false",
         "CXT_APP_ID": settings.app_id,
         "CXT_REDIS_PREFIX": settings.redis_prefix,
         "CXT_TOPIC_PARTITIONS": str(settings.topics.partitions),
