@@ -10,21 +10,24 @@ them back, while the keys spread over all three masters.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
 from cxt.localstack import LocalStack, ensure_redis_server, free_port
-from cxt.settings import Settings, SettingsError
+from cxt.settings import ApiToken, Settings, SettingsError
 from streams.alerts import alert_id_for
 from tests.helpers import (
+    DashboardProcess,
     WorkerProcess,
     create_topics,
     envelope,
@@ -98,8 +101,10 @@ def _until(check, timeout: float, what: str) -> None:
 
 def test_timelines_and_alerts_work_unchanged_on_a_cluster(stack: LocalStack, cluster: list[int],
                                                           tmp_path: Path) -> None:
-    settings = replace(isolated(stack.settings), redis_url=f"redis://127.0.0.1:{cluster[0]}/0",
-                       redis_cluster=True)
+    token = secrets.token_urlsafe(24)
+    settings = replace(isolated(stack.settings, dashboard_port=free_port(),
+                                api_tokens=(ApiToken("advisor", "adv-ana", token),)),
+                       redis_url=f"redis://127.0.0.1:{cluster[0]}/0", redis_cluster=True)
     asyncio.run(create_topics(settings))
     customers = [{"customer_id": f"C-{i:03d}", "name": f"Customer {i}",
                   "identifiers": {"phones": [f"+4420700{i:05d}"]}} for i in range(40)]
@@ -117,6 +122,7 @@ def test_timelines_and_alerts_work_unchanged_on_a_cluster(stack: LocalStack, clu
                                contact_id=f"call-{i}",
                                occurred_at=f"2026-11-22T12:{i % 60:02d}:00Z"))
     worker = WorkerProcess(settings, tmp_path).start()
+    dashboard = DashboardProcess(settings, tmp_path).start()
     client = RedisCluster(host="127.0.0.1", port=cluster[0])
     prefix = settings.redis_prefix
     try:
@@ -146,7 +152,21 @@ def test_timelines_and_alerts_work_unchanged_on_a_cluster(stack: LocalStack, clu
         assert shown.returncode == 0, shown.stderr
         assert [e["event_id"] for e in orjson.loads(shown.stdout)["events"]] == \
             ["survey-7", "chat-7", "call-7"]
+
+        # The dashboard's API reads the same from the cluster.
+        dashboard.wait_ready(token)
+        auth = {"Authorization": f"Bearer {token}"}
+        base = settings.dashboard_url
+        timeline = httpx.get(f"{base}/api/customers/C-007/timeline", headers=auth, timeout=10)
+        assert timeline.status_code == 200, timeline.text
+        assert [e["event_id"] for e in timeline.json()["events"]] == \
+            ["survey-7", "chat-7", "call-7"]
+        listed = httpx.get(f"{base}/api/alerts", headers=auth, params={"limit": 100},
+                           timeout=10)
+        assert listed.status_code == 200, listed.text
+        assert {a["alert_id"] for a in listed.json()["alerts"]} == bottom
     finally:
+        dashboard.stop()
         worker.stop()
         client.close()
 
