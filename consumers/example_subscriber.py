@@ -16,6 +16,8 @@ what you do with an entry idempotent: `event_id` identifies it.
 
 Each message: key = customer_id, value = one timeline entry (JSON, the schema
 is schemas/timeline-entry.v1.json; `cxt schemas timeline-entry.v1` prints it).
+When a customer is erased the worker sends a tombstone (value null): it is handed
+on as `{"customer_id": <key>, "deleted": true}`; delete what you keep of them.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ async def subscribe(settings: Settings, *, group: str, from_beginning: bool,
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            entries = [orjson.loads(r.value) for rs in batches.values() for r in rs]
+            entries = [_entry(r.key, r.value) for rs in batches.values() for r in rs]
             for entry in entries:
                 if not await _until_handled(entry, forward_url, stop):
                     return handled  # stopped mid-batch: nothing of it committed
@@ -72,6 +74,13 @@ async def subscribe(settings: Settings, *, group: str, from_beginning: bool,
         print(f"example_subscriber: handled {handled} entries (group {group!r})",
               file=sys.stderr)
     return handled
+
+
+def _entry(key: bytes | None, value: bytes | None) -> dict:
+    """A timeline entry, or for a tombstone (an erased customer) a deletion notice."""
+    if value is None:
+        return {"customer_id": (key or b"").decode("utf-8", "replace"), "deleted": True}
+    return orjson.loads(value)
 
 
 async def _until_handled(entry: dict, forward_url: str | None, stop: asyncio.Event) -> bool:

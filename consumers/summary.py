@@ -55,6 +55,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from consumers.summary_state import AlertSeen, CustomerState, Erasure, SummaryState, SurveySeen
+from cxt import logsafe
 from cxt.contacts import contact_key, normalise_intent, parse_ms
 from cxt.produce import make_producer, start_producer
 from cxt.redis_client import connect
@@ -225,8 +226,11 @@ def read_batch(records: Iterable[ConsumerRecord], topics: Topics, now_ms: int) -
         if record.topic == topics.customers:
             _customer_record(record, changes, now_ms)
             continue
+        if record.value is None:  # the worker's tombstone of an erased customer: the null
+            changes.skipped["tombstone"] += 1  # record on cx.customers.v1 does the erasing
+            continue
         try:
-            value = orjson.loads(record.value) if record.value is not None else None
+            value = orjson.loads(record.value)
         except orjson.JSONDecodeError:
             value = None
         if not isinstance(value, dict) or not isinstance(value.get("customer_id"), str):
@@ -302,6 +306,7 @@ def run_summaries(settings: Settings) -> None:
                             "yet; point it at a single Redis server")
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.install(settings)
     uvloop.run(SummaryFeed(settings).run())
 
 

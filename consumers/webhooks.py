@@ -18,8 +18,9 @@ The request, for each message:
     X-CXT-Attempt: <1, 2, ...>
     <the Kafka message value, byte for byte>
 
-A tombstone (null value) on the customer-summary topic, sent when a customer is
-erased, becomes the body `{"customer_id": "<key>", "deleted": true}`.
+A tombstone (null value, key = customer id) on any topic, sent when a customer is
+erased (cx.customer-summary.v1 by the summary feed, cx.alerts.v1 by the worker),
+becomes the body `{"customer_id": "<key>", "deleted": true}`.
 
 A receiver verifies the signature by computing the HMAC itself over the raw body
 (before any JSON parsing) and comparing with `hmac.compare_digest`.
@@ -96,6 +97,8 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from consumers.webhook_config import Endpoint, WebhookConfigError, load_webhooks
+from cxt import logsafe
+from cxt.logsafe import safe_url
 from cxt.settings import Settings
 from streams.records import utc_now_iso
 from streams.topics import ensure_topics
@@ -164,7 +167,8 @@ class Outcome:
 def request_body(record: ConsumerRecord, summary_topic: str) -> tuple[bytes | None, str]:
     """The body to send, or None and why the message cannot be sent."""
     if record.value is None:
-        if record.topic == summary_topic and record.key:
+        # The summary feed's and the worker's erasure tombstones alike.
+        if record.key:
             return orjson.dumps({"customer_id": _text(record.key), "deleted": True}), ""
         return None, "the message has no value"
     try:
@@ -192,6 +196,15 @@ def dead_letter_value(endpoint: Endpoint, record: ConsumerRecord, *, attempts: i
         "attempts": attempts, "last_error": last_error,
         "first_attempt_at": first_attempt_at, "gave_up_at": utc_now_iso(),
     })
+
+
+def _loggable(error: str) -> str:
+    """An attempt's error for a log line: for an HTTP answer only its status (the body
+    excerpt may quote the message; a redirect's Location may hold a credential)."""
+    if error.startswith("HTTP "):
+        status = error[5:8]
+        return f"HTTP {status}" + (" (a redirect, not followed)" if status[:1] == "3" else "")
+    return logsafe.redact(error)
 
 
 def _text(raw: bytes) -> str:
@@ -249,7 +262,7 @@ class EndpointDeliverer:
             await consumer.start()
             committer = asyncio.create_task(self._committer(), name=f"webhook-{endpoint.name}-c")
             log.info("webhook %s: delivering %s to %s (group %s)", endpoint.name,
-                     ", ".join(endpoint.topics), endpoint.url, group)
+                     ", ".join(endpoint.topics), safe_url(endpoint.url), group)
             while not self.stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=_MAX_RECORDS)
                 for tp, records in batches.items():
@@ -408,8 +421,10 @@ class EndpointDeliverer:
                 if delay is None:
                     delay = backoff_delay(attempt, endpoint.backoff_initial_s,
                                           endpoint.backoff_max_s)
+                # The receiver's answer can quote the body (personal data): the dead
+                # letter keeps it, the log line only its status.
                 log.warning("webhook %s: %s attempt %d failed (%s); next in %.1f s",
-                            endpoint.name, delivery, attempt, error, delay)
+                            endpoint.name, delivery, attempt, _loggable(error), delay)
                 if await self._stopped_within(delay):
                     return False
         return await self._dead_letter(record, attempt, error, first_attempt_at)
@@ -456,7 +471,7 @@ class EndpointDeliverer:
         self.stats.dead_lettered += 1
         log.error("webhook %s: gave up on %s:%d:%d after %d attempts (%s); dead-lettered on %s",
                   self.endpoint.name, record.topic, record.partition, record.offset, attempts,
-                  error, topic)
+                  _loggable(error), topic)
         return True
 
     async def _stopped_within(self, seconds: float) -> bool:
@@ -549,6 +564,7 @@ def run_webhooks(settings: Settings, check_only: bool = False) -> int:
         return 0
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.install(settings)
     asyncio.run(_serve(settings, config.enabled))
     return 0
 

@@ -150,6 +150,8 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     # REDIS_URL names one node of a Redis Cluster (the worker's keys are cluster-safe).
     redis_cluster: bool = False
+    # Debugging only: log lines keep e-mail addresses and phone numbers (cxt.logsafe).
+    log_pii: bool = False
     app_id: str = "cx-timeline"
     topics: Topics = field(default_factory=Topics)
     # Every Redis key starts with this, so several deployments can share a server.
@@ -194,6 +196,7 @@ class Settings:
             or d.kafka_bootstrap_servers,
             redis_url=env.get("REDIS_URL") or d.redis_url,
             redis_cluster=_bool(env, "CXT_REDIS_CLUSTER", d.redis_cluster),
+            log_pii=_bool(env, "CXT_LOG_PII", d.log_pii),
             app_id=env.get("CXT_APP_ID") or d.app_id,
             topics=Topics.from_env(env),
             redis_prefix=env.get("CXT_REDIS_PREFIX") or d.redis_prefix,

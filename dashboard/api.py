@@ -109,7 +109,8 @@ def _cursor(raw: str | None) -> tuple[int, str] | None:
     if raw is None:
         return None
     ms, sep, event_id = raw.partition(":")
-    if not sep or not ms.isdigit() or not event_id:
+    # isascii: str.isdigit() also passes digits such as '²' that int() refuses.
+    if not sep or not (ms.isascii() and ms.isdigit()) or not event_id:
         raise bad_request(f"before={raw[:60]!r} is not a cursor; pass the `next` value of "
                           "the previous page unchanged")
     return int(ms), event_id

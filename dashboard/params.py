@@ -75,6 +75,8 @@ class Query:
             return parse_time(raw)
         except BadTime as exc:
             raise bad_request(f"{name}: {exc}") from None
+        except (OverflowError, ValueError):  # e.g. 99999999d: before year 1
+            raise bad_request(f"{name}={raw[:40]!r}: out of the range of dates") from None
 
 
 def check_id(value: str, what: str, max_length: int = MAX_ID_LENGTH) -> str:

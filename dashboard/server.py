@@ -7,6 +7,7 @@ import logging
 
 import uvicorn
 
+from cxt import logsafe
 from cxt.settings import Settings
 from dashboard.app import create_app
 from dashboard.services import check_config
@@ -31,6 +32,7 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("uvicorn.error").addFilter(_DropDenialNoise())
+    logsafe.install(settings)  # e-mail addresses and phone numbers masked in every line
     config = uvicorn.Config(
         create_app(settings),
         host=settings.dashboard_host,

@@ -155,10 +155,11 @@ class AlertStore:
         found = await self.get_many(sorted(m.decode() for m in members))
         return [a for a in found if a is not None]
 
-    async def erase_customer(self, customer_id: str) -> None:
-        """Delete the customer's alerts (they quote the customer's interactions)."""
+    async def erase_customer(self, customer_id: str) -> list[str]:
+        """Delete the customer's alerts (they quote the customer's interactions) and take
+        them out of both indexes; returns their ids."""
         members = await self.redis.smembers(self.keys.customer_alerts(customer_id))
-        ids = [i.decode() for i in members]
+        ids = sorted(i.decode() for i in members)
         pipe = self.redis.pipeline(transaction=False)
         for alert_id in ids:
             pipe.delete(self.keys.alert(alert_id))
@@ -167,6 +168,7 @@ class AlertStore:
             pipe.zrem(self.keys.alerts_due(), *ids)
         pipe.delete(self.keys.customer_alerts(customer_id))
         await pipe.execute()
+        return ids
 
     async def due(self, now_ms: int, limit: int = 500) -> list[str]:
         ids = await self.redis.zrangebyscore(self.keys.alerts_due(), "-inf", now_ms,

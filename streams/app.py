@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from cxt import logsafe
 from cxt.redis_client import connect
 from cxt.settings import Settings
 from streams.alert_store import AlertStore
@@ -58,6 +59,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None
                ) -> tuple[faust.App, BatchConsumer]:
     """The app and the inbound consumer to run beside it (`faust.Worker(app, consumer)`);
     `metrics` defaults to a fresh set with its own registry."""
+    logsafe.install(settings)  # e-mail addresses and phone numbers masked in every log line
     if metrics is None:
         metrics = WorkerMetrics()
     faust_dir = settings.state_dir / "faust"
@@ -193,6 +195,8 @@ class BatchRunner:
         rejected: Counter[str] = Counter()
         alerts: list[dict] = []
         for message in outgoing:
+            if message.value is None:  # an erased customer's tombstone: no entry, no alert
+                continue
             if message.topic == topics.timeline:
                 accepted[message.channel or "unknown"] += 1
             elif message.topic == topics.deadletter:

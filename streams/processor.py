@@ -201,15 +201,30 @@ class Processor:
             changes.append(ProfileChange(cid, new, claimed=tuple(new_keys), released=released))
             current[cid] = new
         await self.store.apply_profiles(changes)
-        for cid in {c.customer_id for c in changes if c.record is None}:
+        erased = list(dict.fromkeys(c.customer_id for c in changes if c.record is None))
+        for cid in erased:
             await self.alerts.erase_customer(cid)
+        # Tombstones (key = customer id, value null) on the output topics, so compacted
+        # copies and downstream stores drop the customer.  Before what linking publishes:
+        # a customer recreated later in the batch keeps the entries linked to it.
+        out.extend(Outgoing(topic, cid.encode(), None)
+                   for cid in erased for topic in (self.topics.timeline, self.topics.alerts))
+        # An alert raised while its survey sat in a provisional profile keeps that
+        # profile's id after linking: erase those of the identifiers the customer held.
+        held = dict.fromkeys(provisional_id(key) for c in changes if c.record is None
+                             for key in c.released)
+        for pid in held:
+            if await self.alerts.erase_customer(pid):
+                out.append(Outgoing(self.topics.alerts, pid.encode(), None))
         out.extend(await self._link_claimed(changes, current))
         return out
 
     def _customer_update(self, record: Record) -> tuple[str, dict | None] | Rejection:
         if record.value is None:  # tombstone: erase the customer named by the key
             cid = (record.key or b"").decode("utf-8", "replace")
-            if not cid or is_provisional(cid):
+            # A key no customer record could carry (schemas/customer.v1.json: not empty,
+            # no leading '~' or '}') names nobody; '}' would also break the cluster slot.
+            if not cid or is_provisional(cid) or cid.startswith("}"):
                 return Rejection("no_customer", "tombstone without a customer_id key")
             return cid, None
         checked = check_customer(record.value)

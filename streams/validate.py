@@ -62,6 +62,10 @@ _RFC3339 = re.compile(
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+# The last instant Python's datetime (and so every UTC rendering of occurred_ms, such
+# as the survey hour buckets) can represent: an offset like -23:59 on 9999-12-31
+# would otherwise name an instant in the year 10000.
+_MAX_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _ONE_MS
 _INDEX = re.compile(r"\[\d+\]")
 
 
@@ -91,7 +95,8 @@ _short.maxlevel = 2
 _FRIENDLY: dict[tuple[str, str], str] = {
     ("type", "pattern"): "must be a dotted lower-case type, channel first, like 'call.ended'",
     ("customer_id", "pattern"):
-        "must not start with '~' (reserved for provisional ids) or contain control characters",
+        "must not start with '~' (reserved for provisional ids) or '}' (it would close the "
+        "Redis Cluster hash tag) or contain control characters",
     ("identity", "anyOf"): "must give at least one of phone, email, social",
     ("identity.phone", "pattern"): "must be an E.164 phone number like '+442071234567'",
     ("identity.email", "pattern"): "must be an e-mail address like 'ada@example.org'",
@@ -363,6 +368,10 @@ def _parse_occurred_at(text: str) -> int:
     if millis < 0:
         raise _Rejected(
             INVALID_TIMESTAMP, f"occurred_at: {text!r} is before 1970-01-01T00:00:00Z"
+        )
+    if millis > _MAX_MS:
+        raise _Rejected(
+            INVALID_TIMESTAMP, f"occurred_at: {text!r} is after 9999-12-31T23:59:59.999Z"
         )
     return millis
 

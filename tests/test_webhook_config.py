@@ -251,7 +251,8 @@ def test_bodies_are_the_value_as_is_and_summary_tombstones_say_deleted() -> None
     assert request_body(_record(b'{"a": 1}'), summaries) == (b'{"a": 1}', "")
     assert request_body(_record(None, topic=summaries), summaries) == (
         b'{"customer_id":"C-1","deleted":true}', "")
-    assert request_body(_record(None), summaries) == (None, "the message has no value")
+    assert request_body(_record(None), summaries) == (b'{"customer_id":"C-1","deleted":true}', "")
+    assert request_body(_record(None, key=None), summaries) == (None, "the message has no value")
     body, why = request_body(_record(b"\xffnot json"), summaries)
     assert body is None and why.startswith("the message value is not JSON")
 
