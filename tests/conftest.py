@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 import redis
 
@@ -87,3 +88,16 @@ def live_dashboard(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
     finally:
         dashboard.stop()
         worker.stop()
+
+
+@pytest.fixture(scope="module")
+def live(live_dashboard: LiveDashboard) -> LiveDashboard:
+    """The module's live dashboard, under its short name."""
+    return live_dashboard
+
+
+@pytest.fixture(scope="module")
+def http(live: LiveDashboard) -> Iterator[httpx.Client]:
+    """An HTTP client on the live dashboard, for the module (hypothesis tests need that)."""
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        yield client

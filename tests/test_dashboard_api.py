@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -30,17 +30,6 @@ ROUTES = [
     ("GET", "/api/customers/C-1/context"),
     ("GET", "/api/metrics/surveys"),
 ]
-
-
-@pytest.fixture(scope="module")
-def live(live_dashboard: LiveDashboard) -> LiveDashboard:
-    return live_dashboard
-
-
-@pytest.fixture
-def http(live: LiveDashboard) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url, timeout=30) as client:
-        yield client
 
 
 def _customer() -> str:

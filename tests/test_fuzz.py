@@ -14,7 +14,7 @@ import re
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -382,11 +382,6 @@ def _tag_and_suffix(key: str, prefix: str) -> tuple[str, str] | None:
     return rest[1:-len(suffix) - 1], suffix
 
 
-@pytest.fixture(scope="module")
-def live(live_dashboard: LiveDashboard) -> LiveDashboard:
-    return live_dashboard
-
-
 def test_a_live_worker_dead_letters_every_fuzzed_record(live: LiveDashboard) -> None:
     fuzz_live_worker(live, 300)
 
@@ -515,12 +510,6 @@ def _openapi_routes() -> list[Route]:
 
 
 ROUTES = _openapi_routes()
-
-
-@pytest.fixture(scope="module")
-def http(live: LiveDashboard) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url, timeout=30) as client:
-        yield client
 
 
 def assert_clean_reply(reply: httpx.Response, what: object) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from hypothesis import given
@@ -27,17 +25,6 @@ from tests.test_fuzz import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def live(live_dashboard: LiveDashboard) -> LiveDashboard:
-    return live_dashboard
-
-
-@pytest.fixture(scope="module")
-def http(live: LiveDashboard) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url, timeout=30) as client:
-        yield client
 
 
 @pytest.mark.parametrize("channel", CHANNELS)

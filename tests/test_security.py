@@ -27,7 +27,6 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -82,17 +81,6 @@ def _operations() -> list[tuple[str, str, tuple[str, ...]]]:
 
 OPERATIONS = _operations()
 SOCKETS = [("/ws/alerts", ("advisor", "service")), ("/ws/agents/A-007", ("agent", "service"))]
-
-
-@pytest.fixture(scope="module")
-def live(live_dashboard: LiveDashboard) -> LiveDashboard:
-    return live_dashboard
-
-
-@pytest.fixture
-def http(live: LiveDashboard) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url, timeout=30) as client:
-        yield client
 
 
 # -- access ------------------------------------------------------------------------------
