@@ -73,9 +73,13 @@ def authorize(book: TokenBook, headers: Mapping[str, str], roles: Iterable[str],
     allowed = tuple(roles)
     if token.role not in allowed:
         raise ApiError(403, "forbidden",
-                       f"a {token.role} token may not do this; it needs a token of role "
-                       f"{' or '.join(allowed)}")
+                       f"{_article(token.role)} {token.role} token may not do this; it "
+                       f"needs a token of role {' or '.join(allowed)}")
     if agent_id is not None and token.role == "agent" and token.subject != agent_id:
         raise ApiError(403, "forbidden",
                        f"this agent token belongs to {token.subject}, not to {agent_id}")
     return token
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -70,3 +70,11 @@ def test_roles_and_agent_ownership() -> None:
     assert _status(agent, ("agent",), agent_id="A-007") == 200
     assert _status(agent, ("agent",), agent_id="A-008") == 403
     assert BOOK.find(ADVISOR.token) == ADVISOR and BOOK.find("a" * 23) is None
+
+
+@pytest.mark.parametrize("token", [AGENT, ADVISOR])
+def test_the_refusal_reads_as_english(token: ApiToken) -> None:
+    with pytest.raises(ApiError) as refused:
+        authorize(BOOK, {"authorization": f"Bearer {token.token}"}, ("service",))
+    assert refused.value.status == 403
+    assert refused.value.message.startswith(f"an {token.role} token may not do this")
