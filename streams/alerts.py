@@ -94,6 +94,9 @@ def apply_action(alert: dict, action: dict, known_actors: frozenset[str],
     status = alert["status"]
     if kind == "acknowledge" and status not in UNACKNOWLEDGED:
         return _bad_transition(alert, kind, "it is not open or escalated")
+    if kind in ("callback", "resolve") and status == RESOLVED:
+        return _bad_transition(alert, kind, "it is already resolved"
+                               f"{_by(alert.get('resolved_by'))}")
     if kind in ("callback", "resolve") and status != ACKNOWLEDGED:
         return _bad_transition(alert, kind, "it must be acknowledged first")
     changed = dict(alert)
@@ -111,10 +114,23 @@ def apply_action(alert: dict, action: dict, known_actors: frozenset[str],
     else:
         changed.update(status=RESOLVED, resolved_at=now, resolved_by=actor,
                        resolution_note=action.get("note"))
-        if action.get("category"):
-            step["category_from"] = alert["category"]
-            changed["category"] = action["category"]
+        if action.get("category") and action["category"] != alert["category"]:
+            _recategorise(changed, step, action["category"])
     return _advance(changed, step)
+
+
+def _recategorise(alert: dict, step: dict, category: str) -> None:
+    """A person's judgement replaces the rule's: the alert must no longer say the
+    rule decided, and its resolve step keeps what the rule had said (one history
+    line per published event, so no line of its own)."""
+    step.update(category_from=alert["category"], category_to=category,
+                rule_from=alert.get("category_rule"))
+    alert.update(category=category, category_rule=None, category_reasons=[],
+                 categorised_by=step["actor"])
+
+
+def _by(actor: str | None) -> str:
+    return f" by {actor}" if actor else ""
 
 
 def escalate(alert: dict, now: str) -> dict | None:

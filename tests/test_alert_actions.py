@@ -1,0 +1,55 @@
+"""apply_action, the alert lifecycle's pure step: messages and re-categorisation."""
+
+from __future__ import annotations
+
+from streams.alerts import ActionRejected, apply_action
+
+ACTORS = frozenset({"adv-ana", "adv-ben"})
+NOW = "2026-12-01T20:00:00.000Z"
+
+
+def _alert(**fields: object) -> dict:
+    return {"alert_id": "AL-1", "status": "acknowledged", "version": 2,
+            "category": "business_operations", "category_rule": "price-complaints",
+            "category_reasons": ["comment contains 'price'"],
+            "history": [{"event": "raised", "at": NOW}], **fields}
+
+
+def _resolve(alert: dict, **fields: object) -> dict | ActionRejected:
+    return apply_action(alert, {"alert_id": "AL-1", "action": "resolve", "actor": "adv-ana",
+                                "action_id": "x1", **fields}, ACTORS, NOW)
+
+
+def test_resolving_a_resolved_alert_says_it_is_already_resolved() -> None:
+    done = _alert(status="resolved", resolved_by="adv-ben")
+    for kind in ("resolve", "callback"):
+        refused = apply_action(done, {"alert_id": "AL-1", "action": kind, "actor": "adv-ana",
+                                      "outcome": "reached"}, ACTORS, NOW)
+        assert isinstance(refused, ActionRejected)
+        assert refused.reason == "invalid_transition"
+        assert "already resolved by adv-ben" in refused.message
+        assert "acknowledged first" not in refused.message
+    still_open = _resolve(_alert(status="open"))
+    assert isinstance(still_open, ActionRejected)
+    assert "acknowledged first" in still_open.message
+
+
+def test_a_new_category_on_resolve_says_who_decided_and_what_the_rule_had_said() -> None:
+    resolved = _resolve(_alert(), category="skill")
+    assert isinstance(resolved, dict)
+    assert resolved["category"] == "skill"
+    assert resolved["categorised_by"] == "adv-ana"
+    assert resolved["category_rule"] is None and resolved["category_reasons"] == []
+    step = resolved["history"][-1]
+    assert step["event"] == "resolved" and step["actor"] == "adv-ana"
+    assert (step["category_from"], step["category_to"], step["rule_from"]) == \
+        ("business_operations", "skill", "price-complaints")
+    assert len(resolved["history"]) == 2  # one line per published event
+
+
+def test_resolving_with_the_same_category_keeps_the_rule() -> None:
+    resolved = _resolve(_alert(), category="business_operations")
+    assert isinstance(resolved, dict)
+    assert resolved["category_rule"] == "price-complaints"
+    assert "categorised_by" not in resolved
+    assert "category_from" not in resolved["history"][-1]
