@@ -10,6 +10,7 @@ when a contact reaches an agent:
     when = "recent_bottom_2_box"      # recent_bottom_2_box | repeat_contact | customer_attribute
     within_days = 30
     priority = 1                      # lower first; default 100
+    tone = "alert"                    # alert | info | offer: how the page shows it
     message = "Acknowledge the bad experience first: they rated a {contact_channel} ..."
 
 Loading is strict, like the alert rules: a misspelt key, a wrong type, a
@@ -18,11 +19,17 @@ rule and field, raised when the service starts rather than the first time an
 agent takes a matching contact.  Evaluation never raises: entries with missing
 or unparseable fields are skipped, and a rule whose message needs a value the
 data does not have (say `{plan}` for a customer without a plan) stays silent
-instead of showing the agent half a sentence.
+instead of showing the agent half a sentence.  A value is missing when the data
+has none (None); `message` may list templates, and the first one whose every
+placeholder has a value is shown.
+
+The same file's `[fields.<name>]` tables say how the agent view labels and
+formats the customer record's fields (`CustomerField`, `display_fields`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import string
 import tomllib
@@ -44,13 +51,18 @@ COMPARATORS = ("equals", "in", "below", "above")
 DEFAULT_PRIORITY = 100
 DAY_MS = 86_400_000
 
-_COMMON_KEYS = ("id", "when", "message", "priority", "intents", "description", "enabled")
+_COMMON_KEYS = ("id", "when", "message", "priority", "tone", "intents", "description",
+                "enabled")
+# How the agent page shows a prompt: a warning, a piece of advice, or a sales offer
+# (an offer must never look like an alarm).
+TONES = ("alert", "info", "offer")
+DEFAULT_TONE = "info"
 _WHEN_KEYS: dict[str, tuple[str, ...]] = {
     RECENT_BOTTOM_2_BOX: ("within_days",),
     REPEAT_CONTACT: ("min_contacts", "within_days"),
     CUSTOMER_ATTRIBUTE: ("attribute", *COMPARATORS),
 }
-_TOP_KEYS = ("relevance", "prompt")
+_TOP_KEYS = ("relevance", "prompt", "fields")
 
 # Placeholders every message may use (from the customer record and the contact),
 # then those of each kind of rule.  Values come with realistic types so that a
@@ -82,8 +94,9 @@ class AgentConfigError(ValueError):
 class PromptRule:
     id: str
     when: str
-    message: str
+    messages: tuple[str, ...]  # tried in order: the first that can be filled is shown
     priority: int = DEFAULT_PRIORITY
+    tone: str = DEFAULT_TONE
     intents: frozenset[str] = frozenset()  # empty: any intent, or none
     within_days: int | None = None
     min_contacts: int | None = None
@@ -92,12 +105,27 @@ class PromptRule:
     operand: Scalar | tuple[Scalar, ...] | None = None
     description: str = ""
 
+    @property
+    def message(self) -> str:
+        return self.messages[0]
+
+
+@dataclass(frozen=True)
+class CustomerField:
+    """How the agent view shows one field of the customer record."""
+
+    label: str
+    format: str = "text"  # one of FIELD_FORMATS
+    unit: str = ""  # money: the currency sign before; number: after, with a space
+    decimals: int | None = None  # None: as the CRM sent it (money: 2)
+
 
 @dataclass(frozen=True)
 class AgentConfig:
     relevance: dict[str, tuple[str, ...]]  # intent (lower case) -> keywords
     prompts: tuple[PromptRule, ...]
     source: str = ""
+    fields: dict[str, CustomerField] = dataclasses.field(default_factory=dict)  # by record field
 
 
 # --------------------------------------------------------------------------- loading
@@ -139,7 +167,8 @@ def parse_agent_config(document: Mapping[str, Any], source: str) -> AgentConfig:
                 f"{seen[rule.id]}; ids must be unique so the agent view says which rule spoke")
         seen[rule.id] = index
         rules.append(rule)
-    return AgentConfig(relevance=relevance, prompts=tuple(rules), source=source)
+    fields = parse_fields(document.get("fields", {}), source)
+    return AgentConfig(relevance=relevance, prompts=tuple(rules), source=source, fields=fields)
 
 
 def _parse_relevance(raw: Any, source: str) -> dict[str, tuple[str, ...]]:
@@ -189,6 +218,12 @@ def _parse_rule(raw: Any, where: str) -> PromptRule | None:
     priority = raw.get("priority", DEFAULT_PRIORITY)
     if not _is_int(priority):
         raise AgentConfigError(f"{where}: priority must be a whole number (got {priority!r})")
+    tone = raw.get("tone", DEFAULT_TONE)
+    if tone not in TONES:
+        close = difflib.get_close_matches(str(tone), TONES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise AgentConfigError(f"{where}: tone must be one of {', '.join(TONES)} "
+                               f"(got {tone!r}){hint}")
     intents: frozenset[str] = frozenset()
     if "intents" in raw:
         listed = string_list(raw["intents"], f"{where}: intents", AgentConfigError)
@@ -201,14 +236,22 @@ def _parse_rule(raw: Any, where: str) -> PromptRule | None:
         fields["min_contacts"] = _whole(raw, "min_contacts", 2, where)
     if when == CUSTOMER_ATTRIBUTE:
         fields.update(_parse_attribute(raw, where))
-    message = raw.get("message")
-    if not isinstance(message, str) or not message.strip():
-        raise AgentConfigError(f"{where}: message is required and must be a non-empty text")
-    _check_template(message, when, fields.get("operand"), where)
+    messages = _messages(raw.get("message"), where)
+    for message in messages:
+        _check_template(message, when, fields.get("operand"), where)
     if not enabled:
         return None
-    return PromptRule(id=rule_id, when=when, message=message, priority=priority,
+    return PromptRule(id=rule_id, when=when, messages=messages, priority=priority, tone=tone,
                       intents=intents, description=description, **fields)
+
+
+def _messages(raw: Any, where: str) -> tuple[str, ...]:
+    """One template, or a list of them (a fuller one first, then one needing less data)."""
+    listed = raw if isinstance(raw, list) and raw else [raw]
+    if not all(isinstance(m, str) and m.strip() for m in listed):
+        raise AgentConfigError(f"{where}: message is required and must be a non-empty text, "
+                               "or a list of them (the first that can be filled is shown)")
+    return tuple(listed)
 
 
 def _parse_attribute(raw: dict, where: str) -> dict[str, Any]:
@@ -278,6 +321,58 @@ def _check_template(message: str, when: str, operand: Any, where: str) -> None:
 
 
 
+# --------------------------------------------------------------------------- record fields
+
+FIELD_FORMATS = ("text", "number", "percent", "money", "yes_no", "date")
+_FIELD_KEYS = ("label", "format", "unit", "decimals")
+# Shown elsewhere on the card (the name as its title, identifiers masked), never as a field.
+NOT_FIELDS = ("customer_id", "name", "identifiers")
+
+
+def parse_fields(raw: Any, source: str) -> dict[str, CustomerField]:
+    """`[fields.<name>]` tables: label = "Plan usage", format = "percent", ..."""
+    if not isinstance(raw, dict):
+        raise AgentConfigError(f"{source}: fields must be tables like [fields.plan_usage_pct]")
+    return {name: _parse_field(table, f"{source}: fields.{name}")
+            for name, table in raw.items()}
+
+
+def _parse_field(table: Any, where: str) -> CustomerField:
+    if where.rsplit(".", 1)[-1] in NOT_FIELDS:
+        raise AgentConfigError(f"{where}: this part of the record is shown on its own "
+                               "(the name as the card's title, identifiers masked); "
+                               "remove the table")
+    if not isinstance(table, dict):
+        raise AgentConfigError(f"{where}: must be a table with label = \"...\"")
+    reject_unknown(table, _FIELD_KEYS, where, AgentConfigError)
+    label = table.get("label")
+    if not isinstance(label, str) or not label.strip():
+        raise AgentConfigError(f"{where}: label is required and must be a non-empty text")
+    form = table.get("format", "text")
+    if form not in FIELD_FORMATS:
+        close = difflib.get_close_matches(str(form), FIELD_FORMATS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise AgentConfigError(f"{where}: format must be one of {', '.join(FIELD_FORMATS)} "
+                               f"(got {form!r}){hint}")
+    unit = table.get("unit", "")
+    if not isinstance(unit, str):
+        raise AgentConfigError(f"{where}: unit must be a text, like \"£\" or \"months\"")
+    if unit and form not in ("money", "number"):
+        raise AgentConfigError(f"{where}: unit is for format = \"money\" (the currency sign) "
+                               f"or \"number\" (written after it), not {form!r}")
+    if form == "money" and not unit.strip():
+        raise AgentConfigError(f"{where}: format = \"money\" needs unit, the currency sign "
+                               "written before the amount, like \"£\"")
+    decimals = table.get("decimals")
+    if decimals is not None and (not _is_int(decimals) or not 0 <= decimals <= 6):
+        raise AgentConfigError(f"{where}: decimals must be a whole number from 0 to 6 "
+                               f"(got {decimals!r})")
+    if decimals is not None and form not in ("money", "number", "percent"):
+        raise AgentConfigError(f"{where}: decimals is for format = \"money\", \"number\" "
+                               f"or \"percent\", not {form!r}")
+    return CustomerField(label=label.strip(), format=form, unit=unit.strip(), decimals=decimals)
+
+
 def _whole(raw: dict, key: str, minimum: int, where: str) -> int:
     if key not in raw:
         raise AgentConfigError(f"{where}: {key} is required for when = {raw['when']!r}")
@@ -335,15 +430,29 @@ def evaluate_prompts(
                               contact=contact, now_ms=now_ms)
         if values is None:
             continue
-        try:
-            message = rule.message.format_map({**common, **values})
-        except (KeyError, ValueError, TypeError, IndexError):
-            # A placeholder without a value here (checked names, missing data)
-            # or a format spec that does not suit this record's value.
-            continue
-        out.append({"rule": rule.id, "message": message, "priority": rule.priority})
+        message = fill(rule.messages, {**common, **values})
+        if message is not None:
+            out.append({"rule": rule.id, "message": message, "priority": rule.priority,
+                        "tone": rule.tone})
     out.sort(key=lambda p: (p["priority"], p["rule"]))
     return out
+
+
+def fill(templates: Iterable[str], values: Mapping[str, Any]) -> str | None:
+    """The first template whose every placeholder has a value; None when none has.
+
+    A value of None is missing data: it is left out here, in one place, so a
+    rule never needs to invent a stand-in word that would read as half a sentence.
+    """
+    present = {key: value for key, value in values.items() if value is not None}
+    for template in templates:
+        try:
+            return template.format_map(present)
+        except (KeyError, ValueError, TypeError, IndexError):
+            # A placeholder without a value here, or a format spec that does
+            # not suit this record's value (say {value:.0f} on a text).
+            continue
+    return None
 
 
 def _rule_values(rule: PromptRule, *, customer: dict | None, entries: list[dict],
@@ -371,7 +480,7 @@ def _common_values(customer: dict | None, intent: str | None) -> dict[str, Any]:
     return values
 
 
-def _recent_bottom_2_box(rule: PromptRule, entries: Iterable[dict], now_ms: int) -> dict | None:
+def _recent_bottom_2_box(rule: PromptRule, entries: list[dict], now_ms: int) -> dict | None:
     assert rule.within_days is not None
     oldest = now_ms - rule.within_days * DAY_MS
     best: tuple[int, dict, dict, tuple[int, int]] | None = None
@@ -403,11 +512,13 @@ def _recent_bottom_2_box(rule: PromptRule, entries: Iterable[dict], now_ms: int)
     comment = " ".join(comment.split()) if isinstance(comment, str) else ""
     shown = comment if len(comment) <= _COMMENT_CHARS else comment[:_COMMENT_CHARS - 1] + "\u2026"
     channel = payload.get("contact_channel")
+    if not isinstance(channel, str) or not channel.strip():
+        channel = _rated_channel(entries, payload.get("contact_id"))
     return {
         "score": payload["score"],
         "scale_min": low,
         "scale_max": high,
-        "contact_channel": channel if isinstance(channel, str) and channel else "contact",
+        "contact_channel": channel.strip() if isinstance(channel, str) else None,
         "date": datetime.fromisoformat(_z(entry["occurred_at"])).date().isoformat(),
         "days_ago": days_ago,
         "ago": "today" if days_ago == 0 else "yesterday" if days_ago == 1 else
@@ -415,6 +526,20 @@ def _recent_bottom_2_box(rule: PromptRule, entries: Iterable[dict], now_ms: int)
         "comment": comment,
         "comment_part": f' and said "{shown}"' if shown else "",
     }
+
+
+def _rated_channel(entries: Iterable[dict], contact_id: Any) -> str | None:
+    """The channel of the entry a survey rates (by its event id or its channel's id)."""
+    if not isinstance(contact_id, str) or not contact_id:
+        return None
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("channel") == "survey":
+            continue
+        key = contact_key(entry)
+        if entry.get("event_id") == contact_id or (key is not None and key[1] == contact_id):
+            channel = entry.get("channel")
+            return channel if isinstance(channel, str) and channel else None
+    return None
 
 
 def _z(text: str) -> str:

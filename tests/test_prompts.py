@@ -11,11 +11,14 @@ import pytest
 from cxt.contacts import contact_key, parse_ms
 from dashboard.prompts import (
     COMMON_PLACEHOLDERS,
+    TONES,
     WHEN_PLACEHOLDERS,
     AgentConfig,
     AgentConfigError,
+    CustomerField,
     PromptRule,
     evaluate_prompts,
+    fill,
     load_agent_config,
     parse_agent_config,
 )
@@ -93,8 +96,9 @@ def test_shipped_rules_all_speak_on_a_matching_customer() -> None:
     prompts = run(config, entries=entries, customer=customer, contact=contact)
     assert [p["rule"] for p in prompts] == [
         "recent-bottom-2-box", "repeat-contact", "vip-customer", "plan-under-used"]
+    assert [p["tone"] for p in prompts] == ["alert", "alert", "info", "offer"]
     assert prompts[0] == {
-        "rule": "recent-bottom-2-box", "priority": 1,
+        "rule": "recent-bottom-2-box", "priority": 1, "tone": "alert",
         "message": "Acknowledge the bad experience first: they scored their call contact 1/5 on "
                    '2026-11-20 (2 days ago) and said "agent was rude".'}
     assert prompts[1]["message"].startswith("Repeat contact: 3 contacts about billing in 7 days.")
@@ -124,7 +128,8 @@ def test_bottom_2_box_window(age: timedelta, fires: bool) -> None:
     (2, {"scale_min": None, "scale_max": None}, True),  # null means the default 1..5
 ])
 def test_bottom_2_box_uses_the_surveys_scale(score: int, scale: dict, fires: bool) -> None:
-    prompts = run(config_of(B2B), entries=[survey("s1", timedelta(days=1), score, **scale)])
+    prompts = run(config_of(B2B), entries=[survey("s1", timedelta(days=1), score,
+                                                  contact_channel="call", **scale)])
     assert bool(prompts) is fires
 
 
@@ -136,7 +141,7 @@ def test_bottom_2_box_message_uses_the_newest_and_fills_the_placeholders() -> No
         survey("s-good", timedelta(hours=1), 5, contact_channel="email"),
     ]
     [prompt] = run(config_of(B2B), entries=entries)
-    assert prompt == {"rule": "b2b", "priority": 100,
+    assert prompt == {"rule": "b2b", "priority": 100, "tone": "info",
                       "message": 'rated chat 2/5 on 2026-11-22 (today) and said '
                                  '"waited 40 minutes"'}
     # Out of order input: the newest by occurred_at still wins.
@@ -144,14 +149,53 @@ def test_bottom_2_box_message_uses_the_newest_and_fills_the_placeholders() -> No
     assert "rated chat 2/5" in prompt["message"]
 
 
-def test_bottom_2_box_without_comment_or_channel() -> None:
-    [prompt] = run(config_of(B2B), entries=[survey("s1", timedelta(days=1, hours=1), 1)])
-    assert prompt["message"] == "rated contact 1/5 on 2026-11-21 (yesterday)"
+def test_bottom_2_box_without_a_channel_is_hidden_not_filled_with_a_stand_in() -> None:
+    # The survey names no channel: {contact_channel} has no value, so the prompt stays
+    # hidden (it once read "rated contact 1/5", the shipped one "their contact contact").
+    for channel in ({}, {"contact_channel": None}, {"contact_channel": "  "}):
+        assert run(config_of(B2B), entries=[survey("s1", timedelta(days=1), 1, **channel)]) == []
+
+
+def test_bottom_2_box_channel_comes_from_the_rated_contact() -> None:
+    rated = call("c-9", timedelta(days=1, hours=2), call_id="nt9")
+    for contact_id in ("c-9", "nt9"):  # its event id, or the call's own id
+        entries = [survey("s1", timedelta(days=1, hours=1), 1, contact_id=contact_id), rated]
+        [prompt] = run(config_of(B2B), entries=entries)
+        assert prompt["message"] == "rated call 1/5 on 2026-11-21 (yesterday)"
+    unknown = [survey("s1", timedelta(days=1), 1, contact_id="elsewhere"), rated]
+    assert run(config_of(B2B), entries=unknown) == []
+
+
+def test_a_list_of_messages_shows_the_first_that_can_be_filled() -> None:
+    rule = {**B2B, "message": ["rated their {contact_channel} {score}/{scale_max}",
+                               "rated a contact {score}/{scale_max}"]}
+    config = config_of(rule)
+    assert config.prompts[0].messages == tuple(rule["message"])
+    [full] = run(config, entries=[survey("s1", timedelta(days=1), 2, contact_channel="chat")])
+    assert full["message"] == "rated their chat 2/5"
+    [short] = run(config, entries=[survey("s1", timedelta(days=1), 2)])
+    assert short["message"] == "rated a contact 2/5"
+
+
+def test_shipped_bottom_2_box_prompt_reads_well_without_a_channel() -> None:
+    [prompt] = run(load_agent_config(SHIPPED),
+                   entries=[survey("s1", timedelta(days=2), 2)])
+    assert prompt["message"] == ("Acknowledge the bad experience first: they scored a contact "
+                                 "with us 2/5 on 2026-11-20 (2 days ago).")
+    assert "contact contact" not in prompt["message"]
+
+
+def test_fill_treats_none_as_missing_and_keeps_empty_texts() -> None:
+    assert fill(["a {x}", "b"], {"x": None}) == "b"
+    assert fill(["a {x}"], {"x": None}) is None
+    assert fill(["a {x}."], {"x": ""}) == "a ."  # {comment_part} is empty by design
+    assert fill(["{x:d}", "text {x}"], {"x": "7"}) == "text 7"
 
 
 def test_bottom_2_box_cuts_a_long_comment() -> None:
     comment = "word " * 100
-    [prompt] = run(config_of(B2B), entries=[survey("s1", timedelta(days=4), 1, comment=comment)])
+    [prompt] = run(config_of(B2B), entries=[survey("s1", timedelta(days=4), 1, comment=comment,
+                                                   contact_channel="chat")])
     quoted = prompt["message"].split('"')[1]
     assert len(quoted) == 140 and quoted.endswith("\u2026")
 
@@ -167,10 +211,10 @@ def test_bottom_2_box_cuts_a_long_comment() -> None:
     {"channel": None},
 ])
 def test_bad_entries_are_skipped_not_fatal(bad: dict) -> None:
-    broken = {**survey("s-bad", timedelta(days=1), 1), **bad}
+    broken = {**survey("s-bad", timedelta(days=1), 1, contact_channel="call"), **bad}
     config = config_of(B2B, REPEAT)
     assert run(config, entries=[broken, "not a dict", {}], intent="billing") == []  # type: ignore[list-item]
-    good = survey("s-good", timedelta(days=2), 1)
+    good = survey("s-good", timedelta(days=2), 1, contact_channel="call")
     assert [p["rule"] for p in run(config, entries=[broken, good])] == ["b2b"]
 
 
@@ -193,7 +237,8 @@ def test_repeat_contact_counts_distinct_contacts_including_the_current_one() -> 
     current = call("e4", timedelta(0), kind="started", call_id="X3")
     # started + ended of one call is one contact: 2 so far, the current one makes 3.
     assert run(config, entries=[ended, started, other], contact=current) == [
-        {"rule": "repeat", "message": "3 contacts about billing in 7 days", "priority": 100}]
+        {"rule": "repeat", "message": "3 contacts about billing in 7 days", "priority": 100,
+         "tone": "info"}]
     assert run(config, entries=[ended, started], contact=current) == []
     # The current contact already in the timeline is not counted twice.
     assert run(config, entries=[current, ended, started], contact=current) == []
@@ -418,7 +463,24 @@ def bad(rule: dict) -> str:
      "t.toml: prompt 1: id is required and must be a non-empty text"),
     ({**B2B, "id": "  "}, "t.toml: prompt 1: id is required and must be a non-empty text"),
     ({k: v for k, v in B2B.items() if k != "message"},
-     "t.toml: prompt 1 'b2b': message is required and must be a non-empty text"),
+     "t.toml: prompt 1 'b2b': message is required and must be a non-empty text, or a list "
+     "of them (the first that can be filled is shown)"),
+    ({**B2B, "message": []},
+     "t.toml: prompt 1 'b2b': message is required and must be a non-empty text, or a list "
+     "of them (the first that can be filled is shown)"),
+    ({**B2B, "message": ["rated {score}", 3]},
+     "t.toml: prompt 1 'b2b': message is required and must be a non-empty text, or a list "
+     "of them (the first that can be filled is shown)"),
+    ({**B2B, "message": ["rated {score}", "rated {scor}"]},
+     "t.toml: prompt 1 'b2b': message has unknown placeholder {scor} (allowed for when = "
+     "'recent_bottom_2_box': ago, comment, comment_part, contact_channel, customer_id, date, "
+     "days_ago, first_name, intent, name, plan, region, scale_max, scale_min, score, segment); "
+     "did you mean {score}?"),
+    ({**B2B, "tone": "alarm"},
+     "t.toml: prompt 1 'b2b': tone must be one of alert, info, offer (got 'alarm'); "
+     "did you mean 'alert'?"),
+    ({**B2B, "tone": 1}, "t.toml: prompt 1 'b2b': tone must be one of alert, info, offer "
+     "(got 1)"),
     ({k: v for k, v in B2B.items() if k != "within_days"},
      "t.toml: prompt 1 'b2b': within_days is required for when = 'recent_bottom_2_box'"),
     ({**B2B, "within_days": 0},
@@ -438,10 +500,10 @@ def bad(rule: dict) -> str:
      "t.toml: prompt 1 'b2b': intents must be a list of at least one text, like [\"a\", \"b\"]"),
     ({**B2B, "min_contacts": 3},
      "t.toml: prompt 1 'b2b': unknown key 'min_contacts' (allowed: id, when, message, priority, "
-     "intents, description, enabled, within_days)"),
+     "tone, intents, description, enabled, within_days)"),
     ({**B2B, "priorty": 3},
      "t.toml: prompt 1 'b2b': unknown key 'priorty' (allowed: id, when, message, priority, "
-     "intents, description, enabled, within_days); did you mean 'priority'?"),
+     "tone, intents, description, enabled, within_days); did you mean 'priority'?"),
     ({**B2B, "message": "they said {coment}"},
      "t.toml: prompt 1 'b2b': message has unknown placeholder {coment} (allowed for when = "
      "'recent_bottom_2_box': ago, comment, comment_part, contact_channel, customer_id, date, "
@@ -493,7 +555,7 @@ def test_rule_errors_are_precise(rule: dict, message: str) -> None:
      "like [\"gold\", \"vip\"] (got 'vip')"),
     ({"attribute": "segment", "equals": "vip", "within_days": 3},
      "t.toml: prompt 1 'attr': unknown key 'within_days' (allowed: id, when, message, "
-     "priority, intents, description, enabled, attribute, equals, in, below, above)"),
+     "priority, tone, intents, description, enabled, attribute, equals, in, below, above)"),
 ])
 def test_attribute_errors_are_precise(condition: dict, message: str) -> None:
     assert bad(attribute_rule(**condition)) == message
@@ -519,8 +581,8 @@ def test_duplicate_ids_name_both_rules() -> None:
 
 
 @pytest.mark.parametrize(("document", "message"), [
-    ({"prompts": []}, "t.toml: top level: unknown key 'prompts' (allowed: relevance, prompt); "
-                      "did you mean 'prompt'?"),
+    ({"prompts": []}, "t.toml: top level: unknown key 'prompts' (allowed: relevance, prompt, "
+                      "fields); did you mean 'prompt'?"),
     ({"prompt": {"id": "x"}}, "t.toml: prompt must be written as [[prompt]] blocks"),
     ({"prompt": ["x"]}, "t.toml: prompt 1: must be a [[prompt]] block"),
     ({"relevance": ["bill"]}, "t.toml: relevance must be tables like [relevance.billing]"),
@@ -562,3 +624,78 @@ def test_every_documented_placeholder_is_accepted() -> None:
                 or (when == "repeat_contact" and k == "min_contacts")
                 or (when == "customer_attribute" and k in ("attribute", "equals"))}
         assert config_of(rule).prompts[0].message == message
+
+
+# --- tone ------------------------------------------------------------------------------
+
+def test_tone_defaults_to_info_and_is_carried_to_the_prompt() -> None:
+    assert config_of(B2B).prompts[0].tone == "info"
+    for tone in TONES:
+        [prompt] = run(config_of({**B2B, "tone": tone}),
+                       entries=[survey("s1", timedelta(days=1), 1, contact_channel="call")])
+        assert prompt["tone"] == tone
+
+
+def test_shipped_upsell_is_an_offer_not_an_alert() -> None:
+    rules = {rule.id: rule for rule in load_agent_config(SHIPPED).prompts}
+    assert rules["plan-under-used"].tone == "offer"
+    assert rules["recent-bottom-2-box"].tone == "alert"
+
+
+# --- record fields -----------------------------------------------------------------------
+
+def fields_of(**tables: dict) -> dict[str, CustomerField]:
+    return parse_agent_config({"fields": tables}, "t.toml").fields
+
+
+def test_shipped_fields_label_the_demo_records() -> None:
+    fields = load_agent_config(SHIPPED).fields
+    assert fields["plan_usage_pct"] == CustomerField("Plan usage", "percent", "", 0)
+    assert fields["lifetime_value_gbp"] == CustomerField("Lifetime value", "money", "£")
+    assert fields["marketing_consent"].format == "yes_no"
+
+
+def test_fields_keep_the_files_order_and_defaults() -> None:
+    fields = fields_of(b={"label": " B "}, a={"label": "A", "format": "number",
+                                              "unit": "months", "decimals": 1})
+    assert list(fields) == ["b", "a"]
+    assert fields["b"] == CustomerField("B")
+    assert fields["a"] == CustomerField("A", "number", "months", 1)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({}, "t.toml: fields.x: label is required and must be a non-empty text"),
+    ({"label": " "}, "t.toml: fields.x: label is required and must be a non-empty text"),
+    ({"label": "X", "lable": "Y"},
+     "t.toml: fields.x: unknown key 'lable' (allowed: label, format, unit, decimals); "
+     "did you mean 'label'?"),
+    ({"label": "X", "format": "percentage"},
+     "t.toml: fields.x: format must be one of text, number, percent, money, yes_no, date "
+     "(got 'percentage'); did you mean 'percent'?"),
+    ({"label": "X", "format": "money"},
+     't.toml: fields.x: format = "money" needs unit, the currency sign written before the '
+     'amount, like "£"'),
+    ({"label": "X", "unit": "%"},
+     't.toml: fields.x: unit is for format = "money" (the currency sign) or "number" '
+     "(written after it), not 'text'"),
+    ({"label": "X", "format": "number", "unit": 5},
+     't.toml: fields.x: unit must be a text, like "£" or "months"'),
+    ({"label": "X", "format": "percent", "decimals": 7},
+     "t.toml: fields.x: decimals must be a whole number from 0 to 6 (got 7)"),
+    ({"label": "X", "format": "percent", "decimals": True},
+     "t.toml: fields.x: decimals must be a whole number from 0 to 6 (got True)"),
+    ({"label": "X", "format": "date", "decimals": 1},
+     't.toml: fields.x: decimals is for format = "money", "number" or "percent", not \'date\''),
+    ("X", 't.toml: fields.x: must be a table with label = "..."'),
+])
+def test_field_errors_are_precise(table: Any, message: str) -> None:
+    with pytest.raises(AgentConfigError) as caught:
+        fields_of(x=table)
+    assert str(caught.value) == message
+
+
+def test_name_and_identifiers_cannot_be_configured_as_fields() -> None:
+    with pytest.raises(AgentConfigError, match=r"fields\.identifiers: this part of the record"):
+        fields_of(identifiers={"label": "Ids"})
+    with pytest.raises(AgentConfigError, match="fields must be tables"):
+        parse_agent_config({"fields": ["plan"]}, "t.toml")
