@@ -3,7 +3,10 @@
 When a call, chat or e-mail reaches an agent, the agent needs the few entries
 that matter for *this* contact before the hundreds that do not: what the
 customer said about the same problem, and anything the advisory group is
-still chasing.  `build_context` puts the timeline in that order and adds the
+still chasing.  `build_context` puts the timeline in that order, shows the
+entries of one call or chat as one contact (`merge_contacts`), labels the
+customer record's fields (`display_fields`), masks phones and e-mails (`mask`:
+the agent checks identity, it never needs the whole number), and adds the
 prompts of `dashboard.prompts`.
 
 It runs on every contact and API call over timelines of up to ~1,000 entries,
@@ -12,13 +15,18 @@ so it is one linear pass with a keyword pattern compiled once per keyword list.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
+from cxt.contacts import contact_key, parse_ms
 from dashboard.prompts import (
+    NOT_FIELDS,
     AgentConfig,
+    CustomerField,
     evaluate_prompts,
     normalise_intent,
     resolve_intent,
@@ -32,6 +40,10 @@ FLAG_BOTTOM_2_BOX = "bottom_2_box"  # a survey scored in the two lowest points o
 OPEN_ALERT_FIELDS = ("alert_id", "status", "score", "scale_max", "raised_at", "comment",
                      "category", "survey_event_id", "contact_id")
 _TEXT_FIELDS = ("subject", "comment", "text")
+# Channels whose entries of one contact (started, ended) are shown as one item.
+# E-mails of a thread stay apart: each message says something of its own.
+MERGED_CHANNELS = frozenset({"call", "chat"})
+MASK_DOT = "\u2022"
 
 
 # --------------------------------------------------------------------------- relevance
@@ -179,41 +191,118 @@ def _order(
     """
     intent = normalise_intent(intent)
     tied = _open_alert_ids(open_alerts)
-    kept = [e for e in entries if isinstance(e, dict)]
+    contacts = merge_contacts(entries)
     if intent is None:
-        direct = [False] * len(kept)
+        direct = [False] * len(contacts)
         relevant_ids: set[Any] = set()
     else:
         matcher = _Matcher(intent, config)
-        direct = [matcher.directly(e) for e in kept]
+        direct = [any(matcher.directly(e) for e in c) for c in contacts]
         # Surveys follow the contact they rate, which may be anywhere in the
         # timeline (the trigger included), hence a first pass over all entries.
-        relevant_ids = {e.get("event_id") for e, hit in zip(kept, direct, strict=True) if hit}
-    first: list[tuple[dict, str, bool]] = []
-    second: list[tuple[dict, str, bool]] = []
-    third: list[tuple[dict, str, bool]] = []
-    for entry, hit in zip(kept, direct, strict=True):
-        event_id = entry.get("event_id")
-        if contact_event_id is not None and event_id == contact_event_id:
-            continue
-        if not hit and relevant_ids and entry.get("channel") == "survey":
-            rated_id = _rated_id(entry)
+        relevant_ids = {i for c, hit in zip(contacts, direct, strict=True) if hit
+                        for i in _ids(c)}
+    first: list[tuple[list[dict], str, bool]] = []
+    second: list[tuple[list[dict], str, bool]] = []
+    third: list[tuple[list[dict], str, bool]] = []
+    for members, hit in zip(contacts, direct, strict=True):
+        ids = _ids(members)
+        if contact_event_id is not None and contact_event_id in ids:
+            continue  # the contact being taken, all its entries: the agent has it already
+        if not hit and relevant_ids and len(members) == 1:
+            rated_id = _rated_id(members[0])
             hit = rated_id is not None and rated_id in relevant_ids
-        is_tied = event_id in tied
+        is_tied = not tied.isdisjoint(ids)
         if hit:
-            first.append((entry, INTENT, is_tied))
+            first.append((members, INTENT, is_tied))
         elif is_tied:
-            second.append((entry, ALERT, True))
+            second.append((members, ALERT, True))
         else:
-            third.append((entry, OTHER, False))
+            third.append((members, OTHER, False))
     return [*first, *second, *third], len(first)
 
 
-def _annotated(entry: dict, group: str, tied: bool) -> dict:
+def _ids(members: list[dict]) -> set[Any]:
+    """What a survey or an alert may name a contact by: its entries' event ids, and
+    the channel's own id (call_id, chat_id) of a merged contact."""
+    ids = {e.get("event_id") for e in members}
+    if len(members) > 1 and (key := contact_key(members[0])) is not None:
+        ids.add(key[1])
+    return ids
+
+
+def merge_contacts(entries: Iterable[Any]) -> list[list[dict]]:
+    """The timeline as contacts: the entries of one call (call_id) or chat (chat_id)
+    together, newest first, at the place of the newest; any other entry alone.
+
+    One pass; `entries` come newest first and non-dicts are dropped.
+    """
+    contacts: list[list[dict]] = []
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        key = contact_key(entry) if entry.get("channel") in MERGED_CHANNELS else None
+        if key is None or key[0] == "event":
+            contacts.append([entry])
+        elif (members := by_key.get(key)) is not None:
+            members.append(entry)
+        else:
+            by_key[key] = members = [entry]
+            contacts.append(members)
+    return contacts
+
+
+def merged_contact(members: list[dict]) -> dict:
+    """One item for the entries of one call or chat (newest first): the newest entry,
+    its payload completed by the older ones', and `merged` with the contact's span.
+
+    `merged`: event_ids and types (newest first), started_at (the oldest entry's
+    occurred_at), ended_at (the newest *.ended, or None while under way),
+    duration_seconds (handle_seconds of the end, else ended - started; None when
+    unknown) and outcome (None when not ended or not given).
+    """
+    newest = members[0]
+    payload: dict[str, Any] = {}
+    for member in reversed(members):  # newer values win, a null never hides an older one
+        if isinstance(member.get("payload"), dict):
+            payload.update({k: v for k, v in member["payload"].items() if v is not None})
+    ended = next((m for m in members if str(m.get("type", "")).endswith(".ended")), None)
+    started_at = members[-1].get("occurred_at")
+    ended_at = ended.get("occurred_at") if ended is not None else None
+    return {
+        **newest,
+        "payload": payload,
+        "merged": {
+            "event_ids": [m.get("event_id") for m in members],
+            "types": [m.get("type") for m in members],
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "duration_seconds": _duration(ended, started_at, ended_at),
+            "outcome": payload.get("outcome") if ended is not None else None,
+        },
+    }
+
+
+def _duration(ended: dict | None, started_at: Any, ended_at: Any) -> float | None:
+    if ended is None:
+        return None
+    handle = ended.get("payload", {}).get("handle_seconds") \
+        if isinstance(ended.get("payload"), dict) else None
+    if isinstance(handle, int | float) and not isinstance(handle, bool) and handle >= 0:
+        return handle
+    start, end = parse_ms(started_at), parse_ms(ended_at)
+    if start is None or end is None or end < start:
+        return None
+    return (end - start) / 1000
+
+
+def _annotated(members: list[dict], group: str, tied: bool) -> dict:
+    entry = members[0] if len(members) == 1 else merged_contact(members)
     flags = [FLAG_OPEN_ALERT] if tied else []
     if _is_bottom_2_box_survey(entry):
         flags.append(FLAG_BOTTOM_2_BOX)
-    return {**entry, "relevance": group, "flags": flags}
+    return {**_masked_entry(entry), "relevance": group, "flags": flags}
 
 
 def rank(
@@ -228,8 +317,10 @@ def rank(
 
     Group "intent" (relevant to the intent) newest first, then "alert" (tied to
     an open alert and not already shown), then "other" newest first; `entries`
-    come newest first and keep that order inside each group.  The contact being
-    taken (`contact_event_id`) is left out: the agent has it already.  Flags:
+    come newest first and keep that order inside each group.  The entries of one
+    call or chat are one item (see `merged_contact`).  The contact being taken
+    (`contact_event_id`, with the other entries of its call) is left out: the
+    agent has it already.  Identities are masked.  Flags:
     "open_alert" (the survey of an open alert or the contact it rates) and
     "bottom_2_box" (a survey scored in the two lowest points of its scale).
     """
@@ -276,11 +367,144 @@ def build_context(
                                contact=contact, now_ms=now_ms)
     return {
         "customer_id": customer_id,
-        "customer": profile,
+        "customer": masked_customer(profile),
+        "customer_fields": display_fields(profile, config.fields, now_ms),
         "intent": intent,
-        "contact": contact,
+        "contact": _masked_entry(contact) if isinstance(contact, dict) else contact,
         "prompts": prompts,
         "open_alerts": [open_alert_summary(a) for a in open_alerts],
         "events": [_annotated(*item) for item in ordered[:max(0, limit)]],
         "counts": {"total": len(ordered), "relevant": relevant},
     }
+
+
+# --------------------------------------------------------------------------- masking
+
+
+def mask(value: str) -> str:
+    """A phone or e-mail address with enough left to check it with the customer.
+
+    "+447700900123" -> "+44 •••• ••0123" (the country code and the last
+    four digits), "ada.l@example.org" -> "a••@example.org" (the first letter and the
+    domain; always two dots, so the length of the name is not given away).
+    """
+    text = value.strip()
+    if "@" in text:
+        local, _, domain = text.rpartition("@")
+        return f"{local[:1]}{MASK_DOT * 2}@{domain}"
+    digits = "".join(c for c in text if c.isdigit())
+    if len(digits) < 8:  # too short to keep a country code and four digits apart
+        return MASK_DOT * max(0, len(digits) - 2) + digits[-2:]
+    hidden = MASK_DOT * (len(digits) - 6) + digits[-4:]
+    groups = [hidden[i:i + 4] for i in range(0, len(hidden) - 4, 4)]
+    groups[-1] += hidden[4 * len(groups):]
+    return f"{'+' if text.startswith('+') else ''}{digits[:2]} {' '.join(groups)}"
+
+
+def masked_customer(profile: dict | None) -> dict | None:
+    """The customer record with its phones and e-mails masked (social handles are public)."""
+    if not isinstance(profile, dict) or not isinstance(profile.get("identifiers"), dict):
+        return profile
+    identifiers = dict(profile["identifiers"])
+    for key in ("phones", "emails"):
+        if isinstance(identifiers.get(key), list):
+            identifiers[key] = [mask(v) for v in identifiers[key] if isinstance(v, str)]
+    return {**profile, "identifiers": identifiers}
+
+
+def _masked_entry(entry: dict) -> dict:
+    identity = entry.get("identity")
+    if not isinstance(identity, dict) or not ({"phone", "email"} & identity.keys()):
+        return entry
+    masked = {k: mask(v) if k in ("phone", "email") and isinstance(v, str) else v
+              for k, v in identity.items()}
+    return {**entry, "identity": masked}
+
+
+# --------------------------------------------------------------------------- record fields
+
+
+def display_fields(profile: dict | None, fields: Mapping[str, CustomerField],
+                   now_ms: int) -> list[dict]:
+    """The customer record's fields as the agent card shows them, `[{"field", "label",
+    "value", "text"}]`: configured fields first in the file's order, then the rest
+    in the record's order under a humanised name.  `text` is None for no value."""
+    if not isinstance(profile, dict):
+        return []
+    names = [n for n in fields if n in profile]
+    names += [n for n in profile if n not in fields and n not in NOT_FIELDS]
+    out = []
+    for name in names:
+        spec = fields.get(name) or CustomerField(label=humanise(name))
+        value = profile[name]
+        out.append({"field": name, "label": spec.label, "value": value,
+                    "text": format_value(value, spec, now_ms)})
+    return out
+
+
+def humanise(name: str) -> str:
+    """"lifetime_value_gbp" -> "Lifetime value gbp"."""
+    words = " ".join(name.replace("_", " ").split())
+    return words[:1].upper() + words[1:] if words else name
+
+
+def format_value(value: Any, spec: CustomerField, now_ms: int) -> str | None:
+    """`value` written as `spec` says; a value that does not fit the format is shown as sent."""
+    if value is None or value == "":
+        return None
+    number = _number(value)
+    form = spec.format
+    if form in ("number", "percent", "money") and number is not None:
+        decimals = spec.decimals if spec.decimals is not None else 2 if form == "money" else None
+        written = f"{abs(number):,.{decimals}f}" if decimals is not None else f"{abs(number):,}"
+        sign = "-" if number < 0 else ""
+        if form == "money":
+            return f"{sign}{spec.unit}{written}"
+        if form == "percent":
+            return f"{sign}{written}%"
+        return f"{sign}{written} {spec.unit}".rstrip()
+    if form == "yes_no" and isinstance(value, bool):
+        return "yes" if value else "no"
+    if form == "date" and isinstance(value, str):
+        return _date_with_years(value, now_ms)
+    return _as_text(value)
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value if value == value else None  # NaN
+    if isinstance(value, str):
+        try:  # CRM exports often carry numbers as text, sometimes with a % sign
+            number = float(value.strip().rstrip("%").replace(",", ""))
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() and "." not in value else number
+    return None
+
+
+def _date_with_years(text: str, now_ms: int) -> str:
+    try:
+        since = date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return text
+    today = date.fromtimestamp(now_ms / 1000)
+    years = today.year - since.year - ((today.month, today.day) < (since.month, since.day))
+    if years < 0:
+        return text
+    if years == 0:
+        return f"{text} (under a year)"
+    return f"{text} ({years} year{'s' if years != 1 else ''})"
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return str(value)

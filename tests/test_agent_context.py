@@ -16,11 +16,16 @@ from dashboard.context import (
     OPEN_ALERT_FIELDS,
     OPEN_STATUSES,
     build_context,
+    display_fields,
+    format_value,
+    humanise,
     is_relevant,
+    mask,
+    merge_contacts,
     open_alert_summary,
     rank,
 )
-from dashboard.prompts import AgentConfig, load_agent_config, parse_agent_config
+from dashboard.prompts import AgentConfig, CustomerField, load_agent_config, parse_agent_config
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -249,13 +254,14 @@ def context(**changes: Any) -> dict:
 
 def test_build_context_structure() -> None:
     result = context()
-    assert list(result) == ["customer_id", "customer", "intent", "contact", "prompts",
-                            "open_alerts", "events", "counts"]
+    assert list(result) == ["customer_id", "customer", "customer_fields", "intent", "contact",
+                            "prompts", "open_alerts", "events", "counts"]
     assert result["customer_id"] == "C-000001"
     assert result["customer"] == {"customer_id": "C-000001", "name": "Ada"}
     assert result["intent"] == "billing"  # taken from the contact
     assert result["contact"]["event_id"] == "trigger"
-    assert result["prompts"] == [{"rule": "b2b", "message": "rated 1/5", "priority": 1}]
+    assert result["prompts"] == [{"rule": "b2b", "message": "rated 1/5", "priority": 1,
+                                  "tone": "info"}]
     assert result["open_alerts"] == [open_alert_summary(alert("s-alert", "c-tech"))]
     assert "trigger" not in [e["event_id"] for e in result["events"]]
     assert result["counts"] == {"total": 7, "relevant": 3}
@@ -337,3 +343,177 @@ def test_build_context_on_a_long_simulated_timeline(shipped: AgentConfig) -> Non
     assert [order[e["relevance"]] for e in events] == sorted(order[e["relevance"]]
                                                             for e in events)
     assert {p["rule"] for p in result["prompts"]} >= {"vip-customer", "plan-under-used"}
+
+
+# --- one call, one row ------------------------------------------------------------------
+
+def a_call() -> list[dict]:
+    """Newest first: a call that started, ended 5 minutes later, and a chat started after."""
+    return [
+        entry("chat-1", "chat", "started", 2, chat_id="H5", intent="technical"),
+        entry("end-1", "call", "ended", 10, call_id="K7", intent="billing", outcome="resolved",
+              handle_seconds=287, transfers=None),
+        entry("start-1", "call", "started", 15, call_id="K7", intent="billing",
+              queue="billing-uk", transfers=0, ivr_path=["main", "billing"]),
+    ]
+
+
+def test_started_and_ended_of_one_call_are_one_contact() -> None:
+    ranked = rank(a_call(), intent="billing", contact_event_id=None, open_alerts=[],
+                  config=CONFIG)
+    assert [(e["event_id"], e["relevance"]) for e in ranked] == [
+        ("end-1", "intent"), ("chat-1", "other")]
+    call = ranked[0]
+    assert call["type"] == "call.ended"
+    assert call["merged"] == {
+        "event_ids": ["end-1", "start-1"], "types": ["call.ended", "call.started"],
+        "started_at": entry("x", "call", "started", 15)["occurred_at"],
+        "ended_at": entry("x", "call", "ended", 10)["occurred_at"],
+        "duration_seconds": 287, "outcome": "resolved"}
+    # The end's values win; what only the start said (queue, IVR path) is kept, and a
+    # null at the end does not hide the start's value.
+    assert call["payload"]["queue"] == "billing-uk"
+    assert call["payload"]["ivr_path"] == ["main", "billing"]
+    assert call["payload"]["transfers"] == 0
+    assert "merged" not in ranked[1]
+
+
+def test_duration_from_the_times_without_handle_seconds_and_none_while_under_way() -> None:
+    entries = a_call()
+    del entries[1]["payload"]["handle_seconds"]
+    [call] = [e for e in rank(entries, intent=None, contact_event_id=None, open_alerts=[],
+                              config=CONFIG) if e["channel"] == "call"]
+    assert call["merged"]["duration_seconds"] == 300.0
+    under_way = [entries[2], {**entries[2], "event_id": "again"}]
+    [call] = rank(under_way, intent=None, contact_event_id=None, open_alerts=[], config=CONFIG)
+    assert call["merged"]["ended_at"] is None
+    assert call["merged"]["duration_seconds"] is None and call["merged"]["outcome"] is None
+
+
+def test_merge_keeps_mail_threads_apart_and_entries_without_an_id_alone() -> None:
+    entries = [
+        entry("m2", "email", "sent", 1, thread_id="T1"),
+        entry("m1", "email", "received", 2, thread_id="T1"),
+        entry("c2", "call", "ended", 3),  # no call_id: nothing to join it by
+        entry("c1", "call", "started", 4),
+        *a_call(),
+    ]
+    groups = [[e["event_id"] for e in c] for c in merge_contacts([*entries, "junk"])]
+    assert groups == [["m2"], ["m1"], ["c2"], ["c1"], ["chat-1"], ["end-1", "start-1"]]
+
+
+def test_the_call_being_taken_is_left_out_with_its_other_entries() -> None:
+    entries = a_call()
+    ranked = rank(entries, intent="billing", contact_event_id="start-1", open_alerts=[],
+                  config=CONFIG)
+    assert [e["event_id"] for e in ranked] == ["chat-1"]
+
+
+def test_a_merged_call_is_tied_to_an_alert_and_a_survey_by_any_of_its_ids() -> None:
+    entries = [entry("s1", "survey", "response", 1, score=1, contact_id="K7"), *a_call()]
+    ranked = rank(entries, intent="billing", contact_event_id=None, open_alerts=[],
+                  config=CONFIG)
+    assert [(e["event_id"], e["relevance"]) for e in ranked] == [
+        ("s1", "intent"), ("end-1", "intent"), ("chat-1", "other")]
+    for rated in ("start-1", "K7"):
+        ranked = rank(a_call(), intent="delivery", contact_event_id=None,
+                      open_alerts=[alert("s9", rated)], config=CONFIG)
+        assert [(e["event_id"], e["relevance"]) for e in ranked] == [
+            ("end-1", "alert"), ("chat-1", "other")], rated
+        assert ranked[0]["flags"] == ["open_alert"]
+
+
+def test_counts_count_contacts_not_entries() -> None:
+    result = context(entries=a_call(), contact=None, intent="billing")
+    assert result["counts"] == {"total": 2, "relevant": 1}
+
+
+# --- masking ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "masked"), [
+    ("+447700900123", "+44 \u2022\u2022\u2022\u2022 \u2022\u20220123"),
+    ("+44 7700 900123", "+44 \u2022\u2022\u2022\u2022 \u2022\u20220123"),
+    ("+35385123456", "+35 \u2022\u2022\u2022\u2022 \u20223456"),
+    ("+12025550123", "+12 \u2022\u2022\u2022\u2022 \u20220123"),
+    ("+1234567", "\u2022\u2022\u2022\u2022\u202267"),
+    ("ada.lovelace.1@example.org", "a\u2022\u2022@example.org"),
+    (" Bo@Example.org ", "B\u2022\u2022@Example.org"),
+    ("@example.org", "\u2022\u2022@example.org"),
+])
+def test_mask(value: str, masked: str) -> None:
+    assert mask(value) == masked
+
+
+def test_phones_and_emails_never_reach_the_agent_whole() -> None:
+    phone, email = "+447700900123", "ada.lovelace.1@example.org"
+    profile = {"customer_id": "C-000001", "name": "Ada", "identifiers": {
+        "phones": [phone], "emails": [email], "social": [{"network": "x", "handle": "@ada"}]}}
+    entries = [{**entry("e1", "email", "received", 1, subject="hi"),
+                "identity": {"email": email}}, *timeline()]
+    trigger = {**entries[1], "identity": {"phone": phone}}
+    result = context(profile=profile, entries=entries, contact=trigger)
+    text = repr(result)
+    assert phone not in text and email not in text and "900123" not in text
+    assert result["customer"]["identifiers"] == {
+        "phones": ["+44 \u2022\u2022\u2022\u2022 \u2022\u20220123"],
+        "emails": ["a\u2022\u2022@example.org"],
+        "social": [{"network": "x", "handle": "@ada"}]}
+    assert result["contact"]["identity"] == {
+        "phone": result["customer"]["identifiers"]["phones"][0]}
+    [mail] = [e for e in result["events"] if e["event_id"] == "e1"]
+    assert mail["identity"] == {"email": "a\u2022\u2022@example.org"}
+    assert profile["identifiers"]["phones"] == [phone]  # the input is not changed
+
+
+# --- record fields -----------------------------------------------------------------------
+
+SHIPPED_DEMO = {"customer_id": "C-000004", "name": "Ada Lovelace",
+                "identifiers": {"phones": ["+447700900004"]}, "segment": "vip", "plan": "plus",
+                "region": "london", "customer_since": "2014-03-02",
+                "lifetime_value_gbp": 1234.5, "marketing_consent": False, "plan_usage_pct": 4,
+                "tenure_flag": "x"}
+
+
+def test_shipped_fields_give_labels_and_units(shipped: AgentConfig) -> None:
+    shown = display_fields(SHIPPED_DEMO, shipped.fields, NOW_MS)
+    assert [(f["label"], f["text"]) for f in shown] == [
+        ("Segment", "vip"), ("Plan", "plus"), ("Plan usage", "4%"),
+        ("Lifetime value", "\u00a31,234.50"), ("Region", "london"),
+        ("Customer since", "2014-03-02 (12 years)"), ("Marketing consent", "no"),
+        ("Tenure flag", "x")]
+    assert shown[2] == {"field": "plan_usage_pct", "label": "Plan usage", "value": 4,
+                        "text": "4%"}
+    assert display_fields(None, shipped.fields, NOW_MS) == []
+
+
+@pytest.mark.parametrize(("value", "spec", "text"), [
+    (4, CustomerField("U", "percent"), "4%"),
+    ("12%", CustomerField("U", "percent"), "12%"),
+    (12.345, CustomerField("U", "percent", decimals=1), "12.3%"),
+    (-12.5, CustomerField("V", "money", "\u00a3"), "-\u00a312.50"),
+    ("1,200", CustomerField("V", "money", "$", 0), "$1,200"),
+    (36, CustomerField("T", "number", "months"), "36 months"),
+    (1234567, CustomerField("T", "number"), "1,234,567"),
+    ("n/a", CustomerField("T", "number", "months"), "n/a"),  # as sent when it is no number
+    (True, CustomerField("T", "number"), "yes"),
+    (True, CustomerField("C", "yes_no"), "yes"),
+    ("2026-11-22", CustomerField("S", "date"), "2026-11-22 (under a year)"),
+    ("2025-11-22", CustomerField("S", "date"), "2025-11-22 (1 year)"),
+    ("soon", CustomerField("S", "date"), "soon"),
+    (None, CustomerField("S"), None),
+    ("", CustomerField("S"), None),
+    (["a", "b"], CustomerField("S"), "a, b"),
+    ({"k": 1}, CustomerField("S"), '{"k": 1}'),
+])
+def test_format_value(value: Any, spec: CustomerField, text: str | None) -> None:
+    assert format_value(value, spec, NOW_MS) == text
+
+
+def test_unconfigured_fields_get_a_humanised_name() -> None:
+    assert humanise("lifetime_value_gbp") == "Lifetime value gbp"
+    assert humanise("__x__y") == "X y"
+    config = parse_agent_config({"fields": {"b": {"label": "Bee"}}}, "t.toml")
+    shown = display_fields({"customer_id": "C", "name": "N", "a_b": 1, "b": 2, "c": None},
+                           config.fields, NOW_MS)
+    assert [(f["field"], f["label"], f["text"]) for f in shown] == [
+        ("b", "Bee", "2"), ("a_b", "A b", "1"), ("c", "C", None)]
