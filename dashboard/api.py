@@ -27,7 +27,8 @@ from dashboard.auth import authorize
 from dashboard.errors import ApiError, FastJSONResponse, bad_request, not_found
 from dashboard.params import Query, check_id, json_body
 from dashboard.services import Services
-from streams.alerts import CALLBACK_OUTCOMES, STATUSES
+from schemas.registry import load_schema
+from streams.alerts import CALLBACK_OUTCOMES, RESOLVED, STATUSES
 from streams.rules import CATEGORIES
 from streams.survey_metrics import rows_to_json
 
@@ -151,13 +152,38 @@ async def list_alerts(request: Request) -> FastJSONResponse:
 
 
 async def get_alert(request: Request) -> FastJSONResponse:
+    """The alert, with what calling the customer back needs: the customer record
+    (personal data, hence advisory roles only) and the customer's other open alerts,
+    so that one call-back can cover them all."""
     _caller(request, ADVISORY)
+    Query(request, ())
     alert_id = check_id(request.path_params["alert_id"], "alert id")
-    alert = await _services(request).alerts.get(alert_id)
+    services = _services(request)
+    alert = await services.alerts.get(alert_id)
     if alert is None:
         raise not_found(f"no alert {alert_id!r}")
-    return _json(alert)
+    profiles, theirs = await asyncio.gather(
+        services.timelines.profiles([alert["customer_id"]]),
+        services.alerts.of_customer(alert["customer_id"]))
+    return _json({**alert, "customer": profiles[0],
+                  "customer_open_alerts": open_alerts_of(theirs)})
 
+
+def open_alerts_of(alerts: list[dict]) -> list[dict]:
+    """The customer's unresolved alerts, newest first, each in brief."""
+    unresolved = sorted((a for a in alerts if a["status"] != RESOLVED),
+                        key=lambda a: (a["raised_at"], a["alert_id"]), reverse=True)
+    return [{field: a.get(field) for field in _BRIEF} for a in unresolved]
+
+
+_BRIEF = ("alert_id", "status", "version", "score", "scale_max", "category", "queue",
+          "agent_id", "comment", "raised_at", "ack_deadline", "acknowledged_by")
+
+_ACTION_SCHEMA = load_schema("alert-action.v1")["properties"]
+# The topic's contract decides how long a note may be and which categories a
+# resolve may set; the API and the page (through openapi.json) follow it.
+NOTE_MAX_LENGTH: int = _ACTION_SCHEMA["note"]["maxLength"]
+RESOLVE_CATEGORIES: tuple[str, ...] = tuple(_ACTION_SCHEMA["category"]["enum"])
 
 _ACTION_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "ack": {"note": str, "actor": str},
@@ -169,11 +195,12 @@ _ACTION_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 async def alert_action(request: Request) -> FastJSONResponse:
     token = _caller(request, ADVISORY)
     services = _services(request)
+    Query(request, ())  # the README promises that an unknown parameter is refused
     alert_id = check_id(request.path_params["alert_id"], "alert id")
     name = request.path_params["action"]
     if name not in _ACTION_FIELDS:
         raise not_found(f"no action {name!r}; actions are {', '.join(_ACTION_FIELDS)}")
-    body = await json_body(request, _ACTION_FIELDS[name])
+    body = await json_body(request, _ACTION_FIELDS[name], max_lengths={"note": NOTE_MAX_LENGTH})
     action = {"alert_id": alert_id, "action": _ACTION_NAMES[name],
               "actor": _actor(token, body, services)}
     if body.get("note"):
@@ -184,9 +211,9 @@ async def alert_action(request: Request) -> FastJSONResponse:
                            f"{', '.join(CALLBACK_OUTCOMES)}")
         action["outcome"] = body["outcome"]
     if name == "resolve" and body.get("category") is not None:
-        if body["category"] not in CATEGORIES:
+        if body["category"] not in RESOLVE_CATEGORIES:
             raise ApiError(422, "invalid_body", f"category must be one of "
-                           f"{', '.join(CATEGORIES)}")
+                           f"{', '.join(RESOLVE_CATEGORIES)}")
         action["category"] = body["category"]
     try:
         alert = await submit_action(services.alerts, services.producer,

@@ -12,6 +12,7 @@ from cxt.timeline import BadTime, parse_time
 from dashboard.errors import ApiError, bad_request
 
 MAX_ID_LENGTH = 200
+MAX_TEXT_LENGTH = 2000
 
 
 class Query:
@@ -87,9 +88,10 @@ def check_id(value: str, what: str, max_length: int = MAX_ID_LENGTH) -> str:
     return value
 
 
-async def json_body(request: Request, allowed: Mapping[str, type | tuple[type, ...]]
-                    ) -> dict[str, Any]:
-    """A JSON object body (an empty body counts as {}), its fields checked by type."""
+async def json_body(request: Request, allowed: Mapping[str, type | tuple[type, ...]],
+                    *, max_lengths: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """A JSON object body (an empty body counts as {}), its fields checked by type;
+    strings are at most MAX_TEXT_LENGTH long unless `max_lengths` names their field."""
     raw = await request.body()
     if not raw.strip():
         return {}
@@ -107,6 +109,8 @@ async def json_body(request: Request, allowed: Mapping[str, type | tuple[type, .
                            f"{', '.join(allowed) or 'none'}")
         if value is not None and not isinstance(value, allowed[name]):
             raise ApiError(422, "invalid_body", f"field {name!r} has the wrong type")
-        if isinstance(value, str) and len(value) > 2000:
-            raise ApiError(422, "invalid_body", f"field {name!r} is longer than 2000 characters")
+        longest = (max_lengths or {}).get(name, MAX_TEXT_LENGTH)
+        if isinstance(value, str) and len(value) > longest:
+            raise ApiError(422, "invalid_body",
+                           f"field {name!r} is longer than {longest} characters")
     return body

@@ -15,6 +15,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from dashboard.api import NOTE_MAX_LENGTH
 from tests.conftest import LiveDashboard
 from tests.helpers import envelope, produce, produce_events
 
@@ -254,6 +255,81 @@ def test_alert_actions_through_the_api(live: LiveDashboard, http: httpx.Client) 
                          headers=service)
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["status"] == "resolved" and resolved.json()["category"] == "skill"
+
+
+def test_alert_detail_has_the_customer_record_and_all_their_open_alerts(
+        live: LiveDashboard, http: httpx.Client) -> None:
+    customer = _customer()
+    record = {"customer_id": customer, "name": "Cal Back", "segment": "vip", "plan": "premium",
+              "identifiers": {"phones": ["+447700900123"], "emails": ["cal@example.org"]}}
+    asyncio.run(produce(live.settings, live.settings.topics.customers,
+                        [(customer.encode(), orjson.dumps(record))]))
+    assert _wait(lambda: _profile_stored(live, http, customer)), live.worker.log()
+    first = _raised_alert(live, http, _bottom2_survey(customer))
+    second = _raised_alert(live, http, _bottom2_survey(customer, contact_channel="call"))
+    auth = live.headers("advisor")
+    detail = http.get(f"/api/alerts/{first['alert_id']}", headers=auth).json()
+    assert detail["customer"]["name"] == "Cal Back"
+    assert detail["customer"]["identifiers"]["phones"] == ["+447700900123"]
+    assert {a["alert_id"] for a in detail["customer_open_alerts"]} == \
+        {first["alert_id"], second["alert_id"]}
+    assert all(a["ack_deadline"] for a in detail["customer_open_alerts"])
+
+    # Resolved alerts leave the list of open ones; a customer with no record has null.
+    for action in ("ack", "resolve"):
+        assert http.post(f"/api/alerts/{second['alert_id']}/{action}",
+                         headers=auth).status_code == 200
+    detail = http.get(f"/api/alerts/{first['alert_id']}", headers=auth).json()
+    assert [a["alert_id"] for a in detail["customer_open_alerts"]] == [first["alert_id"]]
+    anonymous = _raised_alert(live, http, _bottom2_survey(_customer()))
+    assert http.get(f"/api/alerts/{anonymous['alert_id']}", headers=auth).json()["customer"] \
+        is None
+    # Personal data: not for agent tokens (they see their own contacts' context instead).
+    assert http.get(f"/api/alerts/{first['alert_id']}",
+                    headers=live.headers("agent")).status_code == 403
+
+
+def _profile_stored(live: LiveDashboard, http: httpx.Client, customer: str) -> bool:
+    reply = http.get(f"/api/customers/{customer}/context", headers=live.headers("service"))
+    return reply.status_code == 200 and reply.json()["customer"] is not None
+
+
+def test_alert_action_gaps_unknown_parameters_notes_categories_and_resolved(
+        live: LiveDashboard, http: httpx.Client) -> None:
+    alert = _raised_alert(live, http, _bottom2_survey(_customer()))
+    url = f"/api/alerts/{alert['alert_id']}"
+    auth = live.headers("advisor")
+
+    unknown = http.post(f"{url}/ack", params={"x": "1"}, headers=auth)
+    assert unknown.status_code == 400, unknown.text
+    assert "unknown query parameter 'x'" in unknown.json()["message"]
+    assert http.get(url, params={"x": "1"}, headers=auth).status_code == 400
+    assert http.get(url, headers=auth).json()["status"] == "open"  # nothing was done
+
+    # The note may be as long as the topic's contract allows, and no longer.
+    limit = NOTE_MAX_LENGTH
+    too_long = http.post(f"{url}/ack", json={"note": "n" * (limit + 1)}, headers=auth)
+    assert too_long.status_code == 422 and f"longer than {limit}" in too_long.json()["message"]
+    acked = http.post(f"{url}/ack", json={"note": "n" * limit}, headers=auth)
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["history"][-1]["note"] == "n" * limit
+
+    # "unclassified" is a documented judgement; the person's category replaces the rule's.
+    before = acked.json()
+    assert before["category"] != "unclassified"
+    resolved = http.post(f"{url}/resolve", json={"category": "unclassified"}, headers=auth)
+    assert resolved.status_code == 200, resolved.text
+    after = resolved.json()
+    assert after["category"] == "unclassified" and after["categorised_by"] == "adv-ana"
+    assert after["category_rule"] is None
+    step = after["history"][-1]
+    assert (step["actor"], step["category_from"], step["category_to"]) == \
+        ("adv-ana", before["category"], "unclassified")
+
+    again = http.post(f"{url}/resolve", headers=auth)
+    assert again.status_code == 409, again.text
+    assert "already resolved by adv-ana" in again.json()["message"]
+    assert "acknowledged first" not in again.json()["message"]
 
 
 def test_alert_feed_pushes_raised_and_changed_alerts(live: LiveDashboard,

@@ -7,8 +7,10 @@ import json
 from starlette.routing import Route
 
 from cxt.settings import Settings
+from dashboard.api import NOTE_MAX_LENGTH, RESOLVE_CATEGORIES
 from dashboard.app import OPENAPI, create_app
 from schemas.catalog import refs
+from schemas.registry import load_schema
 
 # Served to browsers or documentation readers, not part of the token-guarded API.
 UNGUARDED = {"/", "/advisory", "/agent", "/openapi.json"}
@@ -53,3 +55,21 @@ def test_every_operation_documents_auth_errors() -> None:
             assert {"401", "403"} <= set(operation["responses"]), (path, method)
             assert "Roles:" in operation["description"], (path, method)
 
+
+
+def _action_body(doc: dict, action: str) -> dict:
+    post = doc["paths"][f"/api/alerts/{{alert_id}}/{action}"]["post"]
+    return post["requestBody"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_action_limits_and_choices_are_the_topic_contracts() -> None:
+    """The note limit and the resolve categories are those of cx.alert-actions.v1, in
+    the API's checks and in the documentation the advisory page reads its limit from."""
+    doc = json.loads(OPENAPI.read_text())
+    contract = load_schema("alert-action.v1")["properties"]
+    assert doc["components"]["schemas"]["ActionNote"]["maxLength"] == \
+        contract["note"]["maxLength"] == NOTE_MAX_LENGTH
+    for action in ("ack", "callback", "resolve"):
+        assert _action_body(doc, action)["note"] == {"$ref": "#/components/schemas/ActionNote"}
+    assert _action_body(doc, "resolve")["category"]["enum"] == contract["category"]["enum"] \
+        == list(RESOLVE_CATEGORIES)
