@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from streams.keys import Keys
 from streams.scripts import run_scripts
-from streams.store import AddResult, classify_insert
+from streams.store import AddResult, RatedWait, classify_insert
 
 # KEYS: alert key.  ARGV: JSON.  1 when stored, else the stored JSON.
 _PUT_NEW = """
@@ -60,7 +60,30 @@ if counted > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return counted
 """
 
+# KEYS: the customer's rated-contact waits, channel-id index, entries hash.  ARGV:
+# contact_id, alert_id, TTL.  1 when the contact is stored already (nothing written),
+# else 0 after adding the alert to those waiting for it.  Atomic with the entry insert
+# (same slot), so an entry stored by another worker is either seen here or sees this.
+_WAIT = """
+local hit = redis.call('HGET', KEYS[2], ARGV[1])
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1
+    or (hit and redis.call('HEXISTS', KEYS[3], hit) == 1) then
+  return 1
+end
+local waiting = redis.call('HGET', KEYS[1], ARGV[1])
+if not waiting then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+elseif not string.find(' ' .. waiting .. ' ', ' ' .. ARGV[2] .. ' ', 1, true) then
+  redis.call('HSET', KEYS[1], ARGV[1], waiting .. ' ' .. ARGV[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 0
+"""
+
 COUNTED_IDS_TTL_S = 7 * 86_400
+# How long an alert waits for a rated contact that has not arrived: a contact weeks
+# late would be a source's bug, and the wait must not be kept for ever.
+RATED_WAIT_TTL_S = 7 * 86_400
 RECENT_ALERTS_KEPT = 50_000
 
 
@@ -79,24 +102,60 @@ class AlertStore:
         self._put_new = redis.register_script(_PUT_NEW)
         self._replace = redis.register_script(_REPLACE)
         self._count = redis.register_script(_COUNT_SURVEYS)
+        self._wait = redis.register_script(_WAIT)
 
     # -- raising ------------------------------------------------------------------
 
     async def context(self, wanted: Sequence[tuple[str, str | None]], size: int
                       ) -> list[tuple[list[dict], dict | None]]:
-        """For each (customer_id, rated contact id): newest entries, and the rated entry."""
+        """For each (customer_id, contact_id): newest entries, and the rated entry: the one
+        whose event_id is contact_id, else the one the channel-id index names for it."""
         pipe = self.redis.pipeline(transaction=False)
-        for cid, _ in wanted:
+        for cid, contact_id in wanted:
             pipe.zrevrange(self.keys.timeline(cid), 0, size - 1)
-        id_lists = await pipe.execute()
+            pipe.hget(self.keys.contact_ids(cid), contact_id or "")
+        first = await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
-        for (cid, contact_id), ids in zip(wanted, id_lists, strict=True):
-            pipe.hmget(self.keys.entries(cid), [*ids, contact_id or ""])
+        for (cid, contact_id), ids, indexed in zip(wanted, first[::2], first[1::2],
+                                                   strict=True):
+            pipe.hmget(self.keys.entries(cid), [*ids, contact_id or "", indexed or ""])
         out = []
         for bodies in await pipe.execute():
-            entries = [orjson.loads(b) for b in bodies[:-1] if b is not None]
-            out.append((entries, None if bodies[-1] is None else orjson.loads(bodies[-1])))
+            entries = [orjson.loads(b) for b in bodies[:-2] if b is not None]
+            rated = next((b for b in bodies[-2:] if b is not None), None)
+            out.append((entries, None if rated is None else orjson.loads(rated)))
         return out
+
+    async def wait_for_contacts(self, waits: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """For each (customer_id, contact_id, alert_id) of an alert raised without its
+        rated contact: remember that the alert waits for it, so that the entry's insert
+        reports it (`TimelineStore.add_entries`).  True where the contact has arrived
+        meanwhile (another worker stored it between our lookup and now): update now."""
+        if not waits:
+            return []
+        replies = await run_scripts(self.redis, [
+            (self._wait, [self.keys.rated_waits(cid), self.keys.contact_ids(cid),
+                          self.keys.entries(cid)], [contact_id, alert_id, RATED_WAIT_TTL_S])
+            for cid, contact_id, alert_id in waits])
+        return [reply == 1 for reply in replies]
+
+    async def move_waits(self, from_id: str, to_id: str) -> list[RatedWait]:
+        """Waits of a provisional profile's alerts, moved to the customer it was linked to
+        (where its surveys now are); those whose contact the customer already has."""
+        waits = await self.redis.hgetall(self.keys.rated_waits(from_id))
+        if not waits:
+            return []
+        wanted = [(to_id, ref.decode(), alert_id) for ref, ids in waits.items()
+                  for alert_id in ids.decode().split()]
+        arrived = await self.wait_for_contacts(wanted)
+        await self.redis.hdel(self.keys.rated_waits(from_id), *waits)
+        # retry: this may be a repeat after a crash, when the update may be done but unsent.
+        return [RatedWait(cid, ref, (alert_id,), retry=True)
+                for (cid, ref, alert_id), found in zip(wanted, arrived, strict=True) if found]
+
+    async def entries(self, customer_id: str, event_ids: Sequence[str]) -> list[dict | None]:
+        bodies = await self.redis.hmget(self.keys.entries(customer_id), list(event_ids))
+        return [None if b is None else orjson.loads(b) for b in bodies]
 
     async def put_new(self, alerts: Sequence[dict], raised_ms: int, ack_timeout_ms: int
                       ) -> list[tuple[AddResult, dict]]:
@@ -166,7 +225,7 @@ class AlertStore:
         if ids:
             pipe.zrem(self.keys.alerts_recent(), *ids)
             pipe.zrem(self.keys.alerts_due(), *ids)
-        pipe.delete(self.keys.customer_alerts(customer_id))
+        pipe.delete(self.keys.customer_alerts(customer_id), self.keys.rated_waits(customer_id))
         await pipe.execute()
         return ids
 

@@ -75,13 +75,38 @@ def new_alert(
         "latency_ms": latency_ms,
         "ack_deadline": ack_deadline,
         "rated_contact": rated_contact,
-        "context": [
-            {**entry, "rated": True} if contact_id and entry["event_id"] == contact_id else entry
-            for entry in context
-        ],
+        "context": _mark_rated(context, rated_contact),
         "source": survey.get("source"),
         "history": [{"event": "raised", "at": raised_at}],
     }
+
+
+def _mark_rated(context: list[dict], rated_contact: dict | None) -> list[dict]:
+    rated_id = rated_contact["event_id"] if rated_contact else None
+    return [{**entry, "rated": True} if entry["event_id"] == rated_id else entry
+            for entry in context]
+
+
+def with_rated_contact(alert: dict, rated_contact: dict, context: list[dict],
+                       classification: Classification | None, now: str) -> dict | None:
+    """The alert once its rated contact has arrived after it was raised (event `updated`),
+    or None when it already names that contact.  The rule's category replaces
+    `unclassified` only while the alert is unresolved and no person has categorised
+    it (`classification` None: the survey is no longer stored, keep the category)."""
+    current = alert.get("rated_contact") or {}
+    if current.get("event_id") == rated_contact["event_id"]:
+        return None
+    changed = dict(alert, rated_contact=rated_contact, context=_mark_rated(context, rated_contact))
+    step: dict[str, Any] = {"event": "updated", "at": now,
+                            "rated_contact": rated_contact["event_id"]}
+    by_person = alert.get("categorised_by") or any("category_from" in h for h in alert["history"])
+    if (classification is not None and alert["category"] == "unclassified"
+            and classification.category != alert["category"]
+            and alert["status"] != RESOLVED and not by_person):
+        changed.update(category=classification.category, category_rule=classification.rule,
+                       category_reasons=list(classification.matched))
+        step["category_to"] = classification.category
+    return _advance(changed, step)
 
 
 def apply_action(alert: dict, action: dict, known_actors: frozenset[str],

@@ -12,11 +12,13 @@ timeline.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import orjson
 
 from streams.keys import PROVISIONAL_MARK, provisional_id
-from streams.store import AddResult, NewEntry, TimelineStore
+from streams.rated import contact_ids
+from streams.store import AddResult, NewEntry, RatedWait, TimelineStore
 from streams.validate import Interaction, identity_keys
 
 
@@ -66,11 +68,18 @@ async def claimed_provisionals(
     return [(pid, cid) for pid, cid in zip(provisional_ids, owners, strict=True) if cid]
 
 
-async def link(store: TimelineStore, pid: str, customer_id: str) -> list[NewEntry]:
-    """Move a provisional profile's entries to the customer; return those to publish.
+@dataclass(frozen=True, slots=True)
+class Linked:
+    entries: list[NewEntry]  # moved, to publish
+    waits: list[RatedWait]  # alerts of the customer that wait for a moved entry
+
+
+async def link(store: TimelineStore, pid: str, customer_id: str) -> Linked:
+    """Move a provisional profile's entries to the customer.
 
     Safe to repeat after a crash at any point: entries are added idempotently
-    before the provisional profile is dropped.
+    before the provisional profile is dropped.  The customer's channel-id index
+    gains the moved entries' ids as they are added.
     """
     moved: list[NewEntry] = []
     for stored in await store.take_all(pid):
@@ -82,6 +91,8 @@ async def link(store: TimelineStore, pid: str, customer_id: str) -> list[NewEntr
             NewEntry(customer_id, entry["event_id"], stored.occurred_ms, orjson.dumps(entry),
                      entry.get("source") or {}, entry)
         )
-    results = await store.add(moved)
-    await store.drop_entries(pid, [e.event_id for e in moved])
-    return [e for e, r in zip(moved, results, strict=True) if r is not AddResult.DUPLICATE]
+    added = await store.add_entries(moved)
+    await store.drop_entries(pid, [e.event_id for e in moved],
+                             [ref for e in moved for ref in contact_ids(e.entry)])
+    return Linked([e for e, r in zip(moved, added.results, strict=True)
+                   if r is not AddResult.DUPLICATE], added.waits)

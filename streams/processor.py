@@ -25,12 +25,13 @@ from streams.alerts import (
     escalate,
     has_action,
     new_alert,
+    with_rated_contact,
 )
 from streams.identity import claimed_provisionals, link, resolve_owners
 from streams.keys import is_provisional, provisional_id
 from streams.records import Outgoing, Record, dead_letter, iso_ms, utc_now_iso
 from streams.rules import Rules
-from streams.store import AddResult, NewEntry, ProfileChange, TimelineStore
+from streams.store import AddResult, NewEntry, ProfileChange, RatedWait, TimelineStore
 from streams.survey_metrics import hour_of, metric_fields
 from streams.validate import (
     Interaction,
@@ -79,16 +80,26 @@ class Processor:
             _timeline_entry(record, item, owner, accepted_at)
             for (record, item), owner in zip(accepted, owners, strict=True)
         ]
-        results = await self.store.add(entries)
-        fresh = [(e, record) for e, r, (record, _) in zip(entries, results, accepted, strict=True)
+        added = await self.store.add_entries(entries)
+        fresh = [(e, record)
+                 for e, r, (record, _) in zip(entries, added.results, accepted, strict=True)
                  if r is not AddResult.DUPLICATE]
         out.extend(self._publish(e) for e, _ in fresh)
         surveys = [(e, r) for e, r in fresh if e.entry["channel"] == "survey"]
         out.extend(await self._surveys(surveys))
+        out.extend(await self._rated_late(added.waits))
         provisional = sorted({owner for owner in owners if is_provisional(owner)})
         if provisional:
             for pid, cid in await claimed_provisionals(self.store, provisional):
-                out.extend(self._publish(e) for e in await link(self.store, pid, cid))
+                out.extend(await self._link(pid, cid))
+        return out
+
+    async def _link(self, pid: str, cid: str) -> list[Outgoing]:
+        """Move a provisional profile to its customer, alerts' waits for contacts too."""
+        linked = await link(self.store, pid, cid)
+        out = [self._publish(e) for e in linked.entries]
+        out.extend(await self._rated_late(linked.waits))
+        out.extend(await self._rated_late(await self.alerts.move_waits(pid, cid)))
         return out
 
     # -- surveys: hourly counters and bottom-2-box alerts ----------------------
@@ -110,9 +121,61 @@ class Processor:
         stored = await self.alerts.put_new(raised, now_ms, self.ack_timeout_ms)
         # A redelivered survey republishes its alert only while nothing has happened to
         # it since (version 1): a later state must not be announced as "raised" again.
-        return [self._alert_out(alert) for result, alert in stored
-                if result is AddResult.NEW
-                or (result is AddResult.REDELIVERED and alert["version"] == 1)]
+        out = [self._alert_out(alert) for result, alert in stored
+               if result is AddResult.NEW
+               or (result is AddResult.REDELIVERED and alert["version"] == 1)]
+        return out + await self._wait_for_rated(bottom, raised, stored)
+
+    async def _wait_for_rated(self, bottom: Sequence[tuple[NewEntry, Record]],
+                              raised: Sequence[dict], stored: Sequence[tuple[AddResult, dict]]
+                              ) -> list[Outgoing]:
+        """Alerts whose rated contact is not stored yet wait for it (the insert of the
+        contact reports them); one that arrived meanwhile is rated at once."""
+        waiting = [(e.customer_id, alert["contact_id"], alert["alert_id"], result)
+                   for (e, _), alert, (result, _) in zip(bottom, raised, stored, strict=True)
+                   if alert["contact_id"] and alert["rated_contact"] is None]
+        if not waiting:
+            return []
+        arrived = await self.alerts.wait_for_contacts([w[:3] for w in waiting])
+        return await self._rated_late([
+            RatedWait(cid, ref, (alert_id,), retry=result is not AddResult.NEW)
+            for (cid, ref, alert_id, result), found in zip(waiting, arrived, strict=True)
+            if found])
+
+    async def _rated_late(self, waits: Sequence[RatedWait]) -> list[Outgoing]:
+        """Publish `updated` alerts that now have the rated contact they waited for."""
+        if not waits:
+            return []
+        found = await self.alerts.context([(w.customer_id, w.ref) for w in waits], CONTEXT_SIZE)
+        out: list[Outgoing] = []
+        for wait, (context, rated) in zip(waits, found, strict=True):
+            if rated is None:  # trimmed since, or erased
+                continue
+            for alert_id in wait.alert_ids:
+                updated = await self._rate(alert_id, wait, context, rated)
+                if updated is not None:
+                    out.append(self._alert_out(updated))
+        return out
+
+    async def _rate(self, alert_id: str, wait: RatedWait, context: list[dict], rated: dict
+                    ) -> dict | None:
+        """The alert with its rated contact, to publish; None when there is nothing to say."""
+        survey: dict | None = None
+        while True:
+            alert = await self.alerts.get(alert_id)
+            if alert is None:
+                return None
+            if survey is None:
+                survey = (await self.alerts.entries(wait.customer_id,
+                                                    [alert["survey_event_id"]]))[0] or {}
+            classification = (self.rules.classify(survey["payload"], rated["payload"])
+                              if survey else None)
+            changed = with_rated_contact(alert, rated, context, classification, utc_now_iso())
+            if changed is None:  # rated already: ours, unless this repeats a crashed batch
+                again = wait.retry and alert["event"] == "updated"
+                return alert if again else None
+            if await self.alerts.replace(changed, alert["version"]):
+                return changed
 
     def _raise(self, survey: dict, record: Record, context: list[dict], rated: dict | None,
                now_ms: int) -> dict:
@@ -248,9 +311,10 @@ class Processor:
         out: list[Outgoing] = []
         for pid, exists in zip(pids, await self.store.exists_many(pids), strict=True):
             if exists:
-                linked = await link(self.store, pid, claims[pid])
-                log.debug("linked %d provisional entries to a customer", len(linked))
-                out.extend(self._publish(e) for e in linked)
+                linked = await self._link(pid, claims[pid])
+                log.debug("linked a provisional profile to a customer: %d messages",
+                          len(linked))
+                out.extend(linked)
         return out
 
     # -- outgoing messages ----------------------------------------------------

@@ -22,45 +22,106 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from streams.keys import Keys, slot_groups
+from streams.rated import ALL_CONTACT_ID_FIELDS, contact_ids
 from streams.scripts import ScriptCall, run_scripts
 
 # One call stores many entries (a batch, or the part of it in one cluster slot).
-# KEYS: per entry its timeline zset and entries hash.  ARGV: max entries, min
-# score (oldest occurred ms kept), then per entry: event_id, score (occurred
-# ms), entry JSON.  Replies per entry 1 when inserted, else the stored JSON (so
-# the caller can tell our own redelivery from a source duplicate without a
-# second round trip).  Insert and trim happen in one script, so a worker
+# KEYS: per entry its timeline zset, entries hash, channel-id index and rated-contact
+# waits (streams.keys).  ARGV: max entries, min score (oldest occurred ms kept), the
+# number k of channel-id field names, those k names, then per entry: event_id, score
+# (occurred ms), entry JSON, the number n of its channel ids, those n ids.
+# Replies per entry {status, ref, alert ids, ref, alert ids, ...}: status is 1 when
+# inserted, else the stored JSON (so the caller can tell our own redelivery from a
+# source duplicate without a second round trip); each (ref, alert ids) is a survey's
+# contact_id this entry answers (its event_id or a channel id) and the alerts that
+# wait for it, for new and already stored entries alike (a redelivery after a crash
+# must still update them).  Insert, index and trim happen in one script, so a worker
 # killed mid-batch never leaves half an entry behind.
 _ADD_ENTRIES = """
 local max_entries = tonumber(ARGV[1])
 local too_old = '(' .. ARGV[2]
-local function drop(hash, ids)
+local id_fields = {}
+for f = 1, tonumber(ARGV[3]) do id_fields[f] = ARGV[3 + f] end
+-- Forget the channel ids of entries about to be dropped, where they still name them.
+local function unindex(entries, index, ids)
+  for _, id in ipairs(ids) do
+    local ok, entry = pcall(cjson.decode, redis.call('HGET', entries, id) or 'null')
+    local payload = ok and type(entry) == 'table' and entry['payload']
+    if type(payload) == 'table' then
+      for _, name in ipairs(id_fields) do
+        local value = payload[name]
+        if type(value) == 'string' and redis.call('HGET', index, value) == id then
+          redis.call('HDEL', index, value)
+        end
+      end
+    end
+  end
+end
+local function drop(entries, index, ids)
+  unindex(entries, index, ids)
   for i = 1, #ids, 1000 do
-    redis.call('HDEL', hash, unpack(ids, i, math.min(i + 999, #ids)))
+    redis.call('HDEL', entries, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+end
+-- A channel id names the latest-occurred entry carrying it (a call's call.ended, with
+-- its outcome and transfers, over its call.started); ties go to the larger event_id,
+-- so the outcome does not depend on arrival order.
+local function index(timeline, idx, id, score, first, last)
+  for j = first, last do
+    local current = redis.call('HGET', idx, ARGV[j])
+    local keep = false
+    if current and current ~= id then
+      local other = redis.call('ZSCORE', timeline, current)
+      if other then
+        other = tonumber(other)
+        keep = other > score or (other == score and current > id)
+      end
+    end
+    if not keep then redis.call('HSET', idx, ARGV[j], id) end
+  end
+end
+local function waiting(waits, id, first, last, reply)
+  if redis.call('EXISTS', waits) == 0 then return end
+  local refs = {id}
+  for j = first, last do refs[#refs + 1] = ARGV[j] end
+  local found = redis.call('HMGET', waits, unpack(refs))
+  for k = 1, #refs do
+    if found[k] then
+      reply[#reply + 1] = refs[k]
+      reply[#reply + 1] = found[k]
+    end
   end
 end
 local replies = {}
-for i = 1, #KEYS / 2 do
-  local timeline, entries = KEYS[2 * i - 1], KEYS[2 * i]
-  local id = ARGV[3 * i]
+local a = 4 + #id_fields
+for i = 1, #KEYS / 4 do
+  local timeline, entries, idx, waits = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1],
+    KEYS[4 * i]
+  local id, score, n = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
+  local first, last = a + 4, a + 3 + n
   local existing = redis.call('HGET', entries, id)
+  local reply
   if existing then
-    replies[i] = existing
+    reply = {existing}
   else
-    redis.call('HSET', entries, id, ARGV[3 * i + 2])
-    redis.call('ZADD', timeline, ARGV[3 * i + 1], id)
+    redis.call('HSET', entries, id, ARGV[a + 2])
+    redis.call('ZADD', timeline, score, id)
+    index(timeline, idx, id, score, first, last)
     local excess = redis.call('ZCARD', timeline) - max_entries
     if excess > 0 then
-      drop(entries, redis.call('ZRANGE', timeline, 0, excess - 1))
+      drop(entries, idx, redis.call('ZRANGE', timeline, 0, excess - 1))
       redis.call('ZREMRANGEBYRANK', timeline, 0, excess - 1)
     end
     local expired = redis.call('ZRANGEBYSCORE', timeline, '-inf', too_old)
     if #expired > 0 then
-      drop(entries, expired)
+      drop(entries, idx, expired)
       redis.call('ZREMRANGEBYSCORE', timeline, '-inf', too_old)
     end
-    replies[i] = 1
+    reply = {1}
   end
+  waiting(waits, id, first, last, reply)
+  replies[i] = reply
+  a = last + 1
 end
 return replies
 """
@@ -96,6 +157,24 @@ class NewEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RatedWait:
+    """Alerts raised before their rated contact arrived, which an entry now answers."""
+
+    customer_id: str  # whose keys hold the contact (and the wait)
+    ref: str  # the surveys' contact_id
+    alert_ids: tuple[str, ...]
+    # The update may have been made already (the entry was stored by this very record
+    # before a crash, say), and perhaps not published: publish it again if so.
+    retry: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    results: list[AddResult]
+    waits: list[RatedWait]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEntry:
     entry: dict
     occurred_ms: int
@@ -114,25 +193,38 @@ class TimelineStore:
 
     async def add(self, entries: Sequence[NewEntry]) -> list[AddResult]:
         """Store entries not stored yet; one round trip, a script call per slot group."""
+        return (await self.add_entries(entries)).results
+
+    async def add_entries(self, entries: Sequence[NewEntry]) -> Added:
+        """`add`, and the alerts waiting for these entries as their rated contact."""
         if not entries:
-            return []
+            return Added([], [])
         oldest_kept = int(time.time() * 1000) - self.max_age_ms
         groups = slot_groups(entries, lambda e: self.keys.timeline(e.customer_id),
                              ENTRIES_PER_CALL, one_slot=self.one_slot)
-
+        head: list[bytes | str | int] = [len(ALL_CONTACT_ID_FIELDS), *ALL_CONTACT_ID_FIELDS]
         calls: list[ScriptCall] = []
         for group in groups:
             keys: list[str] = []
-            args: list[bytes | str | int] = [self.max_entries, oldest_kept]
+            args: list[bytes | str | int] = [self.max_entries, oldest_kept, *head]
             for e in group:
-                keys += (self.keys.timeline(e.customer_id), self.keys.entries(e.customer_id))
-                args += (e.event_id, e.occurred_ms, e.body)
+                cid = e.customer_id
+                keys += (self.keys.timeline(cid), self.keys.entries(cid),
+                         self.keys.contact_ids(cid), self.keys.rated_waits(cid))
+                ids = contact_ids(e.entry)
+                args += (e.event_id, e.occurred_ms, e.body, len(ids), *ids)
             calls.append((self._add, keys, args))
         replies = iter([reply for group_replies in await run_scripts(self.redis, calls)
                         for reply in group_replies])
-        results = {id(e): classify_insert(next(replies), e.source)[0]
-                   for group in groups for e in group}
-        return [results[id(e)] for e in entries]
+        results: dict[int, AddResult] = {}
+        waits: list[RatedWait] = []
+        for e in (e for group in groups for e in group):
+            status, *found = next(replies)
+            results[id(e)] = result = classify_insert(status, e.source)[0]
+            waits += (RatedWait(e.customer_id, ref.decode(), tuple(alerts.decode().split()),
+                                retry=result is AddResult.REDELIVERED)
+                      for ref, alerts in zip(found[::2], found[1::2], strict=True))
+        return Added([results[id(e)] for e in entries], waits)
 
     async def read(
         self,
@@ -221,14 +313,18 @@ class TimelineStore:
             if eid in bodies
         ]
 
-    async def drop_entries(self, customer_id: str, event_ids: Sequence[str]) -> None:
+    async def drop_entries(self, customer_id: str, event_ids: Sequence[str],
+                           refs: Sequence[str] = ()) -> None:
         """Remove these entries only: one written meanwhile (by a concurrent batch or
-        another worker) stays, to be moved by whoever wrote it."""
+        another worker) stays, to be moved by whoever wrote it.  `refs`: their channel
+        ids, dropped from the index too."""
         if not event_ids:
             return
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrem(self.keys.timeline(customer_id), *event_ids)
         pipe.hdel(self.keys.entries(customer_id), *event_ids)
+        if refs:
+            pipe.hdel(self.keys.contact_ids(customer_id), *refs)
         await pipe.execute()
 
     # -- identity index and customer profiles --------------------------------
@@ -288,11 +384,36 @@ class TimelineStore:
     def _upsert(self, pipe: Pipeline, change: ProfileChange) -> None:
         cid = change.customer_id
         if change.record is None:
-            pipe.delete(self.keys.profile(cid), self.keys.timeline(cid), self.keys.entries(cid))
+            pipe.delete(self.keys.profile(cid), self.keys.timeline(cid), self.keys.entries(cid),
+                        self.keys.contact_ids(cid))
             return
         pipe.set(self.keys.profile(cid), orjson.dumps(change.record))
         for key in change.claimed:
             pipe.set(self.keys.identity(key), cid)
+
+    # -- read-only overview for `cxt customers show` ---------------------------
+
+    async def overview(self, customer_id: str) -> CustomerOverview:
+        """The record, the entry count and the provisional profiles linked in: one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.profile(customer_id))
+        pipe.zcard(self.keys.timeline(customer_id))
+        pipe.hvals(self.keys.entries(customer_id))
+        profile, count, bodies = await pipe.execute()
+        linked: dict[str, int] = {}
+        for body in bodies:
+            origin = orjson.loads(body).get("linked_from")
+            if origin:
+                linked[origin] = linked.get(origin, 0) + 1
+        return CustomerOverview(None if profile is None else orjson.loads(profile), count,
+                                linked)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerOverview:
+    record: dict | None  # the latest customer record; None: none (or erased)
+    entries: int  # timeline entries stored
+    linked: dict[str, int]  # provisional profile id -> entries moved from it
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,7 +110,8 @@ def test_a_customers_keys_share_one_cluster_slot_even_with_odd_ids() -> None:
     keys = Keys("cxt")
     for cid in ("C-1001", "odd}id", "{x}", "a:b*c/../d", "~phone:+4420"):
         slots = {key_slot(k.encode()) for k in
-                 (keys.timeline(cid), keys.entries(cid), keys.profile(cid))}
+                 (keys.timeline(cid), keys.entries(cid), keys.profile(cid),
+                  keys.contact_ids(cid), keys.rated_waits(cid))}
         assert len(slots) == 1, cid
     assert keys.timeline("a}b") != keys.timeline("a")
 
@@ -192,3 +193,55 @@ def test_surveys_are_counted_once_per_hour_even_when_repeated(stack) -> None:
     assert ten == {**low, **high}
     assert eleven == low
     assert 29 * 86_400 < ttl <= 30 * 86_400
+
+
+# --- the channel-id index of rated contacts (streams.rated) -------------------------
+
+def _contact(cid: str, event_id: str, occurred_ms: int, event_type: str, **payload: object
+             ) -> NewEntry:
+    channel = event_type.split(".")[0]
+    source = {"topic": f"cx.{channel}.v1", "partition": 0, "offset": occurred_ms}
+    body = {"event_id": event_id, "customer_id": cid, "channel": channel, "type": event_type,
+            "occurred_at": str(occurred_ms), "payload": payload, "source": source}
+    return NewEntry(cid, event_id, occurred_ms, orjson.dumps(body), source, body)
+
+
+def test_channel_ids_name_the_latest_occurred_entry_whatever_the_arrival_order(stack) -> None:
+    now = int(time.time() * 1000)
+    started = _contact("C-1", "e-start", now - 600_000, "call.started", call_id="k1")
+    ended = _contact("C-1", "e-end", now - 60_000, "call.ended", call_id="k1", transfers=3)
+    mail = _contact("C-1", "e-mail", now, "email.received", message_id="<m1@x>",
+                    thread_id="thr-1")
+    post = _contact("C-1", "e-post", now, "social.post", post_id="p1")
+    chat = _contact("C-2", "e-chat", now, "chat.ended", chat_id="k1")  # another customer
+
+    async def scenario(store: TimelineStore) -> tuple[dict, dict]:
+        await store.add([ended, mail])
+        await store.add([started, post, chat])  # call.started arrives last
+        await store.add([started])  # and again
+        index = store.keys.contact_ids
+        return (await store.redis.hgetall(index("C-1")), await store.redis.hgetall(index("C-2")))
+
+    one, two = _run(stack, scenario)
+    assert one == {b"k1": b"e-end", b"<m1@x>": b"e-mail", b"thr-1": b"e-mail", b"p1": b"e-post"}
+    assert two == {b"k1": b"e-chat"}
+
+
+def test_trimmed_and_erased_entries_leave_no_channel_id_behind(stack) -> None:
+    now = int(time.time() * 1000)
+
+    async def scenario(store: TimelineStore) -> tuple:
+        index = store.keys.contact_ids("C-3")
+        await store.add([_contact("C-3", f"e{i}", now - (10 - i) * 1000, "chat.ended",
+                                  chat_id=f"k{i}") for i in range(3)])
+        await store.add([_contact("C-3", "e-old", now - 40 * DAY_MS, "call.ended",
+                                  call_id="k-old")])  # older than the retention
+        # A newer entry with k0 keeps the index entry when the older one is trimmed.
+        await store.add([_contact("C-3", "e3", now, "call.ended", call_id="k0")])
+        trimmed = await store.redis.hgetall(index)
+        await store.apply_profiles([ProfileChange("C-3", None)])
+        return trimmed, await store.redis.exists(index)
+
+    trimmed, left = _run(stack, scenario, max_entries=3, max_age_days=30)
+    assert trimmed == {b"k1": b"e1", b"k2": b"e2", b"k0": b"e3"}
+    assert left == 0

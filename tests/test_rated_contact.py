@@ -1,0 +1,219 @@
+"""A survey's contact_id finds the rated interaction by event_id or by the channel's own id,
+whichever of the survey and the contact arrives first (real Kafka, Redis and worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import orjson
+import pytest
+import redis
+
+from cxt.localstack import LocalStack
+from cxt.settings import Settings
+from schemas import validator
+from streams.alerts import alert_id_for
+from tests.helpers import (
+    WorkerProcess,
+    create_topics,
+    envelope,
+    eventually,
+    isolated,
+    produce,
+    produce_events,
+    read_topic,
+)
+
+CHECK_ALERT = validator("alert.v1")
+
+
+@pytest.fixture(scope="module")
+def worker(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[Settings, WorkerProcess]]:
+    settings = isolated(stack.settings)
+    asyncio.run(create_topics(settings))
+    process = WorkerProcess(settings, tmp_path_factory.mktemp("rated")).start()
+    try:
+        probe = envelope("chat", _customer())
+        asyncio.run(produce_events(settings, [probe]))
+        seen = asyncio.run(read_topic(
+            settings, settings.topics.timeline, timeout=90,
+            until=lambda ms: any(orjson.loads(m.value)["event_id"] == probe["event_id"]
+                                 for m in ms)))
+        assert seen, process.log()
+        yield settings, process
+    finally:
+        process.stop()
+
+
+def _customer() -> str:
+    return f"C-{uuid.uuid4().hex[:10]}"
+
+
+def _survey(cid: str | None, contact_id: str, **fields: object) -> dict:
+    # A comment and no reason codes that no rule matches: only the rated contact can decide.
+    return envelope("survey", cid, occurred_at="2026-11-22T10:00:00Z", score=1,
+                    contact_id=contact_id, comment="meh", **fields)  # type: ignore[arg-type]
+
+
+def _alerts(settings: Settings, survey: dict, *, until: int, timeout: float = 30) -> list[dict]:
+    """The alert events of the survey published so far, once there are `until` of them
+    (or at the timeout); each checked against the published schema."""
+    def mine(records: list) -> list[dict]:
+        values = (orjson.loads(r.value) for r in records if r.value is not None)
+        return [a for a in values if a["survey_event_id"] == survey["event_id"]]
+
+    found = mine(asyncio.run(read_topic(settings, settings.topics.alerts, timeout=timeout,
+                                        until=lambda ms: len(mine(ms)) >= until)))
+    for alert in found:
+        CHECK_ALERT(alert)
+    return found
+
+
+def _wait_stored(settings: Settings, cid: str, event_ids: set[str]) -> None:
+    """Until the worker has stored these entries in the customer's timeline."""
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    key = f"{settings.redis_prefix}:{{{cid}}}:tl"
+    try:
+        assert asyncio.run(eventually(lambda: event_ids <= set(client.zrange(key, 0, -1)),
+                                      timeout=30)), (cid, event_ids)
+    finally:
+        client.close()
+
+
+def test_a_survey_naming_the_call_id_rates_the_call_it_follows(worker) -> None:
+    settings, _ = worker
+    cid = _customer()
+    call = envelope("call", cid, event_id=f"nt-call-{uuid.uuid4().hex[:6]}",
+                    event_type="call.ended", occurred_at="2026-11-22T09:30:00Z",
+                    call_id="nt9", transfers=3, queue="billing-uk", outcome="unresolved")
+    asyncio.run(produce_events(settings, [call]))
+    _wait_stored(settings, cid, {call["event_id"]})
+    survey = _survey(cid, "nt9", contact_channel="call")
+    asyncio.run(produce_events(settings, [survey]))
+
+    [alert] = _alerts(settings, survey, until=1)
+    assert alert["event"] == "raised"
+    assert alert["rated_contact"]["event_id"] == call["event_id"]
+    assert (alert["category"], alert["category_rule"]) == ("skill", "many-transfers")
+    assert alert["contact_id"] == "nt9"  # as the survey named it
+    rated = [e["event_id"] for e in alert["context"] if e.get("rated")]
+    assert rated == [call["event_id"]]  # the advisory page marks it
+
+
+def test_a_survey_before_its_call_is_raised_at_once_then_updated_with_the_call(worker) -> None:
+    settings, _ = worker
+    cid = _customer()
+    survey = _survey(cid, "k-early")
+    asyncio.run(produce_events(settings, [survey, survey]))  # a source duplicate too
+    [raised] = _alerts(settings, survey, until=1)
+    assert (raised["event"], raised["version"]) == ("raised", 1)
+    assert raised["rated_contact"] is None and raised["category"] == "unclassified"
+
+    started = envelope("call", cid, event_type="call.started",
+                       occurred_at="2026-11-22T09:20:00Z", call_id="k-early")
+    ended = envelope("call", cid, event_type="call.ended", occurred_at="2026-11-22T09:31:00Z",
+                     call_id="k-early", transfers=2, outcome="transferred")
+    asyncio.run(produce_events(settings, [ended, started, ended]))  # started after ended
+
+    events = _alerts(settings, survey, until=2)
+    assert [(a["event"], a["version"]) for a in events] == [("raised", 1), ("updated", 2)]
+    updated = events[1]
+    assert updated["rated_contact"]["event_id"] == ended["event_id"]  # the ended call wins
+    assert (updated["category"], updated["category_rule"]) == ("skill", "many-transfers")
+    assert [h["event"] for h in updated["history"]] == ["raised", "updated"]
+    assert updated["history"][1]["rated_contact"] == ended["event_id"]
+    assert [e["event_id"] for e in updated["context"] if e.get("rated")] == [ended["event_id"]]
+    # Nothing more: the redelivered call and the call.started change nothing.
+    assert len(_alerts(settings, survey, until=3, timeout=4)) == 2
+
+
+@pytest.mark.parametrize(("event_type", "ids", "named_by"), [
+    ("chat.ended", {"chat_id": "ch-1"}, "ch-1"),
+    ("email.received", {"message_id": "<m-1@mail.example.com>", "thread_id": "thr-1"},
+     "<m-1@mail.example.com>"),
+    ("email.sent", {"message_id": "<m-2@mail.example.com>", "thread_id": "thr-2"}, "thr-2"),
+    ("social.post", {"post_id": "1234567890"}, "1234567890"),
+    ("call.ended", {"call_id": "c-1"}, None),  # None: by its event_id, as before
+])
+def test_every_channel_id_names_its_contact_both_ways_round(worker, event_type, ids,
+                                                             named_by) -> None:
+    settings, _ = worker
+    channel = event_type.split(".")[0]
+    after_cid, before_cid = _customer(), _customer()
+    contact_after = envelope(channel, after_cid, event_type=event_type, **ids)
+    contact_before = envelope(channel, before_cid, event_type=event_type, **ids)
+    asyncio.run(produce_events(settings, [contact_after]))
+    _wait_stored(settings, after_cid, {contact_after["event_id"]})
+    late = _survey(after_cid, named_by or contact_after["event_id"])
+    early = _survey(before_cid, named_by or contact_before["event_id"])
+    asyncio.run(produce_events(settings, [late, early]))
+    assert _alerts(settings, late, until=1)[0]["rated_contact"]["event_id"] == \
+        contact_after["event_id"]
+    assert _alerts(settings, early, until=1)[0]["rated_contact"] is None
+    asyncio.run(produce_events(settings, [contact_before]))
+    events = _alerts(settings, early, until=2)
+    assert [a["event"] for a in events] == ["raised", "updated"]
+    assert events[1]["rated_contact"]["event_id"] == contact_before["event_id"]
+
+
+def test_an_event_id_match_wins_over_a_channel_id_match(worker) -> None:
+    settings, _ = worker
+    cid = _customer()
+    by_event_id = envelope("chat", cid, event_id=f"x-{uuid.uuid4().hex[:6]}",
+                           event_type="chat.ended", chat_id="ch-9")
+    by_channel_id = envelope("call", cid, event_type="call.ended",
+                             call_id=by_event_id["event_id"], transfers=5)
+    asyncio.run(produce_events(settings, [by_event_id, by_channel_id]))
+    _wait_stored(settings, cid, {by_event_id["event_id"], by_channel_id["event_id"]})
+    survey = _survey(cid, by_event_id["event_id"])
+    asyncio.run(produce_events(settings, [survey]))
+    [alert] = _alerts(settings, survey, until=1)
+    assert alert["rated_contact"]["event_id"] == by_event_id["event_id"]
+    assert alert["category"] == "unclassified"  # the call's transfers were not looked at
+
+
+def test_a_contact_under_a_provisional_profile_rates_the_survey_once_linked(worker) -> None:
+    settings, _ = worker
+    cid = _customer()
+    phone = f"+35386{uuid.uuid4().int % 10**7:07d}"
+    # The call is known only by its phone; the survey tool knows the customer.
+    call = envelope("call", identity={"phone": phone}, event_type="call.ended",
+                    call_id="k-prov", transfers=4)
+    survey = _survey(cid, "k-prov")
+    asyncio.run(produce_events(settings, [call, survey]))
+    [raised] = _alerts(settings, survey, until=1)
+    assert raised["rated_contact"] is None
+
+    record = {"customer_id": cid, "identifiers": {"phones": [phone]}}
+    asyncio.run(produce(settings, settings.topics.customers,
+                        [(cid.encode(), orjson.dumps(record))]))
+    events = _alerts(settings, survey, until=2)
+    assert [a["event"] for a in events] == ["raised", "updated"]
+    assert events[1]["rated_contact"]["event_id"] == call["event_id"]
+    assert events[1]["rated_contact"]["customer_id"] == cid
+    assert events[1]["category"] == "skill"
+
+
+def test_a_survey_under_a_provisional_profile_is_rated_once_linked(worker) -> None:
+    settings, _ = worker
+    cid = _customer()
+    phone = f"+35387{uuid.uuid4().int % 10**7:07d}"
+    call = envelope("call", cid, event_type="call.ended", call_id="k-prov2", transfers=2)
+    survey = _survey(None, "k-prov2", identity={"phone": phone})
+    asyncio.run(produce_events(settings, [call]))
+    _wait_stored(settings, cid, {call["event_id"]})
+    asyncio.run(produce_events(settings, [survey]))
+    [raised] = _alerts(settings, survey, until=1)
+    assert raised["rated_contact"] is None  # the survey's profile has no such call
+    assert raised["alert_id"] == alert_id_for(survey["event_id"])
+
+    record = {"customer_id": cid, "identifiers": {"phones": [phone]}}
+    asyncio.run(produce(settings, settings.topics.customers,
+                        [(cid.encode(), orjson.dumps(record))]))
+    events = _alerts(settings, survey, until=2)
+    assert [a["event"] for a in events] == ["raised", "updated"]
+    assert events[1]["rated_contact"]["event_id"] == call["event_id"]
+    assert events[1]["category"] == "skill"
