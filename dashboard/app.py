@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from cxt.settings import Settings
 from dashboard import api
 from dashboard.errors import ApiError, error_response
-from dashboard.live import Hub, agent_socket, alerts_socket
+from dashboard.live import Hub, agent_socket, alerts_socket, unknown_socket
 from dashboard.metrics import DashboardMetrics, HttpMetricsMiddleware
 from dashboard.services import open_services
 
@@ -96,7 +96,7 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/ws/alerts", alerts_socket),
         WebSocketRoute("/ws/agents/{agent_id}", agent_socket),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(HttpMetricsMiddleware, metrics=metrics)],
@@ -106,6 +106,9 @@ def create_app(settings: Settings) -> Starlette:
             Exception: _internal_error,
         },
     )
+    # /ws/nothing: 404 with a reason rather than Starlette's bare 403.
+    app.router.default = unknown_socket(app.router.default)
+    return app
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -5,6 +5,12 @@ group: every dashboard instance must see every message, and a live view has
 no use for what happened before it started, so it begins at the end).  Each
 websocket client has a bounded queue; a client that stops reading is
 disconnected instead of slowing the feed for everyone else.
+
+A refused handshake is answered with HTTP 4xx and the JSON error body, which
+a browser's WebSocket cannot read: it only sees "closed, 1006".  A client that
+offers the subprotocol `cxt.close-reasons` (the pages do) is accepted and at
+once closed with 4000 + the HTTP status (4400, 4401, 4403, 4404) and the
+error's message as the close reason, so the page can say why and stop retrying.
 """
 
 from __future__ import annotations
@@ -19,18 +25,23 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cxt.settings import ApiToken
 from dashboard.agent_view import TRIGGER_TYPES, agent_context
 from dashboard.auth import SUBPROTOCOL, authorize, offered_subprotocols
-from dashboard.errors import ApiError
+from dashboard.errors import ApiError, not_found
 from dashboard.params import check_id
 from dashboard.services import Services
 
 log = logging.getLogger("cxt.dashboard")
 
 CLIENT_QUEUE = 1000
+# Offered by clients that cannot read a refused handshake's body (browsers).
+CLOSE_REASONS = "cxt.close-reasons"
+REFUSAL_CODE_BASE = 4000  # + the HTTP status the handshake would have got
+_MAX_REASON_BYTES = 123  # what a close frame can carry (RFC 6455, 5.5)
 # Context builds in flight at once; more contacts than this wait their turn.
 MAX_CONTEXT_BUILDS = 32
 # Cheap byte tests that skip parsing the timeline entries that cannot be triggers.
@@ -214,8 +225,40 @@ async def _admit(websocket: WebSocket, roles: tuple[str, ...], *,
         return authorize(websocket.app.state.services.tokens, websocket.headers, roles,
                          agent_id=agent_id)
     except ApiError as exc:
-        await websocket.send_denial_response(exc.response())
+        await refuse(websocket, exc)
         return None
+
+
+async def refuse(websocket: WebSocket, error: ApiError) -> None:
+    """Refuse a handshake: JSON 4xx, or to a `cxt.close-reasons` client an accept and a
+    close with 4000 + status and the message (browsers can read only the latter)."""
+    offered = offered_subprotocols(websocket.headers)
+    if CLOSE_REASONS not in offered:
+        await websocket.send_denial_response(error.response())
+        return
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else CLOSE_REASONS)
+    await websocket.close(REFUSAL_CODE_BASE + error.status, close_reason(error.message))
+
+
+def close_reason(message: str) -> str:
+    """`message` cut to what a close frame carries, on a character boundary."""
+    data = message.encode()
+    if len(data) <= _MAX_REASON_BYTES:
+        return message
+    return data[:_MAX_REASON_BYTES - 3].decode(errors="ignore") + "..."
+
+
+def unknown_socket(fallback: ASGIApp) -> ASGIApp:
+    """The router's default: a websocket to no route gets 404 and a reason (Starlette
+    would answer a bare 403), anything else goes on to `fallback`."""
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await fallback(scope, receive, send)
+            return
+        await refuse(WebSocket(scope, receive, send), not_found(
+            f"no websocket at {scope.get('path', '')!r}; there are /ws/alerts and "
+            "/ws/agents/<agent id>"))
+    return default
 
 
 async def _serve(websocket: WebSocket, client: Client, hub: Hub, agent_id: str | None,

@@ -40,7 +40,8 @@ function renderPrevious() {
     h("button", {
       type: "button",
       class: `previous-contact${p.customer_id === currentCustomer ? " current" : ""}`,
-      dataset: { customerId: p.customer_id, intent: p.intent },
+      // dataset turns null into the text "null": an intent-less lookup must stay one.
+      dataset: { customerId: p.customer_id, intent: p.intent || "" },
       title: `Load ${p.customer_id}${p.intent ? ` (intent ${p.intent})` : ""} again`,
     }, p.name ? `${p.name} · ` : "", p.customer_id),
   )));
@@ -49,29 +50,30 @@ function renderPrevious() {
 
 // --- rendering ---------------------------------------------------------------------
 
+// [label, value, field?] rows; a missing value is a dash, never "null".
 function dl(pairs) {
-  return h("dl", { class: "kv" }, pairs.filter(Boolean).flatMap(([k, v]) => [
-    h("dt", {}, k),
-    h("dd", {}, v === null || v === undefined || v === "" ? h("span", { class: "muted" }, "–") : v),
+  return h("dl", { class: "kv" }, pairs.filter(Boolean).flatMap(([k, v, field]) => [
+    h("dt", { dataset: field ? { field } : null }, k),
+    h("dd", { dataset: field ? { field } : null },
+      v === null || v === undefined || v === "" ? h("span", { class: "muted" }, "–") : v),
   ]));
 }
 
-const PROFILE_KEYS = new Set([
-  "customer_id", "name", "identifiers", "segment", "plan", "region", "customer_since",
-]);
-
-function yearsSince(date) {
-  const since = Date.parse(date);
-  if (Number.isNaN(since)) return "";
-  const years = Math.floor((Date.now() - since) / (365.25 * 86_400_000));
-  return years >= 1 ? ` (${years} year${years === 1 ? "" : "s"})` : " (under a year)";
-}
-
-function attributeValue(value) {
-  if (value === null || value === undefined) return "–";
-  if (typeof value === "boolean") return value ? "yes" : "no";
-  if (typeof value === "object") return JSON.stringify(value);
-  return String(value);
+// Phones and e-mails arrive masked by the service ("+44 •••• ••4567"): enough for the
+// agent to check who is on the line, never the whole number.
+function identityRows(identifiers) {
+  const ids = identifiers && typeof identifiers === "object" ? identifiers : {};
+  const list = (values) => (Array.isArray(values) && values.length
+    ? h("span", { class: "identity-values" }, values.map((v, i) => [i ? ", " : null, h("span", { class: "identity-value" }, String(v))]))
+    : null);
+  const social = Array.isArray(ids.social)
+    ? ids.social.filter((s) => s && s.handle).map((s) => `${s.handle} (${s.network || "?"})`)
+    : [];
+  return [
+    ["Phone", list(ids.phones)],
+    ["E-mail", list(ids.emails)],
+    social.length ? ["Social", social.join(", ")] : null,
+  ];
 }
 
 function renderCustomer(ctx) {
@@ -87,21 +89,26 @@ function renderCustomer(ctx) {
     );
     return;
   }
-  // CRM attributes this page does not know by name still belong on the card.
-  const extra = Object.entries(c).filter(([k]) => !PROFILE_KEYS.has(k));
+  // Labels, units and order come from the service (config/agent_context.toml [fields.*]).
+  const fields = Array.isArray(ctx.customer_fields) ? ctx.customer_fields : [];
   card.replaceChildren(
     h("div", { class: "customer-head" },
       h("div", { class: "customer-name" }, c.name || "(no name)"),
       c.segment ? h("span", { class: `segment segment-${c.segment}` }, c.segment) : null),
     h("div", { class: "customer-id" }, ctx.customer_id),
-    dl([
-      ["Segment", c.segment],
-      ["Plan", c.plan],
-      ["Region", c.region ? label(c.region) : null],
-      ["Customer since", c.customer_since ? `${c.customer_since}${yearsSince(c.customer_since)}` : null],
-      ...extra.map(([k, v]) => [label(k), attributeValue(v)]),
-    ]),
+    h("div", { class: "identity", "aria-label": "Identity check" },
+      h("div", { class: "identity-title" }, "Identity check"),
+      dl(identityRows(c.identifiers))),
+    h("div", { class: "customer-fields" },
+      dl(fields.map((f) => [f.label, f.text, f.field]))),
   );
+}
+
+// The intent as a tag, or null when there is none: the API sends null, and a
+// lookup without one must not show the word "null".
+function intentTag(...candidates) {
+  const intent = candidates.find((c) => typeof c === "string" && c.trim() && c !== "null");
+  return intent ? h("span", { class: "tag tag-intent" }, intent) : null;
 }
 
 function renderContact(ctx) {
@@ -111,7 +118,7 @@ function renderContact(ctx) {
     card.replaceChildren(
       h("h3", {}, "Contact"),
       h("p", { class: "muted" }, "Looked up without a live contact."),
-      ctx.intent ? dl([["Intent", h("span", { class: "tag tag-intent" }, ctx.intent)]]) : null,
+      dl([["Intent", intentTag(ctx.intent) || h("span", { class: "muted" }, "none given")]]),
     );
     return;
   }
@@ -125,8 +132,7 @@ function renderContact(ctx) {
     h("div", { class: "contact-head" }, channelBadge(contact.channel), " ",
       h("span", { class: "contact-type" }, contact.type)),
     dl([
-      ["Intent", (ctx.intent || p.intent)
-        ? h("span", { class: "tag tag-intent" }, ctx.intent || p.intent) : null],
+      ["Intent", intentTag(ctx.intent, p.intent)],
       ["Queue", p.queue],
       ["IVR path", ivr],
       p.subject ? ["Subject", p.subject] : null,
@@ -136,6 +142,10 @@ function renderContact(ctx) {
     ]),
   );
 }
+
+const TONES = new Set(["alert", "info", "offer"]);
+const TONE_MARKS = { alert: "!", info: "i", offer: "£" };
+const TONE_LABELS = { alert: "First", info: "Note", offer: "Offer" };
 
 function byPriority(prompts) {
   // Lower number = more important; the index keeps the server's order on ties.
@@ -152,16 +162,22 @@ function renderPrompts(ctx) {
     box.replaceChildren(h("p", { class: "no-prompts muted" }, "No prompts for this contact."));
     return;
   }
-  box.replaceChildren(...prompts.map((prompt, i) => h(
-    "div",
-    {
-      class: `prompt prompt-p${Math.min(prompt.priority ?? 3, 3)}${i === 0 ? " prompt-top" : ""}`,
-      dataset: { rule: prompt.rule || "", priority: String(prompt.priority ?? "") },
-      role: i === 0 ? "alert" : null,
-    },
-    h("span", { class: "prompt-mark", "aria-hidden": "true" }, i === 0 ? "!" : "›"),
-    h("span", { class: "prompt-message" }, prompt.message),
-  )));
+  // The tone (config/agent_context.toml) sets the look: only an "alert" is red and
+  // announced; an "offer" is never styled as an alarm, even when it is the only prompt.
+  box.replaceChildren(...prompts.map((prompt, i) => {
+    const tone = TONES.has(prompt.tone) ? prompt.tone : "info";
+    return h(
+      "div",
+      {
+        class: `prompt prompt-p${Math.min(prompt.priority ?? 3, 3)} prompt-tone-${tone}${i === 0 ? " prompt-top" : ""}`,
+        dataset: { rule: prompt.rule || "", priority: String(prompt.priority ?? ""), tone },
+        role: tone === "alert" && i === 0 ? "alert" : null,
+      },
+      h("span", { class: "prompt-mark", "aria-hidden": "true" }, TONE_MARKS[tone]),
+      h("span", { class: "prompt-kind" }, TONE_LABELS[tone]),
+      h("span", { class: "prompt-message" }, prompt.message),
+    );
+  }));
 }
 
 function renderOpenAlerts(ctx) {
@@ -182,12 +198,26 @@ function renderOpenAlerts(ctx) {
   )));
 }
 
+// "4 min 47 s", "52 s", "1 h 05 min".
+function fmtDuration(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) return null;
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ""}`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
+}
+
 function summary(entry) {
   const p = entry.payload || {};
+  const merged = entry.merged;
   const parts = [];
   if (p.intent) parts.push(["intent", p.intent]);
   if (p.queue) parts.push(["queue", p.queue]);
-  if (p.outcome) parts.push(["outcome", label(p.outcome)]);
+  const duration = fmtDuration(merged ? merged.duration_seconds : p.handle_seconds);
+  if (duration) parts.push(["duration", duration]);
+  if (merged && !merged.ended_at) parts.push(["state", "not ended"]);
+  const outcome = merged ? merged.outcome : p.outcome;
+  if (outcome) parts.push(["outcome", label(outcome)]);
   if (p.subject) parts.push(["subject", `“${p.subject}”`]);
   if (p.score !== undefined && p.score !== null) {
     parts.push(["score", `${p.score}/${p.scale_max ?? 5}`]);
@@ -215,7 +245,7 @@ function renderEvents(ctx) {
     const flags = entry.flags || [];
     const tags = [];
     if (relevance === "intent") {
-      tags.push(h("span", { class: "tag tag-intent" }, ctx.intent || entry.payload?.intent || "relevant"));
+      tags.push(intentTag(ctx.intent, entry.payload?.intent) || h("span", { class: "tag tag-intent" }, "relevant"));
     } else if (relevance === "alert") {
       tags.push(h("span", { class: "tag tag-alert" }, "alert"));
     }
@@ -231,13 +261,18 @@ function renderEvents(ctx) {
       "li",
       {
         class: `event relevance-${relevance}${flags.includes("open_alert") ? " has-open-alert" : ""}${low ? " low-score" : ""}`,
-        dataset: { relevance, eventId: entry.event_id || "", channel: entry.channel || "" },
+        dataset: {
+          relevance, eventId: entry.event_id || "", channel: entry.channel || "",
+          eventIds: (entry.merged?.event_ids || [entry.event_id || ""]).join(" "),
+        },
       },
-      h("div", { class: "event-when" }, timeEl(entry.occurred_at)),
+      h("div", { class: "event-when" }, timeEl(entry.merged?.started_at || entry.occurred_at)),
       h("div", { class: "event-main" },
         h("div", { class: "event-line" },
           channelBadge(entry.channel), " ",
-          h("span", { class: "event-type" }, entry.type), " ", tags),
+          h("span", { class: "event-type", title: entry.merged ? entry.merged.types.join(" + ") : null },
+            entry.merged ? `${entry.channel} (${entry.merged.types.length} events)` : entry.type),
+          " ", tags),
         summary(entry)),
     ));
   }
@@ -342,7 +377,14 @@ function start() {
   });
   setInterval(refreshRelativeTimes, 30_000);
   if (!requireToken()) return;
-  liveSocket(`/ws/agents/${encodeURIComponent(agentId)}`, onSocketMessage);
+  liveSocket(`/ws/agents/${encodeURIComponent(agentId)}`, onSocketMessage, {
+    // No contacts will come: say so instead of "waiting" (the banner says why).
+    onRefused: () => {
+      $("#waiting").classList.add("refused");
+      $("#waiting p").textContent = "Live contacts are off for this page: see the message above. "
+        + "Look-ups still work with a valid token.";
+    },
+  });
 }
 
 start();

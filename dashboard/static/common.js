@@ -172,11 +172,12 @@ const STATE_LABELS = {
   live: "live",
   reconnecting: "reconnecting",
   offline: "offline",
+  refused: "refused",
   "no-token": "no token",
 };
 
 // The connection indicator (#conn) carries data-state so tests and CSS can
-// read it: connecting | live | reconnecting | offline | no-token.
+// read it: connecting | live | reconnecting | offline | refused | no-token.
 export function setConnState(state, label) {
   const el = $("#conn");
   if (!el) return;
@@ -189,8 +190,14 @@ export function setConnState(state, label) {
 // Opens a websocket on `path` and keeps it open: on any close it reconnects
 // after 1 s, 2 s, 4 s ... up to 30 s, resetting once a connection has held.
 // Browsers cannot set headers on websockets, so the token travels as the
-// "bearer.<token>" subprotocol next to "cxt.v1".
-export function liveSocket(path, onMessage, { onOpen, onClose } = {}) {
+// "bearer.<token>" subprotocol next to "cxt.v1".  A browser cannot read a refused
+// handshake either, so the page also offers "cxt.close-reasons": the service then
+// refuses with a close code 4000 + HTTP status and the reason, which is shown,
+// and retrying stops (a token refused now is refused on every retry).
+// 1008: policy violation; 4400 / 4401 / 4403 / 4404: the handshake's HTTP status.
+const REFUSAL_CODES = new Set([1008, 4400, 4401, 4403, 4404]);
+
+export function liveSocket(path, onMessage, { onOpen, onClose, onRefused } = {}) {
   let socket = null;
   let attempt = 0;
   let timer = null;
@@ -206,7 +213,8 @@ export function liveSocket(path, onMessage, { onOpen, onClose } = {}) {
     setConnState(attempt === 0 ? "connecting" : "reconnecting", attempt === 0 ? null : "connecting…");
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     try {
-      socket = new WebSocket(scheme + location.host + path, ["cxt.v1", `bearer.${token}`]);
+      socket = new WebSocket(scheme + location.host + path,
+        ["cxt.v1", "cxt.close-reasons", `bearer.${token}`]);
     } catch (err) {
       scheduleRetry(`cannot open: ${err.message}`);
       return;
@@ -232,23 +240,36 @@ export function liveSocket(path, onMessage, { onOpen, onClose } = {}) {
       socket = null;
       onClose?.(event);
       if (stopped) return;
-      // 1008 / 4401 / 4403: the server refused the token; retrying will not help
-      // much, but keep trying slowly so a restarted service is picked up.
-      const refused = event.code === 1008 || event.code === 4401 || event.code === 4403;
-      if (refused) {
-        showBanner(
-          ["Live updates refused", event.reason ? `: ${event.reason}` : "",
-            ". Open the URL printed by ", h("code", {}, "./dev up"), " again."],
-          { id: "ws-auth" },
-        );
+      if (REFUSAL_CODES.has(event.code)) {
+        refuse(event);
+        return;
       }
-      scheduleRetry(opened ? "connection lost" : "cannot connect", refused);
+      scheduleRetry(opened ? "connection lost" : "cannot connect");
     });
   }
 
-  function scheduleRetry(why, slow = false) {
+  // Not a network failure: the same request gets the same answer, so say why and stop.
+  function refuse(event) {
+    stopped = true;
+    clearTimeout(timer);
+    clearInterval(countdown);
+    const reason = event.reason || "the service gave no reason";
+    setConnState("refused", "refused");
+    const el = $("#conn");
+    if (el) el.title = `Live updates refused: ${reason}`;
+    const advice = event.code === 4401 || event.code === 4403
+      ? ["Open the URL printed by ", h("code", {}, "./dev up"), " (it carries your token) again."]
+      : ["Check the address."];
+    showBanner(
+      ["Live updates refused: ", h("span", { class: "refusal-reason" }, reason), ". ", ...advice],
+      { id: "ws-auth" },
+    );
+    onRefused?.(event);
+  }
+
+  function scheduleRetry(why) {
     attempt += 1;
-    const delay = slow ? 30_000 : Math.min(30_000, 1000 * 2 ** Math.min(attempt - 1, 5));
+    const delay = Math.min(30_000, 1000 * 2 ** Math.min(attempt - 1, 5));
     let left = Math.round(delay / 1000);
     const show = () => setConnState("reconnecting", `${why}; retry in ${left} s`);
     show();
