@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TextIO
 
 import orjson
@@ -61,20 +62,46 @@ async def alert_store(settings: Settings) -> AsyncIterator[AlertStore]:
         await redis.aclose()
 
 
+# The list reads the newest this many alerts (the HTTP API's list scans as many).
+ALERT_SCAN = 5000
+MAX_PAGE = 500  # the most one page shows (the API's limit too)
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    alerts: list[dict]  # newest first
+    matching: int  # alerts matching the filters among the newest ALERT_SCAN
+    skipped: int  # of those, how many are newer than this page (before the cursor)
+    next: str | None  # the `--before` of the next page; None: this is the last
+
+
 async def list_alerts(settings: Settings, *, statuses: set[str] | None, category: str | None,
-                      queue: str | None, agent: str | None, limit: int) -> list[dict]:
+                      queue: str | None, agent: str | None, limit: int,
+                      before: str | None = None) -> AlertPage:
     async with alert_store(settings) as store:
-        return await find_alerts(store, statuses=statuses, category=category, queue=queue,
-                                 agent=agent, limit=limit)
+        recent = await store.recent(ALERT_SCAN)
+    return page_of(recent, statuses=statuses, category=category, queue=queue, agent=agent,
+                   limit=limit, before=before)
 
 
-async def find_alerts(store: AlertStore, *, statuses: Collection[str] | None,
-                      category: str | None, queue: str | None, agent: str | None,
-                      limit: int) -> list[dict]:
-    """Newest first, filtered; scans the most recent alerts (up to 50,000)."""
-    alerts = await store.recent(max(limit * 20, 1000))
-    return [a for a in alerts if alert_matches(a, statuses=statuses, category=category,
-                                               queue=queue, agent=agent)][:limit]
+def page_of(recent: list[dict], *, statuses: Collection[str] | None, category: str | None,
+            queue: str | None, agent: str | None, limit: int,
+            before: str | None = None) -> AlertPage:
+    """One page of `recent` (newest first): the matching alerts older than `before`."""
+    start = 0
+    if before is not None:
+        position = next((i for i, a in enumerate(recent) if a["alert_id"] == before), None)
+        if position is None:
+            raise AlertNotFound(f"--before {before!r}: no such alert among the newest "
+                                f"{ALERT_SCAN}; start again without --before")
+        start = position + 1
+    matches = [i for i, a in enumerate(recent) if alert_matches(
+        a, statuses=statuses, category=category, queue=queue, agent=agent)]
+    later = [i for i in matches if i >= start]
+    page = [recent[i] for i in later[:limit]]
+    more = len(later) > limit
+    return AlertPage(page, len(matches), len(matches) - len(later),
+                     page[-1]["alert_id"] if more else None)
 
 
 def alert_matches(alert: dict, *, statuses: Collection[str] | None, category: str | None,
@@ -135,9 +162,10 @@ async def _wait_applied(store: AlertStore, action: dict) -> dict:
 # -- output ---------------------------------------------------------------------------
 
 
-def print_list(alerts: list[dict], out: TextIO = sys.stdout) -> None:
+def print_list(found: AlertPage, out: TextIO = sys.stdout) -> None:
+    alerts = found.alerts
     if not alerts:
-        out.write("no alerts match\n")
+        out.write("no alerts match\n" if not found.skipped else "no older alerts match\n")
         return
     out.write(f"{'alert_id':<23} {'status':<12} {'raised_at':<24} {'score':<5} "
               f"{'category':<19} {'customer':<12} {'queue':<14} agent\n")
@@ -146,7 +174,12 @@ def print_list(alerts: list[dict], out: TextIO = sys.stdout) -> None:
                   f"{a['score']}/{a['scale_max']:<3} {a['category']:<19} "
                   f"{a['customer_id']:<12} {a.get('queue') or '-':<14} "
                   f"{a.get('agent_id') or '-'}\n")
-    out.write(f"{len(alerts)} alert(s), newest first\n")
+    first = found.skipped + 1
+    shown = (f"{len(alerts)} of {found.matching} alert(s)" if first == 1
+             else f"alerts {first}-{found.skipped + len(alerts)} of {found.matching}")
+    more = f"; --before {found.next} for more" if found.next else ""
+    scope = f" (of the newest {ALERT_SCAN})" if found.matching and found.next else ""
+    out.write(f"{shown}{scope}, newest first{more}\n")
 
 
 def print_alert(alert: dict, out: TextIO = sys.stdout) -> None:

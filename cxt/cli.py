@@ -8,15 +8,18 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 import orjson
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 
+from cxt.alerts import MAX_PAGE
 from cxt.settings import CHANNELS, ROLES, Settings, SettingsError
 from streams.alerts import CALLBACK_OUTCOMES, STATUSES
 from streams.rules import CATEGORIES, RulesError
+from streams.survey_metrics import MAX_DAYS, MAX_HOURS
 
 
 class UsageError(Exception):
@@ -31,6 +34,15 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
     return value
+
+
+def _int_up_to(most: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value > most:
+            raise argparse.ArgumentTypeError(f"{value} is more than {most}")
+        return value
+    return parse
 
 
 def _non_negative_float(text: str) -> float:
@@ -93,7 +105,15 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from cxt.tokens import new_token_line
+    from streams.rules import load_rules
 
+    if args.role == "advisor":
+        rules = load_rules(settings.alert_rules_path)
+        if args.subject not in rules.actors:
+            # Still made: the actor may be added to the rules file next.
+            print(f"cxt: warning: {args.subject!r} is not in the actors list of {rules.source}; "
+                  "this advisor can read alerts but every action will be refused until it is "
+                  "added there", file=sys.stderr)
     print(new_token_line(args.role, args.subject))
     return 0
 
@@ -167,16 +187,29 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.failed else 0
 
 
-def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
-    from cxt.timeline import BadTime, parse_time, print_json, print_table, read_timeline
+def _time_option(option: str, text: str | None) -> int | None:
+    from cxt.timeline import BadTime, parse_time
 
+    if text is None:
+        return None
     try:
-        since = None if args.since is None else parse_time(args.since)
-        until = None if args.until is None else parse_time(args.until)
+        return parse_time(text)
     except BadTime as exc:
-        raise UsageError(f"--since/--until: {exc}") from None
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
+    from cxt.timeline import customer_known, print_json, print_table, read_timeline
+
+    since = _time_option("--since", args.since)
+    until = _time_option("--until", args.until)
+    if since is not None and until is not None and until < since:
+        raise UsageError(f"--until {args.until} is earlier than --since {args.since}")
     timeline = asyncio.run(read_timeline(settings, args.customer_id, channel=args.channel,
                                          since_ms=since, until_ms=until, limit=args.limit))
+    if not timeline["events"] and not asyncio.run(customer_known(settings, args.customer_id)):
+        return _fail(f"no customer {args.customer_id!r}: no customer record and no timeline "
+                     "entries under that id", 1)
     (print_json if args.json else print_table)(timeline)
     return 0
 
@@ -184,34 +217,18 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     from cxt import alerts as cli_alerts
 
-    run = asyncio.run
-    try:
-        if args.alert_action is None:
-            statuses = set(args.status.split(",")) if args.status else None
-            unknown = (statuses or set()) - set(STATUSES)
-            if unknown:
-                raise UsageError(f"--status: unknown status {', '.join(sorted(unknown))}; "
-                                 f"choose from {', '.join(STATUSES)}")
-            found = run(cli_alerts.list_alerts(settings, statuses=statuses,
-                                               category=args.category, queue=args.queue,
-                                               agent=args.agent, limit=args.limit))
-            if args.json:
-                print(orjson.dumps({"alerts": found}).decode())
-            else:
-                cli_alerts.print_list(found)
-            return 0
-        if args.alert_action == "show":
-            alert = run(cli_alerts.show_alert(settings, args.alert_id))
-        else:
-            action = {"alert_id": args.alert_id, "actor": args.actor,
-                      "action": _ACTION_OF[args.alert_action], "note": args.note}
-            if args.alert_action == "callback":
-                action["outcome"] = args.outcome
-            if args.alert_action == "resolve" and args.category:
-                action["category"] = args.category
-            alert = run(cli_alerts.act(settings, action))
-    except cli_alerts.AlertCommandError as exc:
-        return _fail(str(exc), 1)
+    if args.alert_action is None:
+        return _list_alerts(args, settings)
+    if args.alert_action == "show":
+        alert = asyncio.run(cli_alerts.show_alert(settings, args.alert_id))
+    else:
+        action = {"alert_id": args.alert_id, "actor": args.actor,
+                  "action": _ACTION_OF[args.alert_action], "note": args.note}
+        if args.alert_action == "callback":
+            action["outcome"] = args.outcome
+        if args.alert_action == "resolve" and args.category:
+            action["category"] = args.category
+        alert = asyncio.run(cli_alerts.act(settings, action))
     if args.json:
         print(orjson.dumps(alert).decode())
     else:
@@ -219,7 +236,54 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _list_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from cxt import alerts as cli_alerts
+
+    statuses = {s.strip() for s in args.status.split(",") if s.strip()} if args.status else None
+    unknown = (statuses or set()) - set(STATUSES)
+    if unknown or statuses == set():
+        raise UsageError(f"--status: unknown status {', '.join(sorted(unknown)) or '(none)'}; "
+                         f"choose from {', '.join(STATUSES)}")
+    found = asyncio.run(cli_alerts.list_alerts(
+        settings, statuses=statuses, category=args.category, queue=args.queue,
+        agent=args.agent, limit=args.limit, before=args.before))
+    if args.json:
+        print(orjson.dumps({"alerts": found.alerts, "next": found.next,
+                            "matching": found.matching}).decode())
+    else:
+        cli_alerts.print_list(found)
+    return 0
+
+
 _ACTION_OF = {"ack": "acknowledge", "callback": "callback", "resolve": "resolve"}
+
+
+def cmd_customers(args: argparse.Namespace, settings: Settings) -> int:
+    from cxt import customers
+
+    try:
+        customers.check_customer_id(args.customer_id)
+    except customers.CustomerCommandError as exc:
+        raise UsageError(str(exc)) from None
+    view = asyncio.run(customers.view_customer(settings, args.customer_id))
+    if args.customer_action == "show":
+        if not view.known:
+            return _fail(f"no customer {args.customer_id!r}: no record, no timeline and no "
+                         "alerts under that id", 1)
+        if args.json:
+            print(orjson.dumps(customers.view_json(view)).decode())
+        else:
+            customers.print_view(view)
+        return 0
+    if not customers.confirm_erase(args.customer_id, view, assume_yes=args.yes):
+        return _fail(f"not erased: the answer was not {args.customer_id!r}", 1)
+    if asyncio.run(customers.erase_customer(settings, args.customer_id)):
+        print(f"erased {args.customer_id}: record, timeline and alerts deleted; tombstones "
+              "published downstream")
+    else:
+        print(f"published the erasure of {args.customer_id} (nothing was stored here; "
+              "downstream copies drop it on the null record)")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -240,26 +304,22 @@ def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not args.samples:
         raise UsageError("rules explain needs a JSON-lines file of surveys (or - for stdin)")
-    source = sys.stdin if args.samples == "-" else _open_or_fail(args.samples)
-    for number, line in enumerate(source, 1):
-        if not line.strip():
-            continue
-        try:
-            survey = orjson.loads(line)
-            payload = survey.get("payload", survey)
-            verdict = rules.classify(payload, None)
-        except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
-            print(f"line {number}: not a survey object ({exc})", file=sys.stderr)
-            continue
-        why = "; ".join(verdict.matched) or "no rule matched"
-        print(f"line {number}: {verdict.category:<19} rule {verdict.rule or '-'}: {why}"
-              f"  | {str(payload.get('comment') or '')[:60]!r}")
+    from cxt.explain import explain_lines
+
+    source = sys.stdin.buffer if args.samples == "-" else _open_or_fail(args.samples)
+    with source:
+        explained = explain_lines(rules, source)
+    for item in explained:
+        print(f"line {item.line_no}: {item.text}", file=sys.stderr if item.bad else sys.stdout)
+    bad = sum(item.bad for item in explained)
+    if bad:
+        return _fail(f"{bad} line(s) are not survey objects", 1)
     return 0
 
 
-def _open_or_fail(path: str) -> TextIO:
+def _open_or_fail(path: str) -> BinaryIO:
     try:
-        return open(path, encoding="utf-8")
+        return open(path, "rb")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
 
@@ -379,7 +439,11 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
     alerts.add_argument("--category", choices=CATEGORIES)
     alerts.add_argument("--queue")
     alerts.add_argument("--agent", help="agent_id")
-    alerts.add_argument("--limit", type=_positive_int, default=50, help="default 50")
+    alerts.add_argument("--limit", type=_int_up_to(MAX_PAGE), default=50,
+                        help=f"alerts per page (default 50, at most {MAX_PAGE})")
+    alerts.add_argument("--before", metavar="ALERT_ID",
+                        help="the next page: the alerts older than this one (the list's "
+                        "last line names it)")
     alerts.add_argument("--json", action="store_true")
     alerts.set_defaults(run=cmd_alerts)
     actions = alerts.add_subparsers(dest="alert_action", metavar="ACTION")
@@ -400,13 +464,30 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
             step.add_argument("--category", choices=CATEGORIES,
                               help="the cause as finally judged")
 
+    customers = sub.add_parser(
+        "customers", help="show what is held about a customer, or erase the customer",
+        description="show: the customer record, its identifiers and what they resolve to, "
+        "the provisional profiles linked into its timeline, its alerts.  erase: publish "
+        "the null record on the customers topic (the contract's erasure) and wait until "
+        "the worker has deleted the customer's data; asks first unless --yes.")
+    customer_actions = customers.add_subparsers(dest="customer_action", metavar="ACTION",
+                                                required=True)
+    show_customer = customer_actions.add_parser("show", help="the record, identifiers, links")
+    show_customer.add_argument("customer_id")
+    show_customer.add_argument("--json", action="store_true")
+    erase = customer_actions.add_parser("erase", help="erase the customer (cannot be undone)")
+    erase.add_argument("customer_id")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    customers.set_defaults(run=cmd_customers)
+
     report = sub.add_parser(
         "report", help="survey responses hour by hour (or day by day): bottom/top-2-box",
         description="Counts surveys in the hour (UTC) of their occurred_at, late ones too.")
     span = report.add_mutually_exclusive_group()
-    span.add_argument("--hours", type=_positive_int, help="hour by hour, the last N hours "
-                      "(default 24)")
-    span.add_argument("--days", type=_positive_int, help="day by day, the last N days")
+    span.add_argument("--hours", type=_int_up_to(MAX_HOURS),
+                      help=f"hour by hour, the last N hours (default 24, at most {MAX_HOURS})")
+    span.add_argument("--days", type=_int_up_to(MAX_DAYS),
+                      help=f"day by day, the last N days (at most {MAX_DAYS})")
     report.add_argument("--channel", choices=CHANNELS, help="channel of the rated contact")
     report.add_argument("--queue")
     report.add_argument("--agent", help="agent_id")
@@ -433,22 +514,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace, Settings], int] = args.run
     try:
         return run(args, Settings.from_env())
-    except (UsageError, SettingsError, RulesError) as exc:
-        return _fail(str(exc), 2)
-    except ValueError as exc:
-        from dashboard.prompts import AgentConfigError
-        from dashboard.services import DashboardConfigError
-
-        if isinstance(exc, AgentConfigError | DashboardConfigError):
-            return _fail(str(exc), 2)
-        raise
-    except KafkaConnectionError as exc:
-        return _fail(f"cannot reach Kafka ({exc}); is it running? "
-                     "check KAFKA_BOOTSTRAP_SERVERS", 1)
-    except KafkaError as exc:
-        return _fail(f"Kafka: {exc}", 1)
-    except RedisConnectionError as exc:
-        return _fail(f"cannot reach Redis ({exc}); is it running? check REDIS_URL", 1)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -457,11 +522,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:
-        from cxt.localstack import PrerequisiteError, ServiceStartError
+        known = _known_error(exc)
+        if known is None:
+            raise
+        return _fail(*known)
 
-        if isinstance(exc, PrerequisiteError | ServiceStartError):
-            return _fail(str(exc), 1)
-        raise
+
+def _known_error(exc: Exception) -> tuple[str, int] | None:
+    """The one place that turns an expected failure into a message and an exit status
+    (2: the input or the configuration is wrong; 1: the action failed)."""
+    from cxt.alerts import AlertCommandError
+    from cxt.customers import CustomerCommandError
+    from cxt.localstack import PrerequisiteError, ServiceStartError
+    from cxt.produce import MissingTopic
+    from dashboard.prompts import AgentConfigError
+    from dashboard.services import DashboardConfigError
+
+    if isinstance(exc, UsageError | SettingsError | RulesError | AgentConfigError
+                  | DashboardConfigError):
+        return str(exc), 2
+    if isinstance(exc, AlertCommandError | CustomerCommandError | MissingTopic
+                  | PrerequisiteError | ServiceStartError):
+        return str(exc), 1
+    if isinstance(exc, KafkaConnectionError):
+        return (f"cannot reach Kafka ({exc}); is it running? check KAFKA_BOOTSTRAP_SERVERS", 1)
+    if isinstance(exc, KafkaError):
+        return f"Kafka: {exc}", 1
+    if isinstance(exc, RedisConnectionError):
+        return f"cannot reach Redis ({exc}); is it running? check REDIS_URL", 1
+    if isinstance(exc, RedisClusterException):
+        return f"Redis Cluster: {exc} (CXT_REDIS_CLUSTER is on; check REDIS_URL)", 1
+    if isinstance(exc, RedisError):  # e.g. a password Redis refuses
+        return f"Redis: {exc}; check REDIS_URL", 1
+    return None
 
 
 if __name__ == "__main__":

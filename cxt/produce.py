@@ -217,6 +217,22 @@ def _read_file(path: Path) -> Iterator[str]:
 Pending = list[tuple[Routed, asyncio.Future]]
 
 
+class MissingTopic(Exception):
+    """A line would go to a topic the broker does not have: without this check the
+    producer retries each send for its whole timeout (40 s) and logs every retry."""
+
+    def __init__(self, topic: str, sent: int) -> None:
+        after = f" ({sent} line(s) sent before it)" if sent else ""
+        super().__init__(f"topic {topic!r} does not exist (cxt topics create makes the "
+                         f"project's topics){after}")
+
+
+async def existing_topics(producer: AIOKafkaProducer) -> set[str]:
+    """The broker's topics, from one metadata request on the producer's connection."""
+    metadata = await producer.client.fetch_all_metadata()
+    return set(metadata.topics())
+
+
 async def _settle(pending: Pending, report: ProduceReport) -> None:
     """Wait for in-flight sends; failed deliveries become line errors."""
     results = await asyncio.gather(*(fut for _, fut in pending), return_exceptions=True)
@@ -248,11 +264,17 @@ async def produce_lines(
     started = time.monotonic()
     await start_producer(producer)
     try:
+        known = await existing_topics(producer)
+        if topic is not None and topic not in known:
+            raise MissingTopic(topic, 0)
         for item in route_lines(_open_lines(lines), settings.topics, topic=topic):
             if isinstance(item, LineError):
                 report.skipped += 1
                 report.errors.append(item)
                 continue
+            if item.topic not in known:
+                await _settle(pending, report)
+                raise MissingTopic(item.topic, report.sent)
             pending.append((item, await producer.send(item.topic, item.value, key=item.key)))
             report.sent += 1
             report.by_topic[item.topic] += 1

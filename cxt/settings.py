@@ -12,6 +12,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlparse
+
+from aiokafka.conn import get_ip_port_afi
+from redis.connection import parse_url
 
 # The Apache Kafka release the local stack runs (fetched from Maven Central).
 # docker-compose.yml pins the same version of the official image.
@@ -80,17 +84,89 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r}: expected true or false")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+# No setting needs more; a bigger number is a typo, and some would overflow
+# C integers further down (sleep times, socket options).
+_INT_MAX = 2**31 - 1
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0,
+         maximum: int = _INT_MAX) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={value}: must be at least {minimum}")
+        raise SettingsError(f"{name}={_short(raw)}: expected a whole number") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}={_short(raw)}: must be {minimum} to {maximum}")
     return value
+
+
+def _short(raw: str) -> str:
+    # A pasted megabyte must not become a megabyte-long error line.
+    return repr(raw) if len(raw) <= 60 else repr(raw[:60]) + "..."
+
+
+def _kafka_servers(env: Mapping[str, str], default: str) -> str:
+    """KAFKA_BOOTSTRAP_SERVERS: host:port[,host:port...], checked as aiokafka reads it."""
+    raw = (env.get("KAFKA_BOOTSTRAP_SERVERS") or "").strip() or default
+    for item in raw.split(","):
+        problem = _kafka_server_problem(item.strip())
+        if problem:
+            raise SettingsError(f"KAFKA_BOOTSTRAP_SERVERS: {_short(item.strip())} {problem}; "
+                                "expected host:port[,host:port...]")
+    return raw
+
+
+def _kafka_server_problem(item: str) -> str | None:
+    if not item:
+        return "is empty"
+    try:
+        host, port, _ = get_ip_port_afi(item)
+    except ValueError:
+        return "is not host:port"
+    if not host or any(c.isspace() or c in "/[]@" for c in host):
+        return "has no valid host name"
+    if not 1 <= port <= 65535:
+        return f"has port {port}, not 1-65535"
+    return None
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _log_level(env: Mapping[str, str], default: str) -> str:
+    level = (env.get("CXT_LOG_LEVEL") or default).strip().lower()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"CXT_LOG_LEVEL={_short(level)}: expected one of "
+                            f"{', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _redis_url(env: Mapping[str, str], default: str, cluster: bool) -> str:
+    """REDIS_URL, checked with redis-py's own parser, so what passes here connects."""
+    raw = (env.get("REDIS_URL") or "").strip() or default
+    schemes = ("redis", "rediss") if cluster else ("redis", "rediss", "unix")
+    scheme = raw.partition("://")[0] if "://" in raw else ""
+    if scheme not in schemes:
+        names = [f"{s}://" for s in schemes]
+        raise SettingsError(f"REDIS_URL: {_short(raw)} is not a "
+                            f"{', '.join(names[:-1])} or {names[-1]} URL"
+                            + (" (CXT_REDIS_CLUSTER is on)" if cluster else ""))
+    try:
+        parse_url(raw)
+        parsed = urlparse(raw)
+        port = parsed.port  # raises for a port that is not a number or above 65535
+    except ValueError as exc:
+        raise SettingsError(f"REDIS_URL: {_short(raw)} is not a valid URL ({exc})") from None
+    if scheme != "unix" and port == 0:
+        raise SettingsError(f"REDIS_URL: {_short(raw)} has port 0")
+    database = parsed.path.strip("/")
+    if scheme != "unix" and database and not (database.isascii() and database.isdigit()):
+        raise SettingsError(f"REDIS_URL: {_short(raw)}: the database {database!r} after the "
+                            "host is not a number")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -191,11 +267,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         d = cls()
+        cluster = _bool(env, "CXT_REDIS_CLUSTER", d.redis_cluster)
         return cls(
-            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS")
-            or d.kafka_bootstrap_servers,
-            redis_url=env.get("REDIS_URL") or d.redis_url,
-            redis_cluster=_bool(env, "CXT_REDIS_CLUSTER", d.redis_cluster),
+            kafka_bootstrap_servers=_kafka_servers(env, d.kafka_bootstrap_servers),
+            redis_url=_redis_url(env, d.redis_url, cluster),
+            redis_cluster=cluster,
             log_pii=_bool(env, "CXT_LOG_PII", d.log_pii),
             app_id=env.get("CXT_APP_ID") or d.app_id,
             topics=Topics.from_env(env),
@@ -217,10 +293,12 @@ class Settings:
             cache_dir=Path(env.get("CXT_CACHE_DIR") or d.cache_dir),
             kafka_version=env.get("CXT_KAFKA_VERSION") or d.kafka_version,
             kafka_heap=env.get("CXT_KAFKA_HEAP") or d.kafka_heap,
-            log_level=(env.get("CXT_LOG_LEVEL") or d.log_level).lower(),
-            worker_metrics_port=_int(env, "CXT_WORKER_METRICS_PORT", d.worker_metrics_port),
+            log_level=_log_level(env, d.log_level),
+            worker_metrics_port=_int(env, "CXT_WORKER_METRICS_PORT", d.worker_metrics_port,
+                                     maximum=65535),
             dashboard_host=env.get("CXT_DASHBOARD_HOST") or d.dashboard_host,
-            dashboard_port=_int(env, "CXT_DASHBOARD_PORT", d.dashboard_port),
+            dashboard_port=_int(env, "CXT_DASHBOARD_PORT", d.dashboard_port, minimum=1,
+                                maximum=65535),
             api_tokens=_tokens(env),
             agent_context_path=Path(env.get("CXT_AGENT_CONTEXT") or d.agent_context_path),
             webhooks_path=Path(env.get("CXT_WEBHOOKS") or d.webhooks_path),

@@ -23,21 +23,31 @@ class BadTime(ValueError):
 
 
 def parse_time(text: str, *, now: datetime | None = None) -> int:
-    """RFC 3339 timestamp, or an age such as 90m, 24h, 7d: epoch milliseconds."""
+    """RFC 3339 timestamp, or an age such as 90m, 24h, 7d: epoch milliseconds.
+
+    The one parser of time filters (CLI and HTTP API); BadTime says what is wrong.
+    """
+    shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
     match = _RELATIVE.match(text.strip())
     if match:
-        delta = timedelta(**{_UNITS[match[2]]: int(match[1])})
-        return int(((now or datetime.now(UTC)) - delta).timestamp() * 1000)
+        try:
+            delta = timedelta(**{_UNITS[match[2]]: int(match[1])})
+            return int(((now or datetime.now(UTC)) - delta).timestamp() * 1000)
+        except (OverflowError, ValueError):  # before the year 1, or beyond timedelta
+            raise BadTime(f"{shown} reaches back before the year 1") from None
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         raise BadTime(
-            f"{text!r} is neither an RFC 3339 timestamp (2026-11-22T10:00:00Z) "
+            f"{shown} is neither an RFC 3339 timestamp (2026-11-22T10:00:00Z) "
             "nor an age like 90m, 24h, 7d"
         ) from None
     if parsed.tzinfo is None:
-        raise BadTime(f"{text!r} has no UTC offset; add Z or +01:00")
-    return int(parsed.timestamp() * 1000)
+        raise BadTime(f"{shown} has no UTC offset; add Z or +01:00")
+    try:
+        return int(parsed.timestamp() * 1000)
+    except (OverflowError, ValueError):  # an offset pushing it past the year 1 or 9999
+        raise BadTime(f"{shown} is outside the years 1 to 9999") from None
 
 
 async def read_timeline(
@@ -62,6 +72,19 @@ async def read_timeline(
     return {"customer_id": customer_id, "events": events}
 
 
+async def customer_known(settings: Settings, customer_id: str) -> bool:
+    """A customer record or a timeline exists under this id (else: most likely a typo)."""
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+    try:
+        store = TimelineStore(redis, Keys(settings.redis_prefix),
+                              max_entries=settings.timeline_max_entries,
+                              max_age_days=settings.timeline_max_age_days)
+        (profile,) = await store.profiles([customer_id])
+        return profile is not None or (await store.exists_many([customer_id]))[0]
+    finally:
+        await redis.aclose()
+
+
 def print_json(timeline: dict, out: TextIO = sys.stdout) -> None:
     out.write(orjson.dumps(timeline).decode() + "\n")
 
@@ -69,7 +92,7 @@ def print_json(timeline: dict, out: TextIO = sys.stdout) -> None:
 def print_table(timeline: dict, out: TextIO = sys.stdout) -> None:
     events = timeline["events"]
     if not events:
-        out.write(f"no timeline entries for {timeline['customer_id']}\n")
+        out.write(f"no timeline entries of {timeline['customer_id']} match the filters\n")
         return
     out.write(f"{'occurred_at':<26} {'channel':<7} {'type':<16} summary\n")
     for e in events:

@@ -4,7 +4,9 @@ Broker and Redis run under CXT_STATE_DIR (kept between runs, so timelines
 survive a restart); the worker, the summary feed, the dashboard and the demo
 traffic run as child processes in their own sessions, so Ctrl-C reaches only
 this process and everything is
-stopped in order: traffic, dashboard, summaries, worker, Redis, broker.  Without
+stopped in order: traffic, dashboard, summaries, worker, Redis, broker.  If
+this process is killed outright (SIGKILL, the OOM killer) the kernel sends
+each child SIGTERM (`die_with_parent`), so none is left holding its port.  Without
 configured API tokens it makes development ones (CXT_STATE_DIR/api-tokens)
 and prints the pages' URLs with them.
 """
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from cxt.localstack import LocalStack, port_in_use
+from cxt.localstack import LocalStack, die_with_parent, port_in_use
 from cxt.settings import Settings
 from cxt.tokens import DEV_ADVISOR, DEV_AGENT, dev_tokens, token_of
 from streams.topics import ensure_topics
@@ -58,8 +60,10 @@ def _child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
 
 
 def _spawn(args: list[str], settings: Settings, **extra: str) -> subprocess.Popen[bytes]:
+    # die_with_parent: a SIGKILLed `cxt up` (no chance to stop them) takes them along.
     return subprocess.Popen([sys.executable, "-m", "cxt", *args],
-                            env=_child_env(settings, extra), start_new_session=True)
+                            env=_child_env(settings, extra), start_new_session=True,
+                            preexec_fn=die_with_parent())
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:

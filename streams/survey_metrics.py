@@ -41,6 +41,11 @@ NORM_UNIT = 10_000  # `norm` is stored in 1/10000ths of the scale
 # A bucket hash as redis-py returns it: bytes, or str with decode_responses=True.
 Counters = Mapping[str, int | str] | Mapping[bytes, int | bytes]
 
+# The longest spans a report covers (the HTTP API's caps too): 31 days by hour,
+# 400 days by day.  They also keep a span clear of datetime's year-1 limit.
+MAX_HOURS = 24 * 31
+MAX_DAYS = 400
+
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 
@@ -60,14 +65,14 @@ def day_of(occurred_ms: int) -> str:
 
 def hours_back(now: datetime, hours: int) -> list[str]:
     """The last `hours` hour ids, oldest first, ending with the hour `now` is in."""
-    _require_positive(hours, "hours")
+    _require_span(hours, "hours", MAX_HOURS)
     current = _utc(now).replace(minute=0, second=0, microsecond=0)
     return [(current - i * _HOUR).strftime("%Y%m%d%H") for i in range(hours - 1, -1, -1)]
 
 
 def days_back(now: datetime, days: int) -> list[str]:
     """The last `days` day ids, oldest first, ending with today (UTC)."""
-    _require_positive(days, "days")
+    _require_span(days, "days", MAX_DAYS)
     today = _utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
     return [(today - i * _DAY).strftime("%Y%m%d") for i in range(days - 1, -1, -1)]
 
@@ -90,9 +95,9 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _require_positive(count: int, what: str) -> None:
-    if count < 1:
-        raise ValueError(f"{what} must be at least 1 (got {count})")
+def _require_span(count: int, what: str, most: int) -> None:
+    if not 1 <= count <= most:
+        raise ValueError(f"{what} must be 1 to {most} (got {count})")
 
 
 # --------------------------------------------------------------------------- counters

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from streams.survey_metrics import (
+    MAX_DAYS,
+    MAX_HOURS,
     MISSING,
     SEP,
     Row,
@@ -95,10 +97,21 @@ def test_days_back_and_hours_of_day() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1])
 def test_ranges_need_at_least_one(bad: int) -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="must be 1 to"):
         hours_back(datetime(2026, 1, 1, tzinfo=UTC), bad)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="must be 1 to"):
         days_back(datetime(2026, 1, 1, tzinfo=UTC), bad)
+
+
+@pytest.mark.parametrize("bad", [MAX_DAYS + 1, 99_999_999])
+def test_ranges_are_capped_before_they_overflow_or_flood(bad: int) -> None:
+    # 99,999,999 hours or days reach back before the year 1 (an OverflowError once).
+    with pytest.raises(ValueError, match=f"must be 1 to {MAX_HOURS}"):
+        hours_back(datetime(2026, 1, 1, tzinfo=UTC), bad + MAX_HOURS)
+    with pytest.raises(ValueError, match=f"must be 1 to {MAX_DAYS}"):
+        days_back(datetime(2026, 1, 1, tzinfo=UTC), bad)
+    assert len(hours_back(datetime(2026, 1, 1, tzinfo=UTC), MAX_HOURS)) == 744
+    assert len(days_back(datetime(2026, 1, 1, tzinfo=UTC), MAX_DAYS)) == 400
 
 
 def test_hours_of_day_rejects_bad_ids() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
+from cxt.localstack._process import die_with_parent
 from cxt.localstack.errors import PrerequisiteError, ServiceStartError
 from cxt.localstack.kafka import KafkaBroker, ensure_java, ensure_kafka_libs
 from cxt.localstack.ports import free_port, port_in_use
@@ -17,6 +18,7 @@ __all__ = [
     "PrerequisiteError",
     "RedisServer",
     "ServiceStartError",
+    "die_with_parent",
     "ensure_java",
     "ensure_kafka_libs",
     "ensure_redis_server",
