@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cxt.settings import CHANNELS
+from cxt.tokens import DEV_AGENTS
 
 Envelope = dict[str, Any]
 
@@ -171,7 +172,7 @@ def channel_of(envelope: dict[str, Any]) -> str:
 # Each returns (event type, payload); the generator adds envelope fields.
 
 def _agent(rng: random.Random) -> str:
-    return f"A-{rng.randint(1, 120):03d}"
+    return rng.choice(DEV_AGENTS)
 
 
 def _intent(rng: random.Random) -> str:
@@ -277,12 +278,25 @@ def survey_comment(rng: random.Random, score: int) -> tuple[str, list[str]]:
 
 @dataclass(frozen=True)
 class Contact:
-    """A call/chat remembered so that a later survey can rate it."""
+    """A call, chat or e-mail remembered so that a later survey can rate it."""
 
-    event_id: str
+    contact_id: str  # as a survey tool knows it: the channel's own id (CONTACT_IDS)
     channel: str
     agent_id: str
-    queue: str
+    queue: str | None
+
+
+# The id a survey tool names the rated contact by: the telephony, chat or mail
+# system's own, never our event_id (schemas/payloads/survey.v1.json, contact_id).
+CONTACT_IDS = {"call": "call_id", "chat": "chat_id", "email": "message_id"}
+# The events that offer a contact to an agent: the agent page pops up for these.
+ROUTED_TYPES = frozenset({"call.started", "chat.started", "email.received"})
+# Each demo agent (those with a development token, cxt.tokens.DEV_AGENTS) is offered
+# one contact every ROUTE_EVERY events, in turn: every 30 s at `cxt up`'s default 20
+# events/s.  About 0.3 of all events offer a contact and the demo agents take 0.2, so
+# one is nearly always at hand when an agent is due; the rest go to FLOOR_AGENTS.
+ROUTE_EVERY = 600
+FLOOR_AGENTS = tuple(f"A-{n:03d}" for n in range(501, 581))  # no demo token
 
 
 def survey_payload(
@@ -292,7 +306,7 @@ def survey_payload(
     comment, codes = survey_comment(rng, score)
     payload: dict[str, Any] = {"survey_id": _short_id(rng, "srv")}
     if contact is not None:
-        payload |= {"contact_id": contact.event_id, "contact_channel": contact.channel,
+        payload |= {"contact_id": contact.contact_id, "contact_channel": contact.channel,
                     "agent_id": contact.agent_id, "queue": contact.queue}
     else:
         # A survey about a contact that predates our data (or came from
@@ -385,6 +399,9 @@ class TrafficGenerator:
         self._unknown_phones = [_unknown_phone(self.rng) for _ in range(200)]
         self._contacts: dict[str, deque[Contact]] = {}
         self._recent_keys: deque[str] = deque(maxlen=self.RECENT_CUSTOMERS)
+        self._events = 0  # generated so far
+        self._routed = 0  # contacts offered to the demo agents so far
+        self._floor = 0  # and to the rest of the floor
 
     def __iter__(self) -> Iterator[tuple[str, Envelope]]:
         while True:
@@ -412,8 +429,11 @@ class TrafficGenerator:
         else:
             envelope |= self._identify(channel, customer)
         envelope["payload"] = payload
-        if channel in ("call", "chat"):
-            self._remember(key, channel, envelope["event_id"], payload)
+        self._events += 1
+        if event_type in ROUTED_TYPES:
+            payload["agent_id"] = self._route()
+        if channel in CONTACT_IDS:
+            self._remember(key, channel, payload)
         return channel, envelope
 
     def _pick_party(self, channel: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -449,9 +469,20 @@ class TrafficGenerator:
             moment -= timedelta(minutes=self.rng.uniform(1, 30))
         return moment
 
-    def _remember(self, key: str, channel: str, event_id: str, payload: dict) -> None:
+    def _route(self) -> str:
+        """The demo agent whose turn is due (each every ROUTE_EVERY events, in turn), or
+        one of the rest of the floor while none is: a steady pace, not random gaps."""
+        due_at = self._routed * ROUTE_EVERY / len(DEV_AGENTS)  # events into the stream
+        if self._events < due_at:
+            self._floor += 1
+            return FLOOR_AGENTS[self._floor % len(FLOOR_AGENTS)]
+        self._routed += 1
+        return DEV_AGENTS[(self._routed - 1) % len(DEV_AGENTS)]
+
+    def _remember(self, key: str, channel: str, payload: dict) -> None:
         recent = self._contacts.setdefault(key, deque(maxlen=self.RECENT_CONTACTS))
-        recent.append(Contact(event_id, channel, payload["agent_id"], payload["queue"]))
+        recent.append(Contact(payload[CONTACT_IDS[channel]], channel, payload["agent_id"],
+                              payload.get("queue")))
         self._recent_keys.append(key)
 
     def _recall_contact(self, key: str) -> Contact | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -11,8 +12,12 @@ import pytest
 from cxt.produce import LineError, Routed, route_line, route_lines
 from cxt.settings import CHANNELS, Settings, Topics
 from cxt.simulate import write_customers, write_sample
+from cxt.tokens import DEV_AGENTS
 from cxt.traffic import (
     CHANNEL_WEIGHTS,
+    FLOOR_AGENTS,
+    ROUTE_EVERY,
+    ROUTED_TYPES,
     TrafficGenerator,
     is_bottom_two_box,
     make_customers,
@@ -174,8 +179,9 @@ def test_surveys_rate_an_earlier_contact_of_the_same_customer(
     by_email = {e: c["customer_id"] for c in customers for e in c["identifiers"]["emails"]}
     by_handle = {s["handle"]: c["customer_id"] for c in customers
                  for s in c["identifiers"].get("social", [])}
-    seen: dict[str, tuple[str, dict]] = {}  # event_id -> (owner, envelope)
+    seen: dict[str, tuple[str, dict]] = {}  # channel's own id -> (owner, envelope)
     surveys = linked = 0
+    named_by: set[str] = set()
     for channel, env in events:
         owner = _owner(env, by_phone, by_email, by_handle)
         if channel == "survey":
@@ -183,12 +189,35 @@ def test_surveys_rate_an_earlier_contact_of_the_same_customer(
             contact_id = env["payload"].get("contact_id")
             if contact_id is not None:
                 linked += 1
+                # Named as a survey tool names it, never by our event_id.
                 contact_owner, contact = seen[contact_id]  # strictly earlier
                 assert contact_owner == owner
                 assert contact["type"].split(".")[0] == env["payload"]["contact_channel"]
                 assert contact["payload"]["agent_id"] == env["payload"]["agent_id"]
-        seen[env["event_id"]] = (owner, env)
+                named_by.add(env["payload"]["contact_channel"])
+        for field in ("call_id", "chat_id", "message_id"):
+            if field in env["payload"]:
+                seen[env["payload"][field]] = (owner, env)
     assert linked / surveys > 0.8
+    assert named_by == {"call", "chat", "email"}  # call_id, chat_id and message_id
+
+
+def test_each_demo_agent_is_offered_a_contact_at_a_steady_pace(customers: list[dict]) -> None:
+    rate = 20.0  # `cxt up`'s default: events are sent evenly, so event n goes at n / rate
+    offered: dict[str, list[float]] = {}
+    for n, (_, env) in enumerate(TrafficGenerator(customers, seed=5).take(30_000)):
+        if env["type"] in ROUTED_TYPES:
+            offered.setdefault(env["payload"]["agent_id"], []).append(n / rate)
+    demo = {agent: times for agent, times in offered.items() if agent in DEV_AGENTS}
+    assert set(demo) == set(DEV_AGENTS)
+    gaps = [later - earlier for times in demo.values()
+            for earlier, later in pairwise(times)]
+    assert ROUTE_EVERY / rate == 30  # what the README promises
+    assert len(gaps) > 40 * len(DEV_AGENTS)
+    assert all(27 <= gap <= 33 for gap in gaps), (min(gaps), max(gaps))
+    assert demo["A-007"][0] < 3  # the first one comes soon after the start
+    # Contacts beyond that pace go to agents without a demo token.
+    assert set(offered) - set(DEV_AGENTS) <= set(FLOOR_AGENTS)
 
 
 def test_rfc3339_formats_utc_with_z() -> None:
