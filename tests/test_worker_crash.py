@@ -33,6 +33,14 @@ def _stored_ids(client: redis.Redis, prefix: str) -> Counter[str]:
     return ids
 
 
+def _stored_count(client: redis.Redis, prefix: str) -> int:
+    """Entries stored, one pipeline of ZCARDs: cheap enough to poll while the worker runs."""
+    pipe = client.pipeline(transaction=False)
+    for key in client.scan_iter(f"{prefix}:*:tl", count=1000):
+        pipe.zcard(key)
+    return sum(pipe.execute())
+
+
 def _wait_until_settled(client: redis.Redis, prefix: str, expected: int,
                         worker: WorkerProcess, quiet_s: float = 40) -> None:
     """Until every event is stored, or nothing changed for `quiet_s` (a loss).
@@ -69,18 +77,22 @@ def test_sigkill_mid_stream_then_restart_keeps_every_event_exactly_once(
     # Kill at several points: each kill lands at a random moment of a batch
     # (stored but not committed, committed, in flight ...).
     rng = random.Random(3)
+    mid_stream = 0
     for share in (0.1, 0.25, 0.4, 0.55, 0.7):
         deadline = time.monotonic() + 90
-        while sum(_stored_ids(client, settings.redis_prefix).values()) < len(events) * share:
+        while _stored_count(client, settings.redis_prefix) < len(events) * share:
             assert time.monotonic() < deadline, worker.log()
             worker.assert_alive()
             time.sleep(0.02)
         # A random delay, so the kill does not always land just after a write.
-        time.sleep(rng.uniform(0, 0.5))
+        time.sleep(rng.uniform(0, 0.3))
         worker.kill()
-        if sum(_stored_ids(client, settings.redis_prefix).values()) >= len(events):
-            pytest.fail("the worker finished before it was killed; raise EVENTS")
+        # A fast worker may finish the stream before a late kill lands; that kill
+        # proves nothing, so count those that did land mid-stream.
+        mid_stream += _stored_count(client, settings.redis_prefix) < len(events)
         worker = WorkerProcess(settings, tmp_path).start()
+    if mid_stream < 3:
+        pytest.fail(f"only {mid_stream} of 5 kills landed mid-stream; raise EVENTS")
 
     restarted = worker
     try:
