@@ -302,7 +302,7 @@ def _annotated(members: list[dict], group: str, tied: bool) -> dict:
     flags = [FLAG_OPEN_ALERT] if tied else []
     if _is_bottom_2_box_survey(entry):
         flags.append(FLAG_BOTTOM_2_BOX)
-    return {**_masked_entry(entry), "relevance": group, "flags": flags}
+    return {**_without_identity(entry), "relevance": group, "flags": flags}
 
 
 def rank(
@@ -320,7 +320,7 @@ def rank(
     come newest first and keep that order inside each group.  The entries of one
     call or chat are one item (see `merged_contact`).  The contact being taken
     (`contact_event_id`, with the other entries of its call) is left out: the
-    agent has it already.  Identities are masked.  Flags:
+    agent has it already.  Entries lose their `identity` (see `_without_identity`).  Flags:
     "open_alert" (the survey of an open alert or the contact it rates) and
     "bottom_2_box" (a survey scored in the two lowest points of its scale).
     """
@@ -370,7 +370,7 @@ def build_context(
         "customer": masked_customer(profile),
         "customer_fields": display_fields(profile, config.fields, now_ms),
         "intent": intent,
-        "contact": _masked_entry(contact) if isinstance(contact, dict) else contact,
+        "contact": _without_identity(contact) if isinstance(contact, dict) else contact,
         "prompts": prompts,
         "open_alerts": [open_alert_summary(a) for a in open_alerts],
         "events": [_annotated(*item) for item in ordered[:max(0, limit)]],
@@ -412,13 +412,13 @@ def masked_customer(profile: dict | None) -> dict | None:
     return {**profile, "identifiers": identifiers}
 
 
-def _masked_entry(entry: dict) -> dict:
-    identity = entry.get("identity")
-    if not isinstance(identity, dict) or not ({"phone", "email"} & identity.keys()):
+def _without_identity(entry: dict) -> dict:
+    """An entry without the phone, e-mail or handle it came from: the card shows the
+    customer's identifiers masked, and a masked value would no longer match the
+    timeline entry's schema."""
+    if "identity" not in entry:
         return entry
-    masked = {k: mask(v) if k in ("phone", "email") and isinstance(v, str) else v
-              for k, v in identity.items()}
-    return {**entry, "identity": masked}
+    return {k: v for k, v in entry.items() if k != "identity"}
 
 
 # --------------------------------------------------------------------------- record fields
