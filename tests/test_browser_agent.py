@@ -173,6 +173,7 @@ def test_lookup_without_intent_shows_no_null_and_one_row_per_call(
     events = page.locator("#events .event")
     expect(events).to_have_count(2)  # the call (two entries) and the chat
     call = page.locator(f'#events .event[data-event-id="{customer.call_ended["event_id"]}"]')
+    expect(call.locator(".event-type")).to_have_text("call.started \u2192 call.ended")
     expect(call).to_contain_text("4 min 47 s")
     expect(call).to_contain_text("resolved")
     assert call.get_attribute("data-event-ids") == (
@@ -261,6 +262,7 @@ def test_a_token_for_another_agent_shows_the_reason_and_stops_retrying(
     assert len(attempts) == 1, attempts
     expect(conn).to_have_attribute("data-state", "refused")
     assert "retry" not in conn.inner_text()
+    expect(page.locator("#waiting")).to_contain_text("Live contacts are off")
     _screenshot(page, "agent-refused-token.png")
 
 

@@ -144,7 +144,7 @@ function renderContact(ctx) {
 }
 
 const TONES = new Set(["alert", "info", "offer"]);
-const TONE_MARKS = { alert: "!", info: "i", offer: "£" };
+const TONE_MARKS = { alert: "!", info: "i", offer: "+" };
 const TONE_LABELS = { alert: "First", info: "Note", offer: "Offer" };
 
 function byPriority(prompts) {
@@ -271,7 +271,7 @@ function renderEvents(ctx) {
         h("div", { class: "event-line" },
           channelBadge(entry.channel), " ",
           h("span", { class: "event-type", title: entry.merged ? entry.merged.types.join(" + ") : null },
-            entry.merged ? `${entry.channel} (${entry.merged.types.length} events)` : entry.type),
+            entry.merged ? [...entry.merged.types].reverse().join(" → ") : entry.type),
           " ", tags),
         summary(entry)),
     ));
