@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cxt.traffic import EMAIL_SUBJECTS, INTENTS, SOCIAL_TEXTS, TrafficGenerator, make_customers
 from dashboard.context import (
@@ -517,3 +519,29 @@ def test_unconfigured_fields_get_a_humanised_name() -> None:
                            config.fields, NOW_MS)
     assert [(f["field"], f["label"], f["text"]) for f in shown] == [
         ("b", "Bee", "2"), ("a_b", "A b", "1"), ("c", "C", None)]
+
+
+# --- robustness --------------------------------------------------------------------------
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+_entries = st.lists(st.fixed_dictionaries(
+    {"event_id": st.text(max_size=3), "channel": st.sampled_from(["call", "chat", "email", "x"]),
+     "type": st.sampled_from(["call.started", "call.ended", "chat.ended", "x"]),
+     "occurred_at": st.sampled_from(["2026-11-22T10:00:00Z", "2026-11-22T10:05:00Z", "soon"]),
+     "payload": st.one_of(_json, st.fixed_dictionaries(
+         {"call_id": st.sampled_from(["K1", "K2", 3]), "chat_id": st.sampled_from(["K1", None]),
+          "handle_seconds": _json, "outcome": _json}))}), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(profile=st.dictionaries(st.text(max_size=6), _json, max_size=6), entries=_entries,
+       identifiers=_json)
+def test_any_record_and_timeline_give_a_context(profile: dict, entries: list[dict],
+                                                identifiers: Any, shipped: AgentConfig) -> None:
+    record = {**profile, "identifiers": identifiers}
+    result = context(profile=record, entries=entries, contact=None, config=shipped)
+    assert len(result["customer_fields"]) == len(
+        [k for k in record if k not in ("customer_id", "name", "identifiers")])
+    assert result["counts"]["total"] <= len(entries)
