@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from dashboard.live import close_reason
 from tests.conftest import LiveDashboard
 from tests.helpers import REPO, envelope, produce, produce_events
 
@@ -308,3 +309,10 @@ def test_unknown_websocket_paths_get_404_with_a_reason(live: LiveDashboard) -> N
                 open_timeout=10)
     assert refused.value.response.status_code == 403
     assert orjson.loads(refused.value.response.body or b"{}")["error"] == "forbidden"
+
+
+def test_close_reason_fits_a_close_frame() -> None:
+    assert close_reason("short") == "short"
+    long = "\u00e9" * 100  # 200 bytes
+    cut = close_reason(long)
+    assert len(cut.encode()) <= 123 and cut.endswith("...") and cut.startswith("\u00e9" * 60)
