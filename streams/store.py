@@ -30,13 +30,13 @@ from streams.scripts import ScriptCall, run_scripts
 # waits (streams.keys).  ARGV: max entries, min score (oldest occurred ms kept), the
 # number k of channel-id field names, those k names, then per entry: event_id, score
 # (occurred ms), entry JSON, the number n of its channel ids, those n ids.
-# Replies per entry {status, ref, alert ids, ref, alert ids, ...}: status is 1 when
-# inserted, else the stored JSON (so the caller can tell our own redelivery from a
-# source duplicate without a second round trip); each (ref, alert ids) is a survey's
-# contact_id this entry answers (its event_id or a channel id) and the alerts that
-# wait for it, for new and already stored entries alike (a redelivery after a crash
-# must still update them).  Insert, index and trim happen in one script, so a worker
-# killed mid-batch never leaves half an entry behind.
+# Replies per entry 1 when inserted, else the stored JSON (so the caller can tell our
+# own redelivery from a source duplicate without a second round trip), then one list
+# of (entry number, ref, alert ids) triples: a survey's contact_id an entry answers
+# (its event_id or a channel id) and the alerts that wait for it, for new and already
+# stored entries alike (a redelivery after a crash must still update them).  Insert,
+# index and trim happen in one script, so a worker killed mid-batch never leaves half
+# an entry behind.
 _ADD_ENTRIES = """
 local max_entries = tonumber(ARGV[1])
 local too_old = '(' .. ARGV[2]
@@ -68,27 +68,28 @@ end
 -- so the outcome does not depend on arrival order.
 local function index(timeline, idx, id, score, first, last)
   for j = first, last do
-    local current = redis.call('HGET', idx, ARGV[j])
-    local keep = false
-    if current and current ~= id then
+    -- Nearly always the first entry with this id: one call.
+    if redis.call('HSETNX', idx, ARGV[j], id) == 0 then
+      local current = redis.call('HGET', idx, ARGV[j])
       local other = redis.call('ZSCORE', timeline, current)
-      if other then
-        other = tonumber(other)
-        keep = other > score or (other == score and current > id)
+      other = other and tonumber(other)
+      if not other or other < score or (other == score and current < id) then
+        redis.call('HSET', idx, ARGV[j], id)
       end
     end
-    if not keep then redis.call('HSET', idx, ARGV[j], id) end
   end
 end
-local function waiting(waits, id, first, last, reply)
+local answered = {}
+local function waiting(i, waits, id, first, last)
   if redis.call('EXISTS', waits) == 0 then return end
   local refs = {id}
   for j = first, last do refs[#refs + 1] = ARGV[j] end
   local found = redis.call('HMGET', waits, unpack(refs))
   for k = 1, #refs do
     if found[k] then
-      reply[#reply + 1] = refs[k]
-      reply[#reply + 1] = found[k]
+      answered[#answered + 1] = i
+      answered[#answered + 1] = refs[k]
+      answered[#answered + 1] = found[k]
     end
   end
 end
@@ -100,9 +101,8 @@ for i = 1, #KEYS / 4 do
   local id, score, n = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
   local first, last = a + 4, a + 3 + n
   local existing = redis.call('HGET', entries, id)
-  local reply
   if existing then
-    reply = {existing}
+    replies[i] = existing
   else
     redis.call('HSET', entries, id, ARGV[a + 2])
     redis.call('ZADD', timeline, score, id)
@@ -117,12 +117,12 @@ for i = 1, #KEYS / 4 do
       drop(entries, idx, expired)
       redis.call('ZREMRANGEBYSCORE', timeline, '-inf', too_old)
     end
-    reply = {1}
+    replies[i] = 1
   end
-  waiting(waits, id, first, last, reply)
-  replies[i] = reply
+  waiting(i, waits, id, first, last)
   a = last + 1
 end
+replies[#replies + 1] = answered
 return replies
 """
 # Entries per script call: bounds how long one call keeps Redis busy (~5 ms).
@@ -214,16 +214,17 @@ class TimelineStore:
                 ids = contact_ids(e.entry)
                 args += (e.event_id, e.occurred_ms, e.body, len(ids), *ids)
             calls.append((self._add, keys, args))
-        replies = iter([reply for group_replies in await run_scripts(self.redis, calls)
-                        for reply in group_replies])
         results: dict[int, AddResult] = {}
         waits: list[RatedWait] = []
-        for e in (e for group in groups for e in group):
-            status, *found = next(replies)
-            results[id(e)] = result = classify_insert(status, e.source)[0]
-            waits += (RatedWait(e.customer_id, ref.decode(), tuple(alerts.decode().split()),
-                                retry=result is AddResult.REDELIVERED)
-                      for ref, alerts in zip(found[::2], found[1::2], strict=True))
+        for group, replies in zip(groups, await run_scripts(self.redis, calls), strict=True):
+            for e, reply in zip(group, replies, strict=False):  # the last reply: answered
+                results[id(e)] = classify_insert(reply, e.source)[0]
+            answered = replies[-1]
+            for i, ref, alerts in zip(answered[::3], answered[1::3], answered[2::3],
+                                      strict=True):
+                e = group[i - 1]
+                waits.append(RatedWait(e.customer_id, ref.decode(), tuple(alerts.decode().split()),
+                                       retry=results[id(e)] is AddResult.REDELIVERED))
         return Added([results[id(e)] for e in entries], waits)
 
     async def read(

@@ -10,11 +10,18 @@ from collections.abc import Iterator
 import orjson
 import pytest
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from cxt.localstack import LocalStack
 from cxt.settings import Settings
 from schemas import validator
+from streams.alert_store import AlertStore
 from streams.alerts import alert_id_for
+from streams.keys import Keys
+from streams.processor import Processor
+from streams.records import Record
+from streams.rules import DEFAULT_RULES_PATH, load_rules
+from streams.store import TimelineStore
 from tests.helpers import (
     WorkerProcess,
     create_topics,
@@ -217,3 +224,38 @@ def test_a_survey_under_a_provisional_profile_is_rated_once_linked(worker) -> No
     assert [a["event"] for a in events] == ["raised", "updated"]
     assert events[1]["rated_contact"]["event_id"] == call["event_id"]
     assert events[1]["category"] == "skill"
+
+
+def test_a_redelivered_batch_updates_nothing_twice(stack: LocalStack) -> None:
+    """The worker's pipeline on the same records again, as after a crash before the
+    commit: the alert is announced again at most, never changed a second time."""
+    settings = isolated(stack.settings)
+    cid = _customer()
+    survey = _survey(cid, "k-again")
+    call = envelope("call", cid, event_type="call.ended", call_id="k-again", transfers=2)
+    surveys = [Record(settings.topics.survey, 0, 7, None, orjson.dumps(survey))]
+    calls = [Record(settings.topics.call, 1, 9, None, orjson.dumps(call))]
+
+    async def main() -> list[list[dict]]:
+        client = AsyncRedis.from_url(settings.redis_url)
+        keys = Keys(settings.redis_prefix)
+        processor = Processor(
+            settings, TimelineStore(client, keys, max_entries=100, max_age_days=400),
+            AlertStore(client, keys, counters_ttl_days=400), load_rules(DEFAULT_RULES_PATH))
+        try:
+            published = [await processor.interactions(batch)
+                         for batch in (surveys, surveys, calls, calls, calls)]
+            stored = await processor.alerts.get(alert_id_for(survey["event_id"]))
+        finally:
+            await client.aclose()
+        alerts_topic = settings.topics.alerts
+        return [*([orjson.loads(m.value) for m in out if m.topic == alerts_topic]
+                  for out in published), [stored]]
+
+    first, again, rated, rated_again, third, [stored] = asyncio.run(main())
+    assert [(a["event"], a["version"]) for a in first] == [("raised", 1)]
+    assert [(a["event"], a["version"]) for a in again] == [("raised", 1)]  # at least once
+    assert [(a["event"], a["version"]) for a in rated] == [("updated", 2)]
+    assert rated_again == third == rated  # published again as it is, not changed again
+    assert stored == rated[0]
+    assert [h["event"] for h in stored["history"]] == ["raised", "updated"]
