@@ -5,7 +5,9 @@ survey" holds globally, whichever customer or provisional profile the survey
 was filed under when it was (re)delivered.  The customer's set
 (`cxt:{C-1001}:alerts`) lists their alert ids; two global sorted sets list
 alerts by raised time (`cxt:alerts:recent`) and by acknowledgement deadline
-(`cxt:alerts:due`, for escalation).  Survey counters are one hash
+(`cxt:alerts:due`, for escalation).  An alert raised before its rated contact
+arrived is listed in the customer's waits (`cxt:{C-1001}:rwait`), which the
+timeline insert reports when the contact comes.  Survey counters are one hash
 per UTC hour (`cxt:{m:2026112210}:n`), counted once per survey event thanks
 to a set of counted event ids kept beside it for a week.
 """

@@ -52,7 +52,7 @@ class WorkerMetrics:
             ["reason"], registry=r)
         self.alert_events = prom.Counter(
             "cxt_worker_alert_events", "Alert events published on the alerts topic, by event "
-            "(raised, acknowledged, callback_recorded, resolved, escalated)", ["event"],
+            "(raised, acknowledged, callback_recorded, resolved, escalated, updated)", ["event"],
             registry=r)
         self.alert_latency = prom.Histogram(
             "cxt_worker_alert_latency_seconds", "Time from a bottom-2-box survey reaching "

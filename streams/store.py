@@ -2,10 +2,12 @@
 
 A customer's timeline is two keys sharing the customer's hash tag (see
 `streams.keys`): a sorted set ordering event ids by `occurred_at` and a hash
-holding each entry's JSON.  One Lua script inserts an entry into both and
-trims retention atomically, so a worker killed between two commands can never
-leave half an entry behind.  Every public method costs one round trip for a
-whole batch (a pipeline), whatever the batch size.
+holding each entry's JSON, beside an index of the entries' channel ids
+(`streams.rated`) for surveys' rated contacts.  One Lua script inserts an
+entry into all three and trims retention atomically, so a worker killed
+between two commands can never leave half an entry behind.  Every public
+method costs one round trip for a whole batch (a pipeline), whatever the
+batch size.
 """
 
 from __future__ import annotations

@@ -259,3 +259,34 @@ def test_a_redelivered_batch_updates_nothing_twice(stack: LocalStack) -> None:
     assert rated_again == third == rated  # published again as it is, not changed again
     assert stored == rated[0]
     assert [h["event"] for h in stored["history"]] == ["raised", "updated"]
+
+
+def test_erasure_takes_the_channel_ids_and_the_waits_with_the_customer(stack: LocalStack
+                                                                       ) -> None:
+    settings = isolated(stack.settings)
+    cid = _customer()
+    waiting = _survey(cid, "k-never")  # its contact never comes
+    call = envelope("call", cid, event_type="call.ended", call_id="k-erase")
+    records = [Record(settings.topics.survey, 0, 1, None, orjson.dumps(waiting)),
+               Record(settings.topics.call, 0, 2, None, orjson.dumps(call))]
+    tombstone = Record(settings.topics.customers, 0, 3, cid.encode(), None)
+    keys = Keys(settings.redis_prefix)
+
+    async def main() -> tuple[set[str], set[str]]:
+        client = AsyncRedis.from_url(settings.redis_url)
+        processor = Processor(
+            settings, TimelineStore(client, keys, max_entries=100, max_age_days=400),
+            AlertStore(client, keys, counters_ttl_days=400), load_rules(DEFAULT_RULES_PATH))
+        try:
+            await processor.interactions(records)
+            mine = f"{settings.redis_prefix}:*{cid}*"
+            before = {k.decode() async for k in client.scan_iter(mine)}
+            await processor.customers([tombstone])
+            after = {k.decode() async for k in client.scan_iter(mine)}
+        finally:
+            await client.aclose()
+        return before, after
+
+    before, after = asyncio.run(main())
+    assert {keys.contact_ids(cid), keys.rated_waits(cid)} <= before
+    assert after == set()
