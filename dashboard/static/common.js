@@ -312,11 +312,10 @@ export function liveSocket(path, onMessage, { onOpen, onClose, onRefused } = {})
 
 // --- time ---------------------------------------------------------------------
 
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
-});
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const relativeFormat = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+// One convention on both pages, matching the charts, the report and the API:
+// times are shown in UTC, always with the zone, never in the browser's zone.
+const relativeFormat = new Intl.RelativeTimeFormat("en", { numeric: "auto", style: "short" });
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 export function parseTime(value) {
   if (!value) return null;
@@ -324,17 +323,32 @@ export function parseTime(value) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-export function fmtDateTime(value) {
-  const date = parseTime(value);
-  return date ? dateTimeFormat.format(date) : value || "–";
+const pad = (n) => String(n).padStart(2, "0");
+
+// The one formatter of times for people. Styles:
+//   full  "2026-12-01 19:30 UTC"   short "1 Dec 19:30 UTC"
+//   time  "19:30 UTC"               date  "1 Dec"      hour "19:00" (axis labels)
+export function formatUtc(value, style = "full") {
+  const date = value instanceof Date ? value : parseTime(value);
+  if (!date) return value || "–";
+  const day = `${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]}`;
+  const clock = `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}`;
+  switch (style) {
+    case "short": return `${day} ${clock} UTC`;
+    case "time": return `${clock} UTC`;
+    case "date": return day;
+    case "hour": return clock;
+    default:
+      return `${date.getUTCFullYear()}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())} ${clock} UTC`;
+  }
 }
 
-// Today's times show only the clock; older ones the date too.
+export function fmtDateTime(value) {
+  return formatUtc(value, "full");
+}
+
 export function fmtWhen(value) {
-  const date = parseTime(value);
-  if (!date) return value || "–";
-  const now = new Date();
-  return date.toDateString() === now.toDateString() ? timeFormat.format(date) : dateTimeFormat.format(date);
+  return formatUtc(value, "short");
 }
 
 export function fmtRelative(value, now = Date.now()) {
@@ -350,7 +364,7 @@ export function fmtRelative(value, now = Date.now()) {
   return relativeFormat.format(Math.round(seconds / (86_400 * 365)), "year");
 }
 
-// A <time> with the local reading, the relative one, and the raw value on hover.
+// A <time> with the UTC reading, the relative one, and the raw value on hover.
 export function timeEl(value, { relative = true, short = false } = {}) {
   const date = parseTime(value);
   if (!date) return h("span", { class: "muted" }, value || "–");
