@@ -1,6 +1,7 @@
-"""The advisory and agent pages in real headless Chromium (Debian's), against the real stack.
+"""The agent page in real headless Chromium (Debian's), against the real stack (the
+advisory page's tests are in test_browser_advisory.py).
 
-Screenshots of both pages are kept in CXT_TEST_ARTIFACTS (default test-artifacts/).
+Screenshots are kept in CXT_TEST_ARTIFACTS (default test-artifacts/).
 """
 
 from __future__ import annotations
@@ -75,38 +76,6 @@ def _iso(moment: datetime) -> str:
 def _screenshot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-def test_advisory_page_shows_a_new_alert_live_and_acknowledges_it(
-        live_dashboard: LiveDashboard, page: Page) -> None:
-    live = live_dashboard
-    page.goto(f"{live.url}/advisory#token={live.tokens['advisor']}")
-    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
-    assert "token" not in page.url  # the token left the address bar
-
-    customer = f"C-{uuid.uuid4().hex[:10]}"
-    survey = envelope("survey", customer, occurred_at=_iso(datetime.now(UTC)),
-                      survey_id="S-browser", score=1, queue="billing-uk", agent_id="A-007",
-                      comment="agent was rude", reason_codes=["agent_attitude"])
-    _off_loop(produce_events(live.settings, [survey]))
-
-    row = page.locator("[data-alert-id]", has_text=customer)
-    expect(row).to_have_count(1, timeout=15_000)
-    alert_id = row.get_attribute("data-alert-id")
-    status = page.locator(f'[data-alert-id="{alert_id}"] .status')
-    expect(status).to_have_text("open")
-
-    row.click()
-    expect(page.locator("#detail")).to_contain_text("agent was rude")
-    page.locator("#ack").click()
-    expect(status).to_have_text("acknowledged", timeout=20_000)
-    # The charts redraw after a raised alert, now with this survey counted.
-    for chart in ("chart-hourly", "chart-daily"):
-        expect(page.locator(f"#{chart}")).to_be_visible()
-        expect(page.locator(f'.chart-empty[data-for="{chart}"]')).to_be_hidden(timeout=15_000)
-    expect(page.locator("#chart-hourly")).to_have_attribute("data-rows", "24")
-    expect(page.locator("#chart-daily")).to_have_attribute("data-rows", "30")
-    _screenshot(page, "advisory.png")
 
 
 def test_agent_page_shows_billing_history_first_and_the_prompt(

@@ -1,22 +1,32 @@
-// The advisory group's page: live bottom-2-box alerts, one alert's detail and
-// its actions, and the survey charts.
+// The advisory group's page: live bottom-2-box alerts grouped by customer, the
+// call-back panel (who to call, every open alert of theirs, the actions), and
+// the survey charts.
 import {
-  $, api, channelBadge, clearBanner, debounce, errorText, fmtDateTime, fmtRelative, fmtWhen, h,
+  $, api, channelBadge, clearBanner, debounce, errorText, formatUtc, fmtRelative, h,
   label, liveSocket, requireToken, showBanner, statusBadge, timeEl,
 } from "/static/common.js";
 
 const STATUSES = ["open", "escalated", "acknowledged", "resolved"];
 const DEFAULT_STATUSES = ["open", "escalated", "acknowledged"];
+const UNACKNOWLEDGED = ["open", "escalated"];
+// Most urgent first: a customer's row shows the most urgent status of its alerts.
+const URGENCY = ["escalated", "open", "acknowledged", "resolved"];
+const SORTS = ["raised", "deadline"];
 const LIST_LIMIT = 200;
 const MAX_ROWS = 500;
 const MAX_KEPT = 2000;
 const CHART_REFRESH_MS = 60_000;
 const CHART_AFTER_ALERT_MS = 3_000;
+const CLOCK_MS = 30_000;
 
 const alerts = new Map(); // alert_id -> newest alert seen
+const customers = new Map(); // customer_id -> CRM record (null: none on file)
+const openBriefs = new Map(); // customer_id -> their unresolved alerts, from the detail route
 let selectedId = null;
 let filters = readFiltersFromUrl();
 let loadSeq = 0;
+let acting = false; // an action is under way: its buttons stay disabled until it ends
+const flashing = new Set(); // customer ids whose row changed live since the last render
 
 // --- filters -------------------------------------------------------------------
 
@@ -26,11 +36,13 @@ function readFiltersFromUrl() {
   const statuses = status
     ? status.split(",").map((s) => s.trim()).filter((s) => STATUSES.includes(s))
     : DEFAULT_STATUSES;
+  const sort = params.get("sort");
   return {
     statuses: new Set(statuses),
     category: params.get("category") || "",
     queue: params.get("queue") || "",
     agent: params.get("agent") || "",
+    sort: SORTS.includes(sort) ? sort : "raised",
   };
 }
 
@@ -47,6 +59,7 @@ function readFiltersFromForm() {
     category: $("#f-category").value,
     queue: $("#f-queue").value.trim(),
     agent: $("#f-agent").value.trim(),
+    sort: filters.sort,
   };
 }
 
@@ -68,6 +81,7 @@ function writeFiltersToUrl() {
   if (!filters.statuses.size) params.set("status", "");
   const defaults = params.get("status") === DEFAULT_STATUSES.join(",");
   if (defaults) params.delete("status");
+  if (filters.sort !== "raised") params.set("sort", filters.sort);
   const query = params.toString();
   history.replaceState(history.state, "", location.pathname + (query ? `?${query}` : ""));
 }
@@ -87,19 +101,171 @@ function onFiltersChanged() {
   loadAlerts();
 }
 
-// --- the list --------------------------------------------------------------------
+function setSort(sort) {
+  filters.sort = sort;
+  writeFiltersToUrl();
+  renderList();
+}
+
+// --- deadlines -------------------------------------------------------------------
+
+function ms(value) {
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? null : t;
+}
+
+// Where an alert stands against its acknowledgement deadline. Only alerts not
+// yet acknowledged have a countdown; acknowledged and resolved ones have none.
+export function ackState(alert, now = Date.now()) {
+  if (alert.status === "resolved") return { kind: "resolved" };
+  if (alert.status === "acknowledged") return { kind: "acknowledged" };
+  const due = ms(alert.ack_deadline);
+  if (due === null) return { kind: "none" };
+  return { kind: due < now || alert.status === "escalated" ? "overdue" : "due", due, left: due - now };
+}
+
+export function countdown(left) {
+  // Never "0 min": the first minute either way reads as 1 min.
+  const minutes = Math.max(1, Math.round(Math.abs(left) / 60_000));
+  const span = minutes < 60 ? `${minutes} min`
+    : `${Math.floor(minutes / 60)} h${minutes % 60 ? ` ${minutes % 60} min` : ""}`;
+  return left < 0 ? `overdue ${span}` : `in ${span}`;
+}
+
+// The deadline cell (and the panel's line): the time in UTC and the countdown,
+// marked when overdue.
+function deadlineEl(alert, now = Date.now()) {
+  const state = ackState(alert, now);
+  if (state.kind === "acknowledged") {
+    return h("span", {
+      class: "deadline deadline-done muted",
+      title: `Acknowledged${alert.acknowledged_by ? ` by ${alert.acknowledged_by}` : ""}`
+        + `${alert.acknowledged_at ? ` at ${formatUtc(alert.acknowledged_at)}` : ""}`,
+    }, alert.acknowledged_at ? formatUtc(alert.acknowledged_at, "time") : null,
+    h("span", { class: "deadline-left" }, "acknowledged"));
+  }
+  if (state.kind === "resolved") return h("span", { class: "deadline deadline-done muted" }, "resolved");
+  if (state.kind === "none") return h("span", { class: "deadline muted" }, "–");
+  return h("span", {
+    class: `deadline deadline-${state.kind}`,
+    title: `Acknowledge by ${formatUtc(alert.ack_deadline)}`,
+    dataset: { kind: state.kind },
+  },
+  h("span", { class: "deadline-at" }, formatUtc(alert.ack_deadline, "time")),
+  h("span", { class: "deadline-left" }, countdown(state.left)));
+}
+
+// --- groups: one row per customer ----------------------------------------------------
+
+function raisedMs(alert) {
+  return ms(alert.raised_at) ?? 0;
+}
+
+function byNewest(a, b) {
+  return raisedMs(b) - raisedMs(a) || String(b.alert_id).localeCompare(String(a.alert_id));
+}
 
 function newer(incoming, current) {
   return !current || (incoming.version ?? 0) > (current.version ?? 0);
 }
 
-function raisedMs(alert) {
-  const t = Date.parse(alert.raised_at);
-  return Number.isNaN(t) ? 0 : t;
+// Alerts on screen, by customer: the newest leads the row, and the earliest
+// deadline of those not yet acknowledged is the row's deadline.
+function groups() {
+  const byCustomer = new Map();
+  for (const alert of alerts.values()) {
+    if (!matches(alert) && alert.alert_id !== selectedId) continue;
+    const list = byCustomer.get(alert.customer_id) || [];
+    list.push(alert);
+    byCustomer.set(alert.customer_id, list);
+  }
+  const now = Date.now();
+  const out = [...byCustomer.entries()].map(([customerId, list]) => {
+    list.sort(byNewest);
+    const waiting = list.filter((a) => UNACKNOWLEDGED.includes(a.status))
+      .sort((a, b) => (ms(a.ack_deadline) ?? Infinity) - (ms(b.ack_deadline) ?? Infinity));
+    return {
+      customerId,
+      alerts: list,
+      lead: list[0],
+      urgent: waiting[0] || list[0],
+      status: URGENCY.find((s) => list.some((a) => a.status === s)),
+      due: waiting.length ? ms(waiting[0].ack_deadline) ?? Infinity : Infinity,
+      now,
+    };
+  });
+  out.sort(filters.sort === "deadline"
+    ? (a, b) => a.due - b.due || byNewest(a.lead, b.lead)
+    : (a, b) => byNewest(a.lead, b.lead));
+  return out.slice(0, MAX_ROWS);
 }
 
-function byNewest(a, b) {
-  return raisedMs(b) - raisedMs(a) || String(b.alert_id).localeCompare(String(a.alert_id));
+function customerName(customerId) {
+  return customers.get(customerId)?.name || null;
+}
+
+function rowFor(group) {
+  const { lead, alerts: list } = group;
+  const selected = list.some((a) => a.alert_id === selectedId);
+  const lowest = list.reduce((a, b) => ((b.score ?? 99) < (a.score ?? 99) ? b : a));
+  const stale = !list.some(matches);
+  const row = h(
+    "tr",
+    {
+      class: `alert-row status-row-${group.status}${selected ? " selected" : ""}${stale ? " stale" : ""}`,
+      dataset: {
+        alertId: lead.alert_id, customerId: group.customerId, count: String(list.length),
+        version: String(lead.version ?? ""),
+      },
+      tabindex: "0",
+      "aria-selected": selected ? "true" : "false",
+      title: stale ? "No longer matches the filters; leaves the list when the panel is closed." : null,
+    },
+    h("td", { class: "col-time raised-at" }, timeEl(lead.raised_at, { short: true, relative: false })),
+    h("td", { class: "col-deadline" }, deadlineEl(group.urgent, group.now)),
+    h("td", { class: `col-status status status-${group.status}` }, group.status),
+    h("td", { class: "col-score score" }, `${lowest.score ?? "?"}/${lowest.scale_max ?? "?"}`),
+    h("td", { class: "col-category category" },
+      h("span", { class: `cat cat-${lead.category}` }, label(lead.category))),
+    h("td", { class: "col-customer customer" },
+      h("span", { class: "customer-id" }, customerName(group.customerId) || group.customerId),
+      list.length > 1
+        ? h("span", {
+          class: "group-count",
+          title: `${list.length} alerts for this customer: one call-back covers them`,
+        }, `${list.length} alerts`)
+        : null),
+    h("td", { class: "col-queue queue" }, lead.queue || "–"),
+    h("td", { class: "col-agent agent" }, lead.agent_id || "–"),
+    h("td", { class: "col-comment comment", title: lead.comment || "" },
+      h("span", { class: "comment-text" },
+        lead.comment ? lead.comment : h("span", { class: "muted" }, "no comment"))),
+  );
+  if (flashing.has(group.customerId)) row.classList.add("flash");
+  return row;
+}
+
+function renderList() {
+  const tbody = $("#alerts");
+  const focused = document.activeElement?.closest?.("tr[data-customer-id]")?.dataset.customerId;
+  const rows = groups().map(rowFor);
+  tbody.replaceChildren(...rows);
+  flashing.clear();
+  if (focused) tbody.querySelector(`tr[data-customer-id="${CSS.escape(focused)}"]`)?.focus();
+  for (const th of document.querySelectorAll(".alerts-table th[data-sort]")) {
+    th.setAttribute("aria-sort", th.dataset.sort === filters.sort
+      ? (filters.sort === "deadline" ? "ascending" : "descending") : "none");
+  }
+  updateCount();
+}
+
+function updateCount() {
+  const tbody = $("#alerts");
+  const shown = tbody.querySelectorAll("tr:not(.stale)");
+  const count = [...shown].reduce((n, r) => n + Number(r.dataset.count || 1), 0);
+  $("#alerts-empty").hidden = shown.length > 0 || !$("#alerts-loading").hidden;
+  $("#feed-count").textContent = `${count} alert${count === 1 ? "" : "s"} for `
+    + `${shown.length} customer${shown.length === 1 ? "" : "s"}`;
 }
 
 async function loadAlerts() {
@@ -124,85 +290,6 @@ async function loadAlerts() {
   }
 }
 
-function rowFor(alert) {
-  const row = h(
-    "tr",
-    {
-      class: `alert-row status-row-${alert.status}`,
-      dataset: { alertId: alert.alert_id, version: String(alert.version ?? "") },
-      tabindex: "0",
-      "aria-selected": alert.alert_id === selectedId ? "true" : "false",
-    },
-    h("td", { class: "col-time raised-at" }, timeEl(alert.raised_at, { short: true })),
-    h("td", { class: `status status-${alert.status}` }, alert.status),
-    h("td", { class: "col-score score" }, `${alert.score ?? "?"}/${alert.scale_max ?? "?"}`),
-    h("td", { class: "col-category category" },
-      h("span", { class: `cat cat-${alert.category}` }, label(alert.category))),
-    h("td", { class: "col-customer customer" }, alert.customer_id),
-    h("td", { class: "col-queue queue" }, alert.queue || "–"),
-    h("td", { class: "col-agent agent" }, alert.agent_id || "–"),
-    h("td", { class: "col-comment comment", title: alert.comment || "" },
-      alert.comment ? alert.comment : h("span", { class: "muted" }, "no comment")),
-  );
-  if (alert.alert_id === selectedId) row.classList.add("selected");
-  return row;
-}
-
-// The selected alert stays listed while its detail is open, even once it no
-// longer matches the filters (e.g. just resolved), so it does not vanish
-// from under the person working on it.
-function markStale(row) {
-  row.classList.add("stale");
-  row.title = "No longer matches the filters; leaves the list when the detail is closed.";
-}
-
-function renderList() {
-  const tbody = $("#alerts");
-  const visible = [...alerts.values()].filter(
-    (a) => matches(a) || a.alert_id === selectedId,
-  ).sort(byNewest).slice(0, MAX_ROWS);
-  tbody.replaceChildren(...visible.map((alert) => {
-    const row = rowFor(alert);
-    if (!matches(alert)) markStale(row);
-    return row;
-  }));
-  updateCount();
-}
-
-// One alert changed: update its row in place, insert it at its place, or drop
-// it, without rebuilding the table (keeps focus and the highlight animation).
-function upsertRow(alert, { flash = false } = {}) {
-  const tbody = $("#alerts");
-  const existing = tbody.querySelector(`tr[data-alert-id="${CSS.escape(alert.alert_id)}"]`);
-  const keep = matches(alert) || alert.alert_id === selectedId;
-  if (!keep) {
-    existing?.remove();
-    updateCount();
-    return;
-  }
-  const row = rowFor(alert);
-  if (!matches(alert)) markStale(row);
-  if (existing) {
-    existing.replaceWith(row);
-  } else {
-    const before = [...tbody.children].find((r) => {
-      const other = alerts.get(r.dataset.alertId);
-      return other && byNewest(alert, other) < 0;
-    });
-    tbody.insertBefore(row, before || null);
-    while (tbody.children.length > MAX_ROWS) tbody.lastElementChild.remove();
-  }
-  if (flash) row.classList.add("flash");
-  updateCount();
-}
-
-function updateCount() {
-  const tbody = $("#alerts");
-  const shown = tbody.querySelectorAll("tr:not(.stale)").length;
-  $("#alerts-empty").hidden = shown > 0 || !$("#alerts-loading").hidden;
-  $("#feed-count").textContent = `${shown} alert${shown === 1 ? "" : "s"} shown`;
-}
-
 // A message from /ws/alerts, or an action's reply: the newest version wins.
 function receive(alert, { live = false } = {}) {
   if (!alert?.alert_id) return;
@@ -210,10 +297,11 @@ function receive(alert, { live = false } = {}) {
   if (!newer(alert, current)) return;
   alerts.set(alert.alert_id, alert);
   if (alerts.size > MAX_KEPT) prune();
-  const fresh = !current;
-  upsertRow(alert, { flash: live });
-  if (alert.alert_id === selectedId) renderDetail(alert);
-  if (live && (fresh || alert.event === "raised")) chartsSoon();
+  if (live) flashing.add(alert.customer_id);
+  renderList();
+  const shown = alerts.get(selectedId);
+  if (shown && shown.customer_id === alert.customer_id) renderDetail(shown);
+  if (live && (!current || alert.event === "raised")) chartsSoon();
 }
 
 // A page left open for days must not hold every alert ever raised: forget the
@@ -235,43 +323,44 @@ function onSocketMessage(message) {
   }
 }
 
-// --- the detail panel ---------------------------------------------------------------
+// --- the call-back panel ---------------------------------------------------------------
+
+// The customer's unresolved alerts: those the detail route listed, each replaced
+// by the newest full copy this page holds, plus any the page learnt of since.
+function openAlertsOf(customerId) {
+  const byId = new Map((openBriefs.get(customerId) || []).map((a) => [a.alert_id, a]));
+  for (const alert of alerts.values()) {
+    if (alert.customer_id !== customerId) continue;
+    if (newer(alert, byId.get(alert.alert_id))) byId.set(alert.alert_id, alert);
+  }
+  return [...byId.values()].filter((a) => a.status !== "resolved").sort(byNewest);
+}
 
 function select(alertId) {
-  const previous = selectedId;
   selectedId = alertId;
-  for (const row of $("#alerts").querySelectorAll("tr.selected")) {
-    row.classList.remove("selected");
-    row.setAttribute("aria-selected", "false");
-  }
-  // The previously selected row may have stayed only because it was selected.
-  if (previous && previous !== alertId) {
-    const old = alerts.get(previous);
-    if (old && !matches(old)) upsertRow(old);
-  }
-  const row = $("#alerts").querySelector(`tr[data-alert-id="${CSS.escape(alertId)}"]`);
-  row?.classList.add("selected");
-  row?.setAttribute("aria-selected", "true");
   clearActionMessages();
   $("#action-note").value = "";
   $("#resolve-category").value = "";
   $("#callback-outcome").value = "reached";
+  $("#act-all").checked = true;
+  updateNoteCount();
   const cached = alerts.get(alertId);
   $("#detail").hidden = false;
   document.body.classList.add("detail-open");
+  renderList();
   if (cached) renderDetail(cached);
   else renderDetailLoading(alertId);
-  // The list may hold an abridged or older copy; the single read is the truth.
+  // The list may hold an older copy, and only this read has the customer record.
   api(`/api/alerts/${encodeURIComponent(alertId)}`)
     .then((data) => {
-      const alert = data?.alert_id ? data : data?.alert;
-      if (!alert) return;
+      if (!data?.alert_id) return;
+      const { customer, customer_open_alerts: open, ...alert } = data;
+      customers.set(alert.customer_id, customer ?? null);
+      openBriefs.set(alert.customer_id, open || []);
       const current = alerts.get(alertId);
-      if (!current || (alert.version ?? 0) >= (current.version ?? 0)) {
-        alerts.set(alertId, alert);
-        upsertRow(alert);
-        if (selectedId === alertId) renderDetail(alert);
-      }
+      if (!current || (alert.version ?? 0) >= (current.version ?? 0)) alerts.set(alertId, alert);
+      renderList();
+      if (selectedId === alertId) renderDetail(alerts.get(alertId));
     })
     .catch((err) => {
       if (selectedId === alertId) showActionError(`Cannot load the alert: ${errorText(err)}`);
@@ -279,21 +368,16 @@ function select(alertId) {
 }
 
 function closeDetail() {
-  const previous = selectedId;
   selectedId = null;
   $("#detail").hidden = true;
   document.body.classList.remove("detail-open");
-  for (const row of $("#alerts").querySelectorAll("tr.selected")) {
-    row.classList.remove("selected");
-    row.setAttribute("aria-selected", "false");
-  }
-  const old = previous && alerts.get(previous);
-  if (old && !matches(old)) upsertRow(old);
+  renderList();
 }
 
 function renderDetailLoading(alertId) {
   $("#detail-title").replaceChildren(alertId);
   $("#detail-sub").replaceChildren("Loading…");
+  $("#callback-card").replaceChildren();
   $("#detail-body").replaceChildren();
   setButtons(null);
 }
@@ -314,23 +398,149 @@ function chips(items, cls = "chip") {
   return h("span", { class: "chips" }, items.map((item) => h("span", { class: cls }, label(item))));
 }
 
+// Copy to the clipboard where the browser allows it; otherwise select the text
+// so Ctrl+C copies it.
+function copyButton(value, target) {
+  return h("button", {
+    type: "button",
+    class: "btn-copy",
+    title: `Copy ${value}`,
+    onclick: async (event) => {
+      const button = event.currentTarget;
+      try {
+        await navigator.clipboard.writeText(value);
+        button.textContent = "Copied";
+      } catch {
+        const range = document.createRange();
+        range.selectNodeContents(target);
+        getSelection().removeAllRanges();
+        getSelection().addRange(range);
+        button.textContent = "Ctrl+C";
+      }
+      setTimeout(() => { button.textContent = "Copy"; }, 2000);
+    },
+  }, "Copy");
+}
+
+function contactLine(kind, value) {
+  const href = kind === "phone" ? `tel:${value.replace(/\s+/g, "")}` : `mailto:${value}`;
+  const link = h("a", { class: `cb-value cb-${kind}`, href }, value);
+  return h("li", { class: "cb-line" },
+    h("span", { class: "cb-icon", "aria-hidden": "true" }, kind === "phone" ? "☎" : "✉"),
+    link, copyButton(value, link));
+}
+
+// What the advisor needs to call the customer back, first in the panel.
+function renderCallbackCard(alert) {
+  const card = $("#callback-card");
+  const customerId = alert.customer_id;
+  if (!customers.has(customerId)) {
+    card.replaceChildren(h("p", { class: "muted" }, "Loading the customer record…"));
+    return;
+  }
+  const record = customers.get(customerId);
+  if (!record) {
+    card.replaceChildren(
+      h("div", { class: "cb-name" }, customerId),
+      h("p", { class: "muted cb-none" }, customerId.startsWith("~")
+        ? "A provisional customer: the CRM has no record yet, so no phone or e-mail on file."
+        : "No CRM record for this customer, so no phone or e-mail on file."));
+    return;
+  }
+  const ids = record.identifiers || {};
+  const phones = ids.phones || [];
+  const emails = ids.emails || [];
+  card.replaceChildren(
+    h("div", { class: "cb-head" },
+      h("span", { class: "cb-name" }, record.name || customerId),
+      record.segment ? h("span", { class: `segment segment-${record.segment}` }, record.segment) : null),
+    h("div", { class: "cb-sub muted" }, customerId,
+      record.plan ? ` · ${label(record.plan)} plan` : "",
+      record.region ? ` · ${record.region}` : ""),
+    h("ul", { class: "cb-contacts" },
+      phones.map((p) => contactLine("phone", p)),
+      emails.map((e) => contactLine("email", e)),
+      phones.length || emails.length ? null
+        : h("li", { class: "muted" }, "No phone or e-mail in the CRM record.")),
+  );
+}
+
+function customerAlertsSection(alert) {
+  const open = openAlertsOf(alert.customer_id);
+  if (open.length < 2) return null;
+  return section(
+    `Open alerts for this customer (${open.length})`,
+    h("p", { class: "muted group-note" },
+      "One call-back covers them all: the actions below apply to every one of them."),
+    h("ol", { class: "customer-alerts", id: "customer-alerts" }, open.map((a) => h(
+      "li",
+      {
+        class: `ca-item${a.alert_id === alert.alert_id ? " current" : ""}`,
+        dataset: { refId: a.alert_id },
+        tabindex: "0",
+        title: "Show this alert",
+        onclick: () => { if (a.alert_id !== selectedId) select(a.alert_id); },
+      },
+      h("span", { class: `ca-status status-${a.status}` }, statusBadge(a.status)),
+      h("span", { class: "ca-score" }, `${a.score ?? "?"}/${a.scale_max ?? "?"}`),
+      h("span", { class: "ca-when" }, formatUtc(a.raised_at, "short")),
+      deadlineEl(a),
+      h("div", { class: "ca-comment" }, a.comment || h("span", { class: "muted" }, "no comment")),
+    ))),
+  );
+}
+
+function categoryWhy(alert) {
+  if (alert.categorised_by) {
+    return h("span", {}, `set by ${alert.categorised_by} when resolving`);
+  }
+  if (alert.category_reasons?.length) {
+    return h("ul", { class: "plain" }, alert.category_reasons.map((r) => h("li", {}, r)));
+  }
+  return h("span", { class: "muted" }, alert.category_rule ? `rule ${alert.category_rule}` : "no rule matched");
+}
+
+function historyLine(step) {
+  const recategorised = step.category_from && step.category_to;
+  return h(
+    "li", { dataset: { event: step.event } },
+    h("span", { class: "hist-when" }, formatUtc(step.at, "short")),
+    h("div", { class: "hist-what" },
+      h("strong", {}, label(step.event)),
+      step.actor ? ` by ${step.actor}` : "",
+      step.outcome ? h("span", { class: "chip" }, label(step.outcome)) : null,
+      recategorised
+        ? h("div", { class: "hist-recat" },
+          `Re-categorised by ${step.actor}: ${label(step.category_from)} → ${label(step.category_to)}`,
+          step.rule_from ? ` (rule ${step.rule_from} had decided)` : "")
+        : null,
+      // An `updated` step: the rated contact arrived and the rules could then decide.
+      !recategorised && step.category_to
+        ? h("div", { class: "hist-recat" }, `Category by the rules: ${label(step.category_to)}`)
+        : null,
+      step.note ? h("div", { class: "hist-note" }, step.note) : null),
+  );
+}
+
 function renderDetail(alert) {
   const body = $("#detail-body");
-  const scroll = body.scrollTop;
+  const scroller = $("#detail .detail-scroll");
+  const scroll = scroller.scrollTop;
   const panel = $("#detail");
   // Not data-alert-id: that attribute marks the list rows, and tests select
   // `[data-alert-id=...] .status`, which must find exactly one element.
   panel.dataset.detailId = alert.alert_id;
   panel.dataset.status = alert.status;
+  panel.dataset.customerId = alert.customer_id;
 
   $("#detail-title").replaceChildren(
     h("span", { class: "detail-id" }, alert.alert_id), " ",
     statusBadge(alert.status, { cls: "badge detail-status" }),
   );
   $("#detail-title").querySelector(".detail-status").id = "detail-status";
-  $("#detail-sub").replaceChildren(
-    "Customer ", h("strong", {}, alert.customer_id), " · raised ", timeEl(alert.raised_at),
-  );
+  $("#detail-sub").replaceChildren("raised ", timeEl(alert.raised_at), " · ",
+    UNACKNOWLEDGED.includes(alert.status) ? "acknowledge by " : "", deadlineEl(alert));
+  renderCallbackCard(alert);
 
   const scale = `${alert.scale_min ?? 1}–${alert.scale_max ?? 5}`;
   const survey = section(
@@ -344,15 +554,12 @@ function renderDetail(alert) {
       ["Scale", scale],
       ["Reason codes", chips(alert.reason_codes)],
       ["Category", h("span", { class: `cat cat-${alert.category}` }, label(alert.category))],
-      ["Why", alert.category_reasons?.length
-        ? h("ul", { class: "plain" }, alert.category_reasons.map((r) => h("li", {}, r)))
-        : h("span", { class: "muted" }, alert.category_rule ? `rule ${alert.category_rule}` : "no rule matched")],
+      ["Why", categoryWhy(alert)],
       alert.category_rule ? ["Rule", alert.category_rule] : null,
       ["Agent", alert.agent_id],
       ["Queue", alert.queue],
       ["Survey at", timeEl(alert.survey_occurred_at)],
       ["Latency", alert.latency_ms !== undefined ? `${alert.latency_ms} ms` : null],
-      ["Ack by", alert.ack_deadline ? timeEl(alert.ack_deadline) : null],
     ]),
   );
 
@@ -383,7 +590,7 @@ function renderDetail(alert) {
       ? h("ol", { class: "timeline" }, context.map((entry) => h(
         "li",
         { class: `tl-item${entry.rated ? " rated" : ""}`, dataset: { eventId: entry.event_id } },
-        h("div", { class: "tl-when" }, timeEl(entry.occurred_at, { short: true })),
+        h("div", { class: "tl-when" }, formatUtc(entry.occurred_at, "short")),
         h("div", { class: "tl-what" },
           channelBadge(entry.channel), " ", h("span", { class: "tl-type" }, entry.type),
           entry.rated ? h("span", { class: "tag tag-rated" }, "rated") : null,
@@ -392,24 +599,12 @@ function renderDetail(alert) {
       : h("p", { class: "muted" }, "No earlier interactions."),
   );
 
-  const history = alert.history || [];
   const historySection = section(
-    "History",
-    h("ol", { class: "history" }, history.map((step) => h(
-      "li", { dataset: { event: step.event } },
-      h("span", { class: "hist-when" }, timeEl(step.at, { short: true, relative: false })),
-      h("div", { class: "hist-what" },
-        h("strong", {}, label(step.event)),
-        step.actor ? ` by ${step.actor}` : "",
-        step.outcome ? h("span", { class: "chip" }, label(step.outcome)) : null,
-        step.category_from
-          ? ` (category ${label(step.category_from)} → ${label(alert.category)})` : "",
-        step.note ? h("div", { class: "hist-note" }, step.note) : null),
-    ))),
-  );
+    "History", h("ol", { class: "history" }, (alert.history || []).map(historyLine)));
 
-  body.replaceChildren(survey, ratedSection, contextSection, historySection);
-  body.scrollTop = scroll;
+  body.replaceChildren(...[customerAlertsSection(alert), survey, ratedSection, contextSection,
+    historySection].filter(Boolean));
+  scroller.scrollTop = scroll;
   setButtons(alert);
 }
 
@@ -428,18 +623,43 @@ export function summarise(entry) {
   return parts.join(" · ");
 }
 
-// Mirrors the worker's lifecycle: acknowledge from open or escalated, then
-// call-backs and resolve once acknowledged. Resolve stays clickable for any
-// unresolved alert so the service can say why it refuses (the lifecycle
-// requires an acknowledgement first).
+// --- actions ---------------------------------------------------------------------------
+
+// The alerts an action goes to: the shown one, or every open alert of the
+// customer when "all" is ticked; each still travels as its own action.
+function targets(alert) {
+  const open = openAlertsOf(alert.customer_id);
+  if (open.length > 1 && $("#act-all").checked) return open;
+  return [alert];
+}
+
+// Which of the targets an action applies to, mirroring the worker's lifecycle:
+// acknowledge from open or escalated, then call-backs and resolve once acknowledged.
+function applicable(kind, list) {
+  if (kind === "ack") return list.filter((a) => UNACKNOWLEDGED.includes(a.status));
+  return list.filter((a) => a.status === "acknowledged");
+}
+
 function setButtons(alert) {
   const status = alert?.status;
-  $("#ack").disabled = !(status === "open" || status === "escalated");
-  $("#callback").disabled = status !== "acknowledged";
-  $("#callback-outcome").disabled = status !== "acknowledged";
-  $("#resolve").disabled = !status || status === "resolved";
-  $("#resolve-category").disabled = !status || status === "resolved";
-  $("#action-note").disabled = !status || status === "resolved";
+  if (acting) return; // act() sets them again when its replies are in
+  const list = alert ? targets(alert) : [];
+  const open = alert ? openAlertsOf(alert.customer_id) : [];
+  $("#act-all-row").hidden = open.length < 2;
+  $("#act-all-count").textContent = String(open.length);
+  $("#ack").disabled = !applicable("ack", list).length;
+  $("#callback").disabled = !applicable("callback", list).length;
+  $("#callback-outcome").disabled = $("#callback").disabled;
+  // Resolve stays clickable for any unresolved alert so the service can say why
+  // it refuses (an acknowledgement comes first).
+  const unresolved = list.some((a) => a.status !== "resolved");
+  $("#resolve").disabled = !unresolved;
+  $("#resolve-category").disabled = !unresolved;
+  $("#action-note").disabled = !unresolved;
+  // Nothing left to do: the panel's room goes to the alert, not to disabled controls.
+  $("#detail .actions").classList.toggle("done", Boolean(alert) && !unresolved);
+  $("#actions-title").textContent = list.length > 1
+    ? `Act on all ${list.length} open alerts of this customer` : "Act on this alert";
   const hint = {
     open: "Take ownership before calling the customer back.",
     escalated: "Not acknowledged in time: take ownership now.",
@@ -462,43 +682,68 @@ function showActionError(message) {
   $("#action-error").hidden = false;
 }
 
+const DONE = { ack: "Acknowledged", callback: "Call-back recorded on", resolve: "Resolved" };
+
 async function act(kind) {
   const alertId = selectedId;
-  if (!alertId) return;
+  const shown = alerts.get(alertId);
+  if (!shown) return;
   const note = $("#action-note").value.trim();
   const body = {};
   if (note) body.note = note;
   if (kind === "callback") body.outcome = $("#callback-outcome").value;
   if (kind === "resolve" && $("#resolve-category").value) body.category = $("#resolve-category").value;
-  const path = { ack: "ack", callback: "callback", resolve: "resolve" }[kind];
+  const chosen = applicable(kind, targets(shown));
+  // Nothing applies (e.g. resolve before acknowledging): send it for the shown
+  // alert anyway, so the service's reason is what the advisor reads.
+  const list = chosen.length ? chosen : [shown];
   const buttons = ["#ack", "#callback", "#resolve"].map((s) => $(s));
   const wasDisabled = buttons.map((b) => b.disabled);
   for (const b of buttons) b.disabled = true;
+  acting = true;
   $("#detail").setAttribute("aria-busy", "true");
   clearActionMessages();
-  try {
-    const data = await api(`/api/alerts/${encodeURIComponent(alertId)}/${path}`, {
-      method: "POST", body,
-    });
-    const alert = data?.alert_id ? data : data?.alert;
-    if (selectedId === alertId) {
-      $("#action-note").value = "";
-      $("#action-ok").textContent = {
-        ack: "Acknowledged.", callback: "Call-back recorded.", resolve: "Resolved.",
-      }[kind];
-      $("#action-ok").hidden = false;
-    }
-    if (alert) receive(alert);
-    const current = alerts.get(alertId);
-    if (selectedId === alertId && current) renderDetail(current);
-  } catch (err) {
-    if (selectedId === alertId) {
-      showActionError(errorText(err));
-      buttons.forEach((b, i) => { b.disabled = wasDisabled[i]; });
-    }
-  } finally {
-    $("#detail").removeAttribute("aria-busy");
+  const results = await Promise.allSettled(list.map((a) => api(
+    `/api/alerts/${encodeURIComponent(a.alert_id)}/${kind}`, { method: "POST", body })));
+  acting = false;
+  $("#detail").removeAttribute("aria-busy");
+  const failures = [];
+  results.forEach((result, i) => {
+    if (result.status === "fulfilled") receive(result.value);
+    else failures.push(list.length > 1 ? `${list[i].alert_id}: ${errorText(result.reason)}` : errorText(result.reason));
+  });
+  if (selectedId !== alertId) return;
+  const done = results.length - failures.length;
+  if (done) {
+    $("#action-note").value = "";
+    updateNoteCount();
+    $("#action-ok").textContent = `${DONE[kind]} ${done === 1 && list.length === 1 ? "this alert" : `${done} alert${done === 1 ? "" : "s"}`}.`;
+    $("#action-ok").hidden = false;
   }
+  if (failures.length) {
+    showActionError(failures.join("\n"));
+    if (!done) buttons.forEach((b, i) => { b.disabled = wasDisabled[i]; });
+  }
+  const current = alerts.get(alertId);
+  if (current) renderDetail(current);
+}
+
+// The note's limit is the API's, read from its documentation so the page
+// cannot drift from it (schemas/alert-action.v1.json decides it).
+async function loadNoteLimit() {
+  try {
+    const response = await fetch("/openapi.json", { cache: "no-store" });
+    const limit = (await response.json())?.components?.schemas?.ActionNote?.maxLength;
+    if (Number.isInteger(limit)) $("#action-note").maxLength = limit;
+  } catch {
+    // Without it the box is unlimited and the API still refuses an over-long note.
+  }
+  updateNoteCount();
+}
+
+function updateNoteCount() {
+  const box = $("#action-note");
+  $("#note-count").textContent = box.maxLength > 0 ? `${box.value.length}/${box.maxLength}` : "";
 }
 
 // --- charts ------------------------------------------------------------------------
@@ -514,10 +759,8 @@ const COLORS = {
 };
 
 function periodLabel(period, kind) {
-  if (kind === "hour") return String(period).slice(11, 16) || period;
-  const date = new Date(`${period}T00:00:00Z`);
-  if (Number.isNaN(date.getTime())) return period;
-  return date.toLocaleDateString(undefined, { day: "numeric", month: "short", timeZone: "UTC" });
+  if (kind === "hour") return formatUtc(period, "hour");
+  return formatUtc(`${period}T00:00:00Z`, "date");
 }
 
 function percent(share) {
@@ -668,14 +911,30 @@ const chartsSoon = debounce(refreshCharts, CHART_AFTER_ALERT_MS);
 
 // --- wiring --------------------------------------------------------------------------
 
-function refreshRelativeTimes() {
-  const now = Date.now();
-  for (const el of document.querySelectorAll("time[datetime] .rel")) {
-    const value = el.parentElement.getAttribute("datetime");
-    el.textContent = fmtRelative(value, now);
+// Countdowns and relative times move on without any message arriving.
+function tick() {
+  renderList();
+  const shown = alerts.get(selectedId);
+  if (shown) {
+    for (const el of document.querySelectorAll("#detail time[datetime] .rel")) {
+      el.textContent = fmtRelative(el.parentElement.getAttribute("datetime"));
+    }
+    $("#detail-sub").querySelector(".deadline")?.replaceWith(deadlineEl(shown));
   }
-  for (const el of document.querySelectorAll("td.raised-at time[datetime]")) {
-    el.firstChild.textContent = fmtWhen(el.getAttribute("datetime"));
+}
+
+function onRowKey(e) {
+  const row = e.target.closest("tr[data-alert-id]");
+  if (!row) return;
+  if (e.key === "Enter" || e.key === " ") {
+    e.preventDefault();
+    select(row.dataset.alertId);
+  } else if (e.key === "ArrowDown") {
+    e.preventDefault();
+    row.nextElementSibling?.focus();
+  } else if (e.key === "ArrowUp") {
+    e.preventDefault();
+    row.previousElementSibling?.focus();
   }
 }
 
@@ -697,30 +956,20 @@ function wire() {
     });
   }
   $("#f-reset").addEventListener("click", () => {
-    filters = { statuses: new Set(DEFAULT_STATUSES), category: "", queue: "", agent: "" };
+    filters = { statuses: new Set(DEFAULT_STATUSES), category: "", queue: "", agent: "", sort: "raised" };
     writeFiltersToForm();
     onFiltersChanged();
   });
+  for (const button of document.querySelectorAll(".alerts-table th[data-sort] button")) {
+    button.addEventListener("click", () => setSort(button.closest("th").dataset.sort));
+  }
 
   const tbody = $("#alerts");
   tbody.addEventListener("click", (e) => {
     const row = e.target.closest("tr[data-alert-id]");
     if (row) select(row.dataset.alertId);
   });
-  tbody.addEventListener("keydown", (e) => {
-    const row = e.target.closest("tr[data-alert-id]");
-    if (!row) return;
-    if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      select(row.dataset.alertId);
-    } else if (e.key === "ArrowDown") {
-      e.preventDefault();
-      row.nextElementSibling?.focus();
-    } else if (e.key === "ArrowUp") {
-      e.preventDefault();
-      row.previousElementSibling?.focus();
-    }
-  });
+  tbody.addEventListener("keydown", onRowKey);
   $("#detail-close").addEventListener("click", closeDetail);
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && selectedId && !e.target.closest("select")) closeDetail();
@@ -728,11 +977,17 @@ function wire() {
   $("#ack").addEventListener("click", () => act("ack"));
   $("#callback").addEventListener("click", () => act("callback"));
   $("#resolve").addEventListener("click", () => act("resolve"));
-  setInterval(refreshRelativeTimes, 30_000);
+  $("#act-all").addEventListener("change", () => {
+    const shown = alerts.get(selectedId);
+    if (shown) setButtons(shown);
+  });
+  $("#action-note").addEventListener("input", updateNoteCount);
+  setInterval(tick, CLOCK_MS);
 }
 
 function start() {
   wire();
+  loadNoteLimit();
   if (!requireToken()) {
     $("#alerts-loading").hidden = true;
     updateCount();
@@ -758,4 +1013,4 @@ function start() {
 start();
 
 // For the console and tests: the alerts as this page holds them.
-window.cxtAdvisory = { alerts, refreshCharts, fmtDateTime };
+window.cxtAdvisory = { alerts, customers, refreshCharts, formatUtc };
