@@ -113,3 +113,49 @@ def test_up_runs_the_product_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)  # each runs in its own session
+
+
+def _gone(pid: int) -> bool:
+    """Ended: no such process, or a zombie nobody reaped yet (its ports are closed)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_sigkilled_up_takes_its_children_along(tmp_path: Path) -> None:
+    """An OOM kill or a closed terminal's hard kill gives `cxt up` no chance to stop its
+    children; the kernel must (PR_SET_PDEATHSIG), or they hold the ports of the next run."""
+    kafka_port, redis_port, web_port = (free_port() for _ in range(3))
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{kafka_port}",
+           "REDIS_URL": f"redis://localhost:{redis_port}/0",
+           "CXT_DASHBOARD_PORT": str(web_port), "CXT_WORKER_METRICS_PORT": "0",
+           "CXT_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
+    for name in ("CXT_API_TOKENS", "CXT_API_TOKENS_FILE"):
+        env.pop(name, None)
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen([sys.executable, "-m", "cxt", "up", "--no-demo"], cwd=REPO,
+                              env=env, stdout=out, stderr=subprocess.STDOUT)
+    children: list[int] = []
+    try:
+        _wait_for_line(log, "cx-timeline is running", up, timeout=120)
+        children = _children(up.pid)
+        # broker, Redis, worker, summaries, dashboard
+        assert len(children) >= 5, children
+        up.kill()
+        up.wait()
+        deadline = time.monotonic() + 30
+        while not all(_gone(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [pid for pid in children if not _gone(pid)]
+        assert not left, f"still running after cxt up was killed: {left}"
+        for port in (kafka_port, redis_port, web_port):
+            assert not port_in_use("127.0.0.1", port), port
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
