@@ -267,6 +267,10 @@ async def produce_lines(
         known = await existing_topics(producer)
         if topic is not None and topic not in known:
             raise MissingTopic(topic, 0)
+    except BaseException:
+        await producer.stop()
+        raise
+    try:
         for item in route_lines(_open_lines(lines), settings.topics, topic=topic):
             if isinstance(item, LineError):
                 report.skipped += 1
