@@ -290,3 +290,39 @@ def test_erasure_takes_the_channel_ids_and_the_waits_with_the_customer(stack: Lo
     before, after = asyncio.run(main())
     assert {keys.contact_ids(cid), keys.rated_waits(cid)} <= before
     assert after == set()
+
+
+def test_a_later_entry_of_the_same_call_updates_the_rated_contact_again(stack: LocalStack
+                                                                        ) -> None:
+    settings = isolated(stack.settings)
+    cid = _customer()
+    survey = _survey(cid, "k-two")
+    started = envelope("call", cid, event_type="call.started",
+                       occurred_at="2026-11-22T09:20:00Z", call_id="k-two")
+    ended = envelope("call", cid, event_type="call.ended", occurred_at="2026-11-22T09:31:00Z",
+                     call_id="k-two", transfers=2)
+    batches = [[Record(settings.topics.survey, 0, 1, None, orjson.dumps(survey))],
+               [Record(settings.topics.call, 0, 2, None, orjson.dumps(started))],
+               [Record(settings.topics.call, 0, 3, None, orjson.dumps(ended))],
+               [Record(settings.topics.call, 0, 4, None, orjson.dumps(started))]]  # again
+
+    async def main() -> list[list[dict]]:
+        client = AsyncRedis.from_url(settings.redis_url)
+        keys = Keys(settings.redis_prefix)
+        processor = Processor(
+            settings, TimelineStore(client, keys, max_entries=100, max_age_days=400),
+            AlertStore(client, keys, counters_ttl_days=400), load_rules(DEFAULT_RULES_PATH))
+        try:
+            published = [await processor.interactions(batch) for batch in batches]
+        finally:
+            await client.aclose()
+        return [[orjson.loads(m.value) for m in out if m.topic == settings.topics.alerts]
+                for out in published]
+
+    raised, by_started, by_ended, duplicate = asyncio.run(main())
+    assert [(a["event"], a["version"]) for a in raised] == [("raised", 1)]
+    assert [(a["event"], a["version"], a["rated_contact"]["event_id"], a["category"])
+            for a in by_started] == [("updated", 2, started["event_id"], "unclassified")]
+    assert [(a["event"], a["version"], a["rated_contact"]["event_id"], a["category"])
+            for a in by_ended] == [("updated", 3, ended["event_id"], "skill")]
+    assert duplicate == []  # the call.started again (another record) changes nothing
