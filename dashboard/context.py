@@ -31,6 +31,7 @@ from dashboard.prompts import (
     normalise_intent,
     resolve_intent,
 )
+from streams.rated import contact_ids
 from streams.validate import is_bottom_2_box, survey_scale
 
 OPEN_STATUSES = ("open", "escalated", "acknowledged")  # acknowledged is still being worked
@@ -126,6 +127,17 @@ def _rated_id(entry: Mapping[str, Any]) -> str | None:
     return rated if isinstance(rated, str) and rated else None
 
 
+def entries_by_id(entries: Iterable[dict]) -> dict[str, dict]:
+    """Entries by every id a survey's `contact_id` may name them by (event id, channel
+    ids); the latest-occurred wins a shared channel id, as in the worker's index."""
+    out: dict[str, dict] = {}
+    for entry in sorted(entries, key=lambda e: str(e.get("occurred_at"))):
+        for key in (entry.get("event_id"), *contact_ids(entry)):
+            if isinstance(key, str):
+                out[key] = entry
+    return out
+
+
 def is_relevant(entry: dict, intent: str | None, config: AgentConfig, *,
                 by_id: Mapping[str, dict] | None = None) -> bool:
     """Whether `entry` is about `intent`.
@@ -133,7 +145,7 @@ def is_relevant(entry: dict, intent: str | None, config: AgentConfig, *,
     Its payload's intent or IVR path names the intent, or one of the intent's
     keywords starts a word of its subject, comment, text or reason codes.  A
     survey is also relevant when the contact it rates is: pass the timeline's
-    entries by event_id as `by_id` to look that contact up.
+    `entries_by_id` as `by_id` to look that contact up.
     """
     intent = normalise_intent(intent)
     if intent is None or not isinstance(entry, dict):
@@ -223,11 +235,11 @@ def _order(
 
 
 def _ids(members: list[dict]) -> set[Any]:
-    """What a survey or an alert may name a contact by: its entries' event ids, and
-    the channel's own id (call_id, chat_id) of a merged contact."""
-    ids = {e.get("event_id") for e in members}
-    if len(members) > 1 and (key := contact_key(members[0])) is not None:
-        ids.add(key[1])
+    """What a survey or an alert may name a contact by: its entries' event ids and
+    the channel's own ids (streams.rated, the worker's own rule for a `contact_id`)."""
+    ids: set[Any] = {e.get("event_id") for e in members}
+    for entry in members:
+        ids.update(contact_ids(entry))
     return ids
 
 

@@ -19,6 +19,7 @@ from dashboard.context import (
     OPEN_STATUSES,
     build_context,
     display_fields,
+    entries_by_id,
     format_value,
     humanise,
     is_relevant,
@@ -339,8 +340,8 @@ def test_build_context_on_a_long_simulated_timeline(shipped: AgentConfig) -> Non
     events = result["events"]
     assert len(events) == 30
     relevant = [e for e in events if e["relevance"] == "intent"]
-    assert relevant and all(is_relevant(e, intent, shipped, by_id={
-        x["event_id"]: x for x in entries}) for e in relevant)
+    by_id = entries_by_id(entries)
+    assert relevant and all(is_relevant(e, intent, shipped, by_id=by_id) for e in relevant)
     order = {"intent": 0, "alert": 1, "other": 2}
     assert [order[e["relevance"]] for e in events] == sorted(order[e["relevance"]]
                                                             for e in events)
@@ -423,6 +424,24 @@ def test_a_merged_call_is_tied_to_an_alert_and_a_survey_by_any_of_its_ids() -> N
         assert [(e["event_id"], e["relevance"]) for e in ranked] == [
             ("end-1", "alert"), ("chat-1", "other")], rated
         assert ranked[0]["flags"] == ["open_alert"]
+
+
+def test_a_single_entry_contact_is_tied_by_its_channel_id() -> None:
+    # Survey tools name the rated contact by the channel's own id (issue 12): a lone
+    # call.ended, an e-mail or a post named so must be tied as an event id would be.
+    lone = [entry("end-9", "call", "ended", 5, call_id="nt9", intent="billing"),
+            entry("mail-1", "email", "received", 9, message_id="m-1", thread_id="t-1"),
+            entry("chat-2", "chat", "ended", 20, chat_id="ch-2")]
+    survey = entry("s2", "survey", "response", 1, score=1, contact_id="nt9")
+    ranked = rank([survey, *lone], intent="billing", contact_event_id=None, open_alerts=[],
+                  config=CONFIG)
+    assert [(e["event_id"], e["relevance"]) for e in ranked][:2] == [
+        ("s2", "intent"), ("end-9", "intent")]
+    for rated, tied in (("nt9", "end-9"), ("t-1", "mail-1"), ("m-1", "mail-1"),
+                        ("ch-2", "chat-2")):
+        ranked = rank(lone, intent="delivery", contact_event_id=None,
+                      open_alerts=[alert("s9", rated)], config=CONFIG)
+        assert ranked[0]["event_id"] == tied and ranked[0]["relevance"] == "alert", rated
 
 
 def test_counts_count_contacts_not_entries() -> None:
