@@ -309,6 +309,7 @@ def test_overdue_alerts_are_marked_and_sort_first_and_resolved_ones_have_no_coun
     expect(overdue).to_have_attribute("data-kind", "overdue")
     expect(overdue).to_have_class("deadline deadline-overdue")
     expect(overdue.locator(".deadline-left")).to_contain_text("overdue")
+    _assert_inside(overdue, _row(page, late).locator(".col-deadline"))
 
     def order() -> list[str]:
         ids = page.locator("#alerts tr").evaluate_all("rows => rows.map(r => r.dataset.customerId)")
