@@ -192,7 +192,9 @@ def print_alert(alert: dict, out: TextIO = sys.stdout) -> None:
         out.write(f"  comment: {alert['comment']!r}\n")
     if alert.get("reason_codes"):
         out.write(f"  reason codes: {', '.join(alert['reason_codes'])}\n")
-    if alert.get("category_reasons"):
+    if alert.get("categorised_by"):
+        out.write(f"  categorised by {alert['categorised_by']} (re-categorised by hand)\n")
+    elif alert.get("category_reasons"):
         out.write(f"  categorised by rule {alert.get('category_rule')!r}: "
                   f"{'; '.join(alert['category_reasons'])}\n")
     out.write(f"  raised {alert['raised_at']} ({alert['latency_ms']} ms after the survey reached "
@@ -202,6 +204,9 @@ def print_alert(alert: dict, out: TextIO = sys.stdout) -> None:
         who = f" by {step['actor']}" if step.get("actor") else ""
         extra = f" ({step['outcome']})" if step.get("outcome") else ""
         note = f": {step['note']}" if step.get("note") else ""
+        if step.get("category_to"):
+            was = f"{step['category_from']} -> " if step.get("category_from") else "set to "
+            extra += f" (category {was}{step['category_to']})"
         out.write(f"    {step['at']}  {step['event']}{who}{extra}{note}\n")
     out.write("  recent interactions (newest first, * = rated contact):\n")
     for entry in alert["context"]:

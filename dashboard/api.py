@@ -30,7 +30,7 @@ from dashboard.services import Services
 from schemas.registry import load_schema
 from streams.alerts import CALLBACK_OUTCOMES, RESOLVED, STATUSES
 from streams.rules import CATEGORIES
-from streams.survey_metrics import rows_to_json
+from streams.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
 
 EVERYONE = ("advisor", "agent", "service")
 ADVISORY = ("advisor", "service")
@@ -261,8 +261,8 @@ async def survey_metrics(request: Request) -> FastJSONResponse:
         raise bad_request("days= goes with period=day; use hours= for period=hour")
     if period == "day" and "hours" in query.params:
         raise bad_request("hours= goes with period=hour; use days= for period=day")
-    span = (query.integer("hours", 24, 1, 24 * 31) if period == "hour"
-            else query.integer("days", 30, 1, 400))
+    span = (query.integer("hours", 24, 1, MAX_HOURS) if period == "hour"
+            else query.integer("days", 30, 1, MAX_DAYS))
     rows = await survey_rows_from(
         _services(request).alerts,
         hours=span if period == "hour" else None, days=span if period == "day" else None,

@@ -53,3 +53,19 @@ def test_resolving_with_the_same_category_keeps_the_rule() -> None:
     assert resolved["category_rule"] == "price-complaints"
     assert "categorised_by" not in resolved
     assert "category_from" not in resolved["history"][-1]
+
+
+def test_the_cli_shows_who_re_categorised_an_alert_not_the_rule() -> None:
+    import io
+
+    from cxt.alerts import print_alert
+
+    resolved = _resolve(_alert(score=1, scale_max=5, customer_id="C-1", raised_at=NOW,
+                               latency_ms=5, ack_deadline=NOW, context=[]), category="skill")
+    assert isinstance(resolved, dict)
+    out = io.StringIO()
+    print_alert(resolved, out)
+    text = out.getvalue()
+    assert "categorised by adv-ana" in text
+    assert "categorised by rule" not in text
+    assert "resolved by adv-ana (category business_operations -> skill)" in text
