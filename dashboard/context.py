@@ -129,7 +129,7 @@ def _rated_id(entry: Mapping[str, Any]) -> str | None:
 
 def entries_by_id(entries: Iterable[dict]) -> dict[str, dict]:
     """Entries by every id a survey's `contact_id` may name them by (event id, channel
-    ids); the latest-occurred wins a shared channel id, as in the worker's index."""
+    ids); the latest-occurred wins a shared channel id, as in the worker's lookup."""
     out: dict[str, dict] = {}
     for entry in sorted(entries, key=lambda e: str(e.get("occurred_at"))):
         for key in (entry.get("event_id"), *contact_ids(entry)):

@@ -6,8 +6,9 @@ was filed under when it was (re)delivered.  The customer's set
 (`cxt:{C-1001}:alerts`) lists their alert ids; two global sorted sets list
 alerts by raised time (`cxt:alerts:recent`) and by acknowledgement deadline
 (`cxt:alerts:due`, for escalation).  An alert raised before its rated contact
-arrived is listed in the customer's waits (`cxt:{C-1001}:rwait`), which the
-timeline insert reports when the contact comes.  Survey counters are one hash
+arrived is listed in the customer's waits (`cxt:{C-1001}:rwait`) by the very
+script call that looked for the contact, and the timeline insert reports it
+when the contact comes.  Survey counters are one hash
 per UTC hour (`cxt:{m:2026112210}:n`), counted once per survey event thanks
 to a set of counted event ids kept beside it for a week.
 """
@@ -21,7 +22,8 @@ import orjson
 from redis.asyncio import Redis
 
 from streams.keys import Keys
-from streams.scripts import run_scripts
+from streams.rated import needles
+from streams.scripts import ScriptCall, run_scripts
 from streams.store import AddResult, RatedWait, classify_insert
 
 # KEYS: alert key.  ARGV: JSON.  1 when stored, else the stored JSON.
@@ -62,31 +64,106 @@ if counted > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return counted
 """
 
-# KEYS: the customer's rated-contact waits, channel-id index, entries hash.  ARGV:
-# contact_id, alert_id, TTL.  1 when the contact is stored already (nothing written),
-# else 0 after adding the alert to those waiting for it.  Atomic with the entry insert
-# (same slot), so an entry stored by another worker is either seen here or sees this.
-_WAIT = """
-local hit = redis.call('HGET', KEYS[2], ARGV[1])
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1
-    or (hit and redis.call('HEXISTS', KEYS[3], hit) == 1) then
-  return 1
+# An alert's view of its customer's timeline, in one atomic call.  KEYS: the customer's
+# timeline zset, entries hash and rated-contact waits.  ARGV: context size, scan chunk
+# size, contact_id ('' for none), alert_id ('' to register no wait), wait TTL, contact_id
+# as JSON spells it inside a string, then (needle, field, channel) triples
+# (streams.rated.needles).
+# Replies {rated entry or nil, the newest context-size entries...}.  The rated entry:
+# the one whose event_id is contact_id, else the newest (by occurred_at, ties in zset
+# order) whose channel's field holds contact_id.  Nothing is indexed when entries are
+# stored, so this scans the timeline newest first, testing each stored JSON for the
+# needles before decoding it.  When nothing is found and an alert_id is given, the
+# alert is added to those waiting for contact_id, in the same call: an entry insert
+# (same slot) either ran before and was found, or runs after and sees the wait.
+_RATED = """
+local timeline, entries, waits = KEYS[1], KEYS[2], KEYS[3]
+local size, chunk = tonumber(ARGV[1]), tonumber(ARGV[2])
+local contact_id, alert_id = ARGV[3], ARGV[4]
+local function bodies(first, last)
+  local ids = redis.call('ZREVRANGE', timeline, first, last)
+  if #ids == 0 then return {} end
+  return redis.call('HMGET', entries, unpack(ids))
 end
-local waiting = redis.call('HGET', KEYS[1], ARGV[1])
-if not waiting then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-elseif not string.find(' ' .. waiting .. ' ', ' ' .. ARGV[2] .. ' ', 1, true) then
-  redis.call('HSET', KEYS[1], ARGV[1], waiting .. ' ' .. ARGV[2])
+-- Whether this stored JSON is an entry whose channel's field holds contact_id.  Most
+-- bodies do not contain contact_id at all: one plain find for it rules them out.
+local function carries(body)
+  if not string.find(body, ARGV[6], 1, true) then return false end
+  for t = 7, #ARGV, 3 do
+    if string.find(body, ARGV[t], 1, true) then
+      local ok, entry = pcall(cjson.decode, body)
+      local payload = ok and type(entry) == 'table' and entry['payload']
+      if type(payload) == 'table' and entry['channel'] == ARGV[t + 2]
+          and payload[ARGV[t + 1]] == contact_id then
+        return true
+      end
+    end
+  end
+  return false
 end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 0
+local function first_carrier(found)
+  for i = 1, #found do
+    if found[i] and carries(found[i]) then return found[i] end
+  end
+  return false
+end
+-- The newest entries are read already; the rest of the timeline follows in chunks,
+-- until a hit or a chunk comes back empty.
+local function rated(newest)
+  local hit = redis.call('HGET', entries, contact_id)
+  if hit then return hit end
+  local found, start = newest, size
+  hit = first_carrier(found)
+  while not hit and #found > 0 do
+    found = bodies(start, start + chunk - 1)
+    hit = first_carrier(found)
+    start = start + chunk
+  end
+  return hit
+end
+local function wait()
+  local waiting = redis.call('HGET', waits, contact_id)
+  if not waiting then
+    redis.call('HSET', waits, contact_id, alert_id)
+  elseif not string.find(' ' .. waiting .. ' ', ' ' .. alert_id .. ' ', 1, true) then
+    redis.call('HSET', waits, contact_id, waiting .. ' ' .. alert_id)
+  end
+  redis.call('EXPIRE', waits, ARGV[5])
+end
+local newest = bodies(0, size - 1)
+local reply = {false}
+for i = 1, #newest do
+  if newest[i] then reply[#reply + 1] = newest[i] end
+end
+if contact_id == '' then return reply end
+reply[1] = rated(newest)
+if not reply[1] and alert_id ~= '' then wait() end
+return reply
 """
+# Entries per ZREVRANGE/HMGET step of that scan: small steps would cost calls, large
+# ones memory held at once for a hit that is usually near the newest.
+SCAN_CHUNK = 200
 
 COUNTED_IDS_TTL_S = 7 * 86_400
 # How long an alert waits for a rated contact that has not arrived: a contact weeks
 # late would be a source's bug, and the wait must not be kept for ever.
 RATED_WAIT_TTL_S = 7 * 86_400
 RECENT_ALERTS_KEPT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class RatedLookup:
+    customer_id: str
+    contact_id: str | None  # as the survey names its contact; None: it names none
+    context_size: int  # how many of the newest entries to return (at least 1)
+    # The alert to register as waiting for the contact when it is not stored; None: none.
+    alert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rated:
+    context: list[dict]  # the customer's newest entries, newest first
+    contact: dict | None  # the rated entry; None: not stored (or no contact_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,42 +181,31 @@ class AlertStore:
         self._put_new = redis.register_script(_PUT_NEW)
         self._replace = redis.register_script(_REPLACE)
         self._count = redis.register_script(_COUNT_SURVEYS)
-        self._wait = redis.register_script(_WAIT)
+        self._rated = redis.register_script(_RATED)
 
     # -- raising ------------------------------------------------------------------
 
-    async def context(self, wanted: Sequence[tuple[str, str | None]], size: int
-                      ) -> list[tuple[list[dict], dict | None]]:
-        """For each (customer_id, contact_id): newest entries, and the rated entry: the one
-        whose event_id is contact_id, else the one the channel-id index names for it."""
-        pipe = self.redis.pipeline(transaction=False)
-        for cid, contact_id in wanted:
-            pipe.zrevrange(self.keys.timeline(cid), 0, size - 1)
-            pipe.hget(self.keys.contact_ids(cid), contact_id or "")
-        first = await pipe.execute()
-        pipe = self.redis.pipeline(transaction=False)
-        for (cid, contact_id), ids, indexed in zip(wanted, first[::2], first[1::2],
-                                                   strict=True):
-            pipe.hmget(self.keys.entries(cid), [*ids, contact_id or "", indexed or ""])
-        out = []
-        for bodies in await pipe.execute():
-            entries = [orjson.loads(b) for b in bodies[:-2] if b is not None]
-            rated = next((b for b in bodies[-2:] if b is not None), None)
-            out.append((entries, None if rated is None else orjson.loads(rated)))
-        return out
-
-    async def wait_for_contacts(self, waits: Sequence[tuple[str, str, str]]) -> list[bool]:
-        """For each (customer_id, contact_id, alert_id) of an alert raised without its
-        rated contact: remember that the alert waits for it, so that the entry's insert
-        reports it (`TimelineStore.add_entries`).  True where the contact has arrived
-        meanwhile (another worker stored it between our lookup and now): update now."""
-        if not waits:
+    async def rated_contacts(self, wanted: Sequence[RatedLookup]) -> list[Rated]:
+        """For each lookup: the customer's newest entries and the rated entry (see
+        `_RATED`), and the alert registered as waiting for its contact where the
+        contact is not stored: one script call each, one round trip."""
+        if not wanted:
             return []
-        replies = await run_scripts(self.redis, [
-            (self._wait, [self.keys.rated_waits(cid), self.keys.contact_ids(cid),
-                          self.keys.entries(cid)], [contact_id, alert_id, RATED_WAIT_TTL_S])
-            for cid, contact_id, alert_id in waits])
-        return [reply == 1 for reply in replies]
+        replies = await run_scripts(self.redis, [self._rated_call(w) for w in wanted])
+        return [Rated([orjson.loads(b) for b in reply[1:]],
+                      None if reply[0] is None else orjson.loads(reply[0]))
+                for reply in replies]
+
+    def _rated_call(self, w: RatedLookup) -> ScriptCall:
+        cid, contact_id = w.customer_id, w.contact_id or ""
+        # The needles are computed here, where orjson spells them as the stored JSON does.
+        found_by = [orjson.dumps(contact_id)[1:-1],
+                    *(part for triple in needles(contact_id) for part in triple)
+                    ] if contact_id else []
+        return (self._rated,
+                [self.keys.timeline(cid), self.keys.entries(cid), self.keys.rated_waits(cid)],
+                [w.context_size, SCAN_CHUNK, contact_id, w.alert_id or "", RATED_WAIT_TTL_S,
+                 *found_by])
 
     async def move_waits(self, from_id: str, to_id: str) -> list[RatedWait]:
         """Waits of a provisional profile's alerts, moved to the customer it was linked to
@@ -147,13 +213,15 @@ class AlertStore:
         waits = await self.redis.hgetall(self.keys.rated_waits(from_id))
         if not waits:
             return []
-        wanted = [(to_id, ref.decode(), alert_id) for ref, ids in waits.items()
-                  for alert_id in ids.decode().split()]
-        arrived = await self.wait_for_contacts(wanted)
+        pending = [(ref.decode(), alert_id) for ref, ids in waits.items()
+                   for alert_id in ids.decode().split()]
+        found = await self.rated_contacts([RatedLookup(to_id, ref, 1, alert_id)
+                                           for ref, alert_id in pending])
         await self.redis.hdel(self.keys.rated_waits(from_id), *waits)
         # retry: this may be a repeat after a crash, when the update may be done but unsent.
-        return [RatedWait(cid, ref, (alert_id,), retry=True)
-                for (cid, ref, alert_id), found in zip(wanted, arrived, strict=True) if found]
+        return [RatedWait(to_id, ref, (alert_id,), retry=True)
+                for (ref, alert_id), rated in zip(pending, found, strict=True)
+                if rated.contact is not None]
 
     async def entries(self, customer_id: str, event_ids: Sequence[str]) -> list[dict | None]:
         bodies = await self.redis.hmget(self.keys.entries(customer_id), list(event_ids))

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import orjson
 
 from streams.keys import PROVISIONAL_MARK, provisional_id
-from streams.rated import contact_ids
 from streams.store import AddResult, NewEntry, RatedWait, TimelineStore
 from streams.validate import Interaction, identity_keys
 
@@ -78,8 +77,8 @@ async def link(store: TimelineStore, pid: str, customer_id: str) -> Linked:
     """Move a provisional profile's entries to the customer.
 
     Safe to repeat after a crash at any point: entries are added idempotently
-    before the provisional profile is dropped.  The customer's channel-id index
-    gains the moved entries' ids as they are added.
+    before the provisional profile is dropped.  Adding them reports the customer's
+    alerts that wait for one of them as their rated contact.
     """
     moved: list[NewEntry] = []
     for stored in await store.take_all(pid):
@@ -92,7 +91,6 @@ async def link(store: TimelineStore, pid: str, customer_id: str) -> Linked:
                      entry.get("source") or {}, entry)
         )
     added = await store.add_entries(moved)
-    await store.drop_entries(pid, [e.event_id for e in moved],
-                             [ref for e in moved for ref in contact_ids(e.entry)])
+    await store.drop_entries(pid, [e.event_id for e in moved])
     return Linked([e for e, r in zip(moved, added.results, strict=True)
                    if r is not AddResult.DUPLICATE], added.waits)

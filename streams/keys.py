@@ -44,11 +44,6 @@ class Keys:
         """Hash: event_id -> timeline entry (JSON)."""
         return f"{self.prefix}:{{{customer_id}}}:ev"
 
-    def contact_ids(self, customer_id: str) -> str:
-        """Hash: a channel's own id of an interaction (call_id, chat_id, message_id,
-        thread_id, post_id) -> the event_id of the latest-occurred entry carrying it."""
-        return f"{self.prefix}:{{{customer_id}}}:chid"
-
     def rated_waits(self, customer_id: str) -> str:
         """Hash: a survey's contact_id not in the timeline when its alert was raised ->
         the ids of the alerts waiting for it (space-separated); expires a week after

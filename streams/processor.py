@@ -15,12 +15,13 @@ from collections.abc import Sequence
 import orjson
 
 from cxt.settings import Settings
-from streams.alert_store import AlertStore, SurveyCount
+from streams.alert_store import AlertStore, RatedLookup, SurveyCount
 from streams.alerts import (
     CONTEXT_SIZE,
     ESCALATED,
     UNACKNOWLEDGED,
     ActionRejected,
+    alert_id_for,
     apply_action,
     escalate,
     has_action,
@@ -112,47 +113,49 @@ class Processor:
         bottom = [(e, r) for e, r in surveys if _is_bottom_2_box(e.entry["payload"])]
         if not bottom:
             return []
-        contexts = await self.alerts.context(
-            [(e.customer_id, e.entry["payload"].get("contact_id")) for e, _ in bottom],
-            CONTEXT_SIZE)
+        # One script call per survey gives its context and rated contact and, when the
+        # contact is not stored yet, registers the alert's wait for it.  Alert ids are
+        # deterministic, so the wait may precede the alert: a contact stored in between
+        # finds no alert to update, which `_catch_up_rated` makes good below (and after a
+        # crash in between, the survey's redelivery finds the contact when raising).
+        found = await self.alerts.rated_contacts([
+            RatedLookup(e.customer_id, e.entry["payload"].get("contact_id"), CONTEXT_SIZE,
+                        alert_id_for(e.event_id)) for e, _ in bottom])
         now_ms = int(time.time() * 1000)
-        raised = [self._raise(e.entry, r, context, rated, now_ms)
-                  for (e, r), (context, rated) in zip(bottom, contexts, strict=True)]
+        raised = [self._raise(e.entry, r, rated.context, rated.contact, now_ms)
+                  for (e, r), rated in zip(bottom, found, strict=True)]
         stored = await self.alerts.put_new(raised, now_ms, self.ack_timeout_ms)
         # A redelivered survey republishes its alert only while nothing has happened to
         # it since (version 1): a later state must not be announced as "raised" again.
         out = [self._alert_out(alert) for result, alert in stored
                if result is AddResult.NEW
                or (result is AddResult.REDELIVERED and alert["version"] == 1)]
-        return out + await self._wait_for_rated(bottom, raised, stored)
+        return out + await self._catch_up_rated(bottom, stored)
 
-    async def _wait_for_rated(self, bottom: Sequence[tuple[NewEntry, Record]],
-                              raised: Sequence[dict], stored: Sequence[tuple[AddResult, dict]]
-                              ) -> list[Outgoing]:
-        """Alerts whose rated contact is not stored yet wait for it (the insert of the
-        contact reports them); one that arrived meanwhile is rated at once."""
-        waiting = [(e.customer_id, alert["contact_id"], alert["alert_id"], result)
-                   for (e, _), alert, (result, _) in zip(bottom, raised, stored, strict=True)
-                   if alert["contact_id"] and alert["rated_contact"] is None]
-        if not waiting:
-            return []
-        arrived = await self.alerts.wait_for_contacts([w[:3] for w in waiting])
+    async def _catch_up_rated(self, bottom: Sequence[tuple[NewEntry, Record]],
+                              stored: Sequence[tuple[AddResult, dict]]) -> list[Outgoing]:
+        """Alerts stored without a rated contact that is there now: another worker stored
+        it after our lookup registered the wait but before the alert existed, or the alert
+        was stored (before a crash) without the contact this redelivery found.  Only the
+        alerts without a contact look again."""
         return await self._rated_late([
-            RatedWait(cid, ref, (alert_id,), retry=result is not AddResult.NEW)
-            for (cid, ref, alert_id, result), found in zip(waiting, arrived, strict=True)
-            if found])
+            RatedWait(e.customer_id, alert["contact_id"], (alert["alert_id"],),
+                      retry=result is not AddResult.NEW)
+            for (e, _), (result, alert) in zip(bottom, stored, strict=True)
+            if alert["contact_id"] and alert["rated_contact"] is None])
 
     async def _rated_late(self, waits: Sequence[RatedWait]) -> list[Outgoing]:
         """Publish `updated` alerts that now have the rated contact they waited for."""
         if not waits:
             return []
-        found = await self.alerts.context([(w.customer_id, w.ref) for w in waits], CONTEXT_SIZE)
+        found = await self.alerts.rated_contacts(
+            [RatedLookup(w.customer_id, w.ref, CONTEXT_SIZE) for w in waits])
         out: list[Outgoing] = []
-        for wait, (context, rated) in zip(waits, found, strict=True):
-            if rated is None:  # trimmed since, or erased
+        for wait, rated in zip(waits, found, strict=True):
+            if rated.contact is None:  # not there (yet), trimmed since, or erased
                 continue
             for alert_id in wait.alert_ids:
-                updated = await self._rate(alert_id, wait, context, rated)
+                updated = await self._rate(alert_id, wait, rated.context, rated.contact)
                 if updated is not None:
                     out.append(self._alert_out(updated))
         return out

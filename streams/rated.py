@@ -2,11 +2,16 @@
 
 A survey tool names the contact it rates by whatever id it knows: our
 `event_id`, or more often the channel's own id (PRODUCT.md, "Rated contact").
-Each timeline entry's channel ids go into a per-customer index
-(`Keys.contact_ids`) written in the same script call as the entry itself.
+Nothing is indexed for it when an entry is stored (only ~0.6% of events are
+bottom-2-box surveys that need a rated contact): the rare survey that names a
+channel id pays for a scan of its customer's timeline instead
+(`streams.alert_store`), and an entry's insert decodes the entry only when its
+customer has alerts waiting for a contact (`streams.store`).
 """
 
 from __future__ import annotations
+
+import orjson
 
 # Per channel, the payload fields that name the interaction in its own system.  A survey
 # is not a contact and is never rated, so it has none.
@@ -16,18 +21,26 @@ CONTACT_ID_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("message_id", "thread_id"),
     "social": ("post_id",),
 }
-# Every such field, for the script that forgets the ids of entries it trims.
-ALL_CONTACT_ID_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(
-    name for names in CONTACT_ID_FIELDS.values() for name in names))
+# The same as (field, channel) pairs, the form the Lua scripts take.
+CONTACT_ID_PAIRS: tuple[tuple[str, str], ...] = tuple(
+    (name, channel) for channel, names in CONTACT_ID_FIELDS.items() for name in names)
 
 
 def contact_ids(entry: dict) -> list[str]:
-    """The channel ids a survey's `contact_id` may use for this timeline entry (on the
-    hot path: one call per accepted event)."""
+    """The channel ids a survey's `contact_id` may use for this timeline entry."""
     names = CONTACT_ID_FIELDS.get(entry.get("channel"))  # type: ignore[arg-type]
     payload = entry.get("payload")
     if not names or not isinstance(payload, dict):
         return []
     ids = [v for name in names if isinstance(v := payload.get(name), str) and v]
-    # An e-mail whose thread_id is its message_id is indexed once.
+    # An e-mail whose thread_id is its message_id names it once.
     return list(dict.fromkeys(ids)) if len(ids) > 1 else ids
+
+
+def needles(contact_id: str) -> list[tuple[bytes, str, str]]:
+    """(needle, field, channel) per pair: `needle` is how a stored entry's JSON spells
+    that field holding `contact_id` (orjson writes compact JSON, so the same escaping
+    and no spaces), a cheap plain-substring test before a candidate is decoded."""
+    value = orjson.dumps(contact_id)
+    return [(b'"' + name.encode() + b'":' + value, name, channel)
+            for name, channel in CONTACT_ID_PAIRS]

@@ -2,12 +2,11 @@
 
 A customer's timeline is two keys sharing the customer's hash tag (see
 `streams.keys`): a sorted set ordering event ids by `occurred_at` and a hash
-holding each entry's JSON, beside an index of the entries' channel ids
-(`streams.rated`) for surveys' rated contacts.  One Lua script inserts an
-entry into all three and trims retention atomically, so a worker killed
-between two commands can never leave half an entry behind.  Every public
-method costs one round trip for a whole batch (a pipeline), whatever the
-batch size.
+holding each entry's JSON.  One Lua script inserts an entry into both and
+trims retention atomically, so a worker killed between two commands can never
+leave half an entry behind; the same call reports the alerts waiting for the
+entry as their rated contact.  Every public method costs one round trip for a
+whole batch (a pipeline), whatever the batch size.
 """
 
 from __future__ import annotations
@@ -24,68 +23,51 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from streams.keys import Keys, slot_groups
-from streams.rated import ALL_CONTACT_ID_FIELDS, contact_ids
+from streams.rated import CONTACT_ID_PAIRS
 from streams.scripts import ScriptCall, run_scripts
 
 # One call stores many entries (a batch, or the part of it in one cluster slot).
-# KEYS: per entry its timeline zset, entries hash, channel-id index and rated-contact
-# waits (streams.keys).  ARGV: max entries, min score (oldest occurred ms kept), the
-# number k of channel-id field names, those k names, then per entry: event_id, score
-# (occurred ms), entry JSON, the number n of its channel ids, those n ids.
+# KEYS: per entry its timeline zset, entries hash and rated-contact waits (streams.keys).
+# ARGV: max entries, min score (oldest occurred ms kept), the number k of channel-id
+# fields, k (field, channel) pairs (streams.rated), then per entry: event_id, score
+# (occurred ms), entry JSON.
 # Replies per entry 1 when inserted, else the stored JSON (so the caller can tell our
 # own redelivery from a source duplicate without a second round trip), then one list
 # of (entry number, ref, alert ids) triples: a survey's contact_id an entry answers
 # (its event_id or a channel id) and the alerts that wait for it, for new and already
-# stored entries alike (a redelivery after a crash must still update them).  Insert,
-# index and trim happen in one script, so a worker killed mid-batch never leaves half
-# an entry behind.
+# stored entries alike (a redelivery after a crash must still update them).  Insert
+# and trim happen in one script, so a worker killed mid-batch never leaves half an
+# entry behind.
 _ADD_ENTRIES = """
 local max_entries = tonumber(ARGV[1])
 local too_old = '(' .. ARGV[2]
-local id_fields = {}
-for f = 1, tonumber(ARGV[3]) do id_fields[f] = ARGV[3 + f] end
--- Forget the channel ids of entries about to be dropped, where they still name them.
-local function unindex(entries, index, ids)
-  for _, id in ipairs(ids) do
-    local ok, entry = pcall(cjson.decode, redis.call('HGET', entries, id) or 'null')
-    local payload = ok and type(entry) == 'table' and entry['payload']
-    if type(payload) == 'table' then
-      for _, name in ipairs(id_fields) do
-        local value = payload[name]
-        if type(value) == 'string' and redis.call('HGET', index, value) == id then
-          redis.call('HDEL', index, value)
-        end
-      end
-    end
-  end
-end
-local function drop(entries, index, ids)
-  unindex(entries, index, ids)
+local pairs_end = 3 + 2 * tonumber(ARGV[3])
+local function drop(hash, ids)
   for i = 1, #ids, 1000 do
-    redis.call('HDEL', entries, unpack(ids, i, math.min(i + 999, #ids)))
+    redis.call('HDEL', hash, unpack(ids, i, math.min(i + 999, #ids)))
   end
 end
--- A channel id names the latest-occurred entry carrying it (a call's call.ended, with
--- its outcome and transfers, over its call.started); ties go to the larger event_id,
--- so the outcome does not depend on arrival order.
-local function index(timeline, idx, id, score, first, last)
-  for j = first, last do
-    -- Nearly always the first entry with this id: one call.
-    if redis.call('HSETNX', idx, ARGV[j], id) == 0 then
-      local current = redis.call('HGET', idx, ARGV[j])
-      local other = redis.call('ZSCORE', timeline, current)
-      other = other and tonumber(other)
-      if not other or other < score or (other == score and current < id) then
-        redis.call('HSET', idx, ARGV[j], id)
-      end
+-- The ids a survey's contact_id may name this entry by: its event_id and its channel's
+-- own ids.  Only decoded when the customer has waits at all (rare).
+local function refs_of(id, body)
+  local refs, seen = {id}, {[id] = true}
+  local ok, entry = pcall(cjson.decode, body)
+  local payload = ok and type(entry) == 'table' and entry['payload']
+  if type(payload) ~= 'table' then return refs end
+  for f = 4, pairs_end, 2 do
+    local value = payload[ARGV[f]]
+    if entry['channel'] == ARGV[f + 1] and type(value) == 'string' and value ~= ''
+        and not seen[value] then
+      seen[value] = true
+      refs[#refs + 1] = value
     end
   end
+  return refs
 end
 local answered = {}
-local function waiting(i, waits, id, first, last)
+local function waiting(i, waits, id, body)
   if redis.call('EXISTS', waits) == 0 then return end
-  local refs = {id}
-  for j = first, last do refs[#refs + 1] = ARGV[j] end
+  local refs = refs_of(id, body)
   local found = redis.call('HMGET', waits, unpack(refs))
   for k = 1, #refs do
     if found[k] then
@@ -96,33 +78,29 @@ local function waiting(i, waits, id, first, last)
   end
 end
 local replies = {}
-local a = 4 + #id_fields
-for i = 1, #KEYS / 4 do
-  local timeline, entries, idx, waits = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1],
-    KEYS[4 * i]
-  local id, score, n = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
-  local first, last = a + 4, a + 3 + n
+for i = 1, #KEYS / 3 do
+  local timeline, entries, waits = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local a = pairs_end + 3 * i - 2
+  local id, body = ARGV[a], ARGV[a + 2]
   local existing = redis.call('HGET', entries, id)
   if existing then
     replies[i] = existing
   else
-    redis.call('HSET', entries, id, ARGV[a + 2])
-    redis.call('ZADD', timeline, score, id)
-    index(timeline, idx, id, score, first, last)
+    redis.call('HSET', entries, id, body)
+    redis.call('ZADD', timeline, ARGV[a + 1], id)
     local excess = redis.call('ZCARD', timeline) - max_entries
     if excess > 0 then
-      drop(entries, idx, redis.call('ZRANGE', timeline, 0, excess - 1))
+      drop(entries, redis.call('ZRANGE', timeline, 0, excess - 1))
       redis.call('ZREMRANGEBYRANK', timeline, 0, excess - 1)
     end
     local expired = redis.call('ZRANGEBYSCORE', timeline, '-inf', too_old)
     if #expired > 0 then
-      drop(entries, idx, expired)
+      drop(entries, expired)
       redis.call('ZREMRANGEBYSCORE', timeline, '-inf', too_old)
     end
     replies[i] = 1
   end
-  waiting(i, waits, id, first, last)
-  a = last + 1
+  waiting(i, waits, id, body)
 end
 replies[#replies + 1] = answered
 return replies
@@ -204,17 +182,17 @@ class TimelineStore:
         oldest_kept = int(time.time() * 1000) - self.max_age_ms
         groups = slot_groups(entries, lambda e: self.keys.timeline(e.customer_id),
                              ENTRIES_PER_CALL, one_slot=self.one_slot)
-        head: list[bytes | str | int] = [len(ALL_CONTACT_ID_FIELDS), *ALL_CONTACT_ID_FIELDS]
+        head = [self.max_entries, oldest_kept, len(CONTACT_ID_PAIRS),
+                *(part for pair in CONTACT_ID_PAIRS for part in pair)]
         calls: list[ScriptCall] = []
         for group in groups:
             keys: list[str] = []
-            args: list[bytes | str | int] = [self.max_entries, oldest_kept, *head]
+            args: list[bytes | str | int] = list(head)
             for e in group:
                 cid = e.customer_id
                 keys += (self.keys.timeline(cid), self.keys.entries(cid),
-                         self.keys.contact_ids(cid), self.keys.rated_waits(cid))
-                ids = contact_ids(e.entry)
-                args += (e.event_id, e.occurred_ms, e.body, len(ids), *ids)
+                         self.keys.rated_waits(cid))
+                args += (e.event_id, e.occurred_ms, e.body)
             calls.append((self._add, keys, args))
         results: dict[int, AddResult] = {}
         waits: list[RatedWait] = []
@@ -316,18 +294,14 @@ class TimelineStore:
             if eid in bodies
         ]
 
-    async def drop_entries(self, customer_id: str, event_ids: Sequence[str],
-                           refs: Sequence[str] = ()) -> None:
+    async def drop_entries(self, customer_id: str, event_ids: Sequence[str]) -> None:
         """Remove these entries only: one written meanwhile (by a concurrent batch or
-        another worker) stays, to be moved by whoever wrote it.  `refs`: their channel
-        ids, dropped from the index too."""
+        another worker) stays, to be moved by whoever wrote it."""
         if not event_ids:
             return
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrem(self.keys.timeline(customer_id), *event_ids)
         pipe.hdel(self.keys.entries(customer_id), *event_ids)
-        if refs:
-            pipe.hdel(self.keys.contact_ids(customer_id), *refs)
         await pipe.execute()
 
     # -- identity index and customer profiles --------------------------------
@@ -387,8 +361,7 @@ class TimelineStore:
     def _upsert(self, pipe: Pipeline, change: ProfileChange) -> None:
         cid = change.customer_id
         if change.record is None:
-            pipe.delete(self.keys.profile(cid), self.keys.timeline(cid), self.keys.entries(cid),
-                        self.keys.contact_ids(cid))
+            pipe.delete(self.keys.profile(cid), self.keys.timeline(cid), self.keys.entries(cid))
             return
         pipe.set(self.keys.profile(cid), orjson.dumps(change.record))
         for key in change.claimed:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from cxt.localstack import LocalStack
+from streams.alert_store import AlertStore, RatedLookup
 from streams.keys import Keys, slot_groups
 from streams.store import AddResult, NewEntry, ProfileChange, TimelineStore
 
@@ -111,7 +112,7 @@ def test_a_customers_keys_share_one_cluster_slot_even_with_odd_ids() -> None:
     for cid in ("C-1001", "odd}id", "{x}", "a:b*c/../d", "~phone:+4420"):
         slots = {key_slot(k.encode()) for k in
                  (keys.timeline(cid), keys.entries(cid), keys.profile(cid),
-                  keys.contact_ids(cid), keys.rated_waits(cid))}
+                  keys.rated_waits(cid))}
         assert len(slots) == 1, cid
     assert keys.timeline("a}b") != keys.timeline("a")
 
@@ -195,7 +196,7 @@ def test_surveys_are_counted_once_per_hour_even_when_repeated(stack) -> None:
     assert 29 * 86_400 < ttl <= 30 * 86_400
 
 
-# --- the channel-id index of rated contacts (streams.rated) -------------------------
+# --- rated contacts found by channel id (streams.rated, AlertStore.rated_contacts) -----
 
 def _contact(cid: str, event_id: str, occurred_ms: int, event_type: str, **payload: object
              ) -> NewEntry:
@@ -206,6 +207,13 @@ def _contact(cid: str, event_id: str, occurred_ms: int, event_type: str, **paylo
     return NewEntry(cid, event_id, occurred_ms, orjson.dumps(body), source, body)
 
 
+async def _rated(store: TimelineStore, cid: str, *refs: str) -> list[str | None]:
+    """The event_id of the entry each ref names as a rated contact (None: none)."""
+    alerts = AlertStore(store.redis, store.keys, counters_ttl_days=1)
+    found = await alerts.rated_contacts([RatedLookup(cid, ref, 1) for ref in refs])
+    return [None if r.contact is None else r.contact["event_id"] for r in found]
+
+
 def test_channel_ids_name_the_latest_occurred_entry_whatever_the_arrival_order(stack) -> None:
     now = int(time.time() * 1000)
     started = _contact("C-1", "e-start", now - 600_000, "call.started", call_id="k1")
@@ -214,34 +222,51 @@ def test_channel_ids_name_the_latest_occurred_entry_whatever_the_arrival_order(s
                     thread_id="thr-1")
     post = _contact("C-1", "e-post", now, "social.post", post_id="p1")
     chat = _contact("C-2", "e-chat", now, "chat.ended", chat_id="k1")  # another customer
+    # A chat whose payload has a call_id (not a chat's own id) and JSON that needs escaping.
+    odd = _contact("C-1", "e-odd", now, "chat.ended", call_id="k2", chat_id='q"\\u/é')
 
-    async def scenario(store: TimelineStore) -> tuple[dict, dict]:
+    async def scenario(store: TimelineStore) -> tuple[list, list]:
         await store.add([ended, mail])
-        await store.add([started, post, chat])  # call.started arrives last
+        await store.add([started, post, chat, odd])  # call.started arrives last
         await store.add([started])  # and again
-        index = store.keys.contact_ids
-        return (await store.redis.hgetall(index("C-1")), await store.redis.hgetall(index("C-2")))
+        return (await _rated(store, "C-1", "k1", "<m1@x>", "thr-1", "p1", "k2", 'q"\\u/é',
+                             "e-start", "nothing"),
+                await _rated(store, "C-2", "k1", "e-end"))
 
     one, two = _run(stack, scenario)
-    assert one == {b"k1": b"e-end", b"<m1@x>": b"e-mail", b"thr-1": b"e-mail", b"p1": b"e-post"}
-    assert two == {b"k1": b"e-chat"}
+    assert one == ["e-end", "e-mail", "e-mail", "e-post", None, "e-odd", "e-start", None]
+    assert two == ["e-chat", None]
+
+
+def test_a_channel_id_is_found_far_down_a_long_timeline(stack) -> None:
+    now = int(time.time() * 1000)
+    chats = [_contact("C-6", f"e{i}", now - i, "chat.ended", chat_id=f"k{i}")
+             for i in range(450)]  # beyond the context and more than one scan chunk
+
+    async def scenario(store: TimelineStore) -> list[str | None]:
+        await store.add(chats)
+        return await _rated(store, "C-6", "k0", "k9", "k449", "k450")
+
+    assert _run(stack, scenario) == ["e0", "e9", "e449", None]
 
 
 def test_trimmed_and_erased_entries_leave_no_channel_id_behind(stack) -> None:
     now = int(time.time() * 1000)
 
     async def scenario(store: TimelineStore) -> tuple:
-        index = store.keys.contact_ids("C-3")
         await store.add([_contact("C-3", f"e{i}", now - (10 - i) * 1000, "chat.ended",
                                   chat_id=f"k{i}") for i in range(3)])
         await store.add([_contact("C-3", "e-old", now - 40 * DAY_MS, "call.ended",
                                   call_id="k-old")])  # older than the retention
-        # A newer entry with k0 keeps the index entry when the older one is trimmed.
+        # A newer entry with k0 names it when the older one is trimmed.
         await store.add([_contact("C-3", "e3", now, "call.ended", call_id="k0")])
-        trimmed = await store.redis.hgetall(index)
+        trimmed = await _rated(store, "C-3", "k0", "k1", "k2", "k-old", "e0", "e-old")
         await store.apply_profiles([ProfileChange("C-3", None)])
-        return trimmed, await store.redis.exists(index)
+        erased = await _rated(store, "C-3", "k0", "k1")
+        keys = [k async for k in store.redis.scan_iter(f"{store.keys.prefix}:{{C-3}}*")]
+        return trimmed, erased, keys
 
-    trimmed, left = _run(stack, scenario, max_entries=3, max_age_days=30)
-    assert trimmed == {b"k1": b"e1", b"k2": b"e2", b"k0": b"e3"}
-    assert left == 0
+    trimmed, erased, keys = _run(stack, scenario, max_entries=3, max_age_days=30)
+    assert trimmed == ["e3", "e1", "e2", None, None, None]
+    assert erased == [None, None]
+    assert keys == []
