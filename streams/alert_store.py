@@ -64,6 +64,15 @@ if counted > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return counted
 """
 
+# KEYS: alert key, its rated-early mark.  ARGV: the mark's TTL.  The alert, or nil after
+# setting the mark: an update for an alert not stored yet leaves word for its raise.
+_GET_FOR_RATING = """
+local alert = redis.call('GET', KEYS[1])
+if alert then return alert end
+redis.call('SET', KEYS[2], 1, 'EX', ARGV[1])
+return false
+"""
+
 # An alert's view of its customer's timeline, in one atomic call.  KEYS: the customer's
 # timeline zset, entries hash and rated-contact waits.  ARGV: context size, scan chunk
 # size, contact_id ('' for none), alert_id ('' to register no wait), wait TTL, contact_id
@@ -148,6 +157,8 @@ COUNTED_IDS_TTL_S = 7 * 86_400
 # How long an alert waits for a rated contact that has not arrived: a contact weeks
 # late would be a source's bug, and the wait must not be kept for ever.
 RATED_WAIT_TTL_S = 7 * 86_400
+# The gap it covers is the raise of one batch (or until a crashed batch is redelivered).
+RATED_EARLY_TTL_S = 86_400
 RECENT_ALERTS_KEPT = 50_000
 
 
@@ -182,6 +193,7 @@ class AlertStore:
         self._replace = redis.register_script(_REPLACE)
         self._count = redis.register_script(_COUNT_SURVEYS)
         self._rated = redis.register_script(_RATED)
+        self._get_for_rating = redis.register_script(_GET_FOR_RATING)
 
     # -- raising ------------------------------------------------------------------
 
@@ -206,6 +218,22 @@ class AlertStore:
                 [self.keys.timeline(cid), self.keys.entries(cid), self.keys.rated_waits(cid)],
                 [w.context_size, SCAN_CHUNK, contact_id, w.alert_id or "", RATED_WAIT_TTL_S,
                  *found_by])
+
+    async def get_for_rating(self, alert_id: str) -> dict | None:
+        """The alert, to give it its rated contact; when it is not stored yet (its survey
+        registered the wait a moment ago), marks it for `rated_early`."""
+        [reply] = await run_scripts(self.redis, [
+            (self._get_for_rating, [self.keys.alert(alert_id), self.keys.rated_early(alert_id)],
+             [RATED_EARLY_TTL_S])])
+        return None if reply is None else orjson.loads(reply)
+
+    async def rated_early(self, alert_ids: Sequence[str]) -> list[bool]:
+        """Whether the rated contact of each (just stored) alert arrived while the alert
+        was not stored yet: `get_for_rating` found no alert for it."""
+        pipe = self.redis.pipeline(transaction=False)
+        for alert_id in alert_ids:
+            pipe.exists(self.keys.rated_early(alert_id))
+        return [bool(n) for n in await pipe.execute()]
 
     async def move_waits(self, from_id: str, to_id: str) -> list[RatedWait]:
         """Waits of a provisional profile's alerts, moved to the customer it was linked to
@@ -291,7 +319,7 @@ class AlertStore:
         ids = sorted(i.decode() for i in members)
         pipe = self.redis.pipeline(transaction=False)
         for alert_id in ids:
-            pipe.delete(self.keys.alert(alert_id))
+            pipe.delete(self.keys.alert(alert_id), self.keys.rated_early(alert_id))
         if ids:
             pipe.zrem(self.keys.alerts_recent(), *ids)
             pipe.zrem(self.keys.alerts_due(), *ids)

@@ -59,6 +59,13 @@ class Keys:
         is unique even when the survey was first filed under a provisional profile."""
         return f"{self.prefix}:{{{alert_id}}}:alert"
 
+    def rated_early(self, alert_id: str) -> str:
+        """String, TTL a day: the alert's rated contact arrived while the alert was not
+        stored yet (its survey had looked for it a moment before), so the alert, once
+        stored, looks for it again.  In the alert's slot, to be set atomically with
+        finding no alert."""
+        return f"{self.prefix}:{{{alert_id}}}:early"
+
     def customer_alerts(self, customer_id: str) -> str:
         """Set: the customer's alert ids."""
         return f"{self.prefix}:{{{customer_id}}}:alerts"

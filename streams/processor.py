@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import orjson
 
 from cxt.settings import Settings
-from streams.alert_store import AlertStore, RatedLookup, SurveyCount
+from streams.alert_store import AlertStore, Rated, RatedLookup, SurveyCount
 from streams.alerts import (
     CONTEXT_SIZE,
     ESCALATED,
@@ -116,8 +116,8 @@ class Processor:
         # One script call per survey gives its context and rated contact and, when the
         # contact is not stored yet, registers the alert's wait for it.  Alert ids are
         # deterministic, so the wait may precede the alert: a contact stored in between
-        # finds no alert to update, which `_catch_up_rated` makes good below (and after a
-        # crash in between, the survey's redelivery finds the contact when raising).
+        # finds no alert to update and marks it, and `_catch_up_rated` makes good below
+        # (after a crash in between, the survey's redelivery finds the contact anyway).
         found = await self.alerts.rated_contacts([
             RatedLookup(e.customer_id, e.entry["payload"].get("contact_id"), CONTEXT_SIZE,
                         alert_id_for(e.event_id)) for e, _ in bottom])
@@ -130,19 +130,27 @@ class Processor:
         out = [self._alert_out(alert) for result, alert in stored
                if result is AddResult.NEW
                or (result is AddResult.REDELIVERED and alert["version"] == 1)]
-        return out + await self._catch_up_rated(bottom, stored)
+        return out + await self._catch_up_rated(bottom, found, stored)
 
     async def _catch_up_rated(self, bottom: Sequence[tuple[NewEntry, Record]],
-                              stored: Sequence[tuple[AddResult, dict]]) -> list[Outgoing]:
+                              found: Sequence[Rated], stored: Sequence[tuple[AddResult, dict]]
+                              ) -> list[Outgoing]:
         """Alerts stored without a rated contact that is there now: another worker stored
-        it after our lookup registered the wait but before the alert existed, or the alert
-        was stored (before a crash) without the contact this redelivery found.  Only the
-        alerts without a contact look again."""
+        it after our lookup registered the wait but before the alert existed (its update
+        marked the alert `rated_early`), or the stored alert is an earlier one (a
+        redelivery after a crash, or the survey filed under another profile before)
+        without the contact this lookup found.  Only those look again."""
+        unrated = [(e, result, alert, rated)
+                   for (e, _), rated, (result, alert) in zip(bottom, found, stored, strict=True)
+                   if alert["contact_id"] and alert["rated_contact"] is None]
+        if not unrated:
+            return []
+        early = await self.alerts.rated_early([alert["alert_id"] for _, _, alert, _ in unrated])
         return await self._rated_late([
             RatedWait(e.customer_id, alert["contact_id"], (alert["alert_id"],),
                       retry=result is not AddResult.NEW)
-            for (e, _), (result, alert) in zip(bottom, stored, strict=True)
-            if alert["contact_id"] and alert["rated_contact"] is None])
+            for (e, result, alert, rated), marked in zip(unrated, early, strict=True)
+            if marked or rated.contact is not None])
 
     async def _rated_late(self, waits: Sequence[RatedWait]) -> list[Outgoing]:
         """Publish `updated` alerts that now have the rated contact they waited for."""
@@ -165,8 +173,8 @@ class Processor:
         """The alert with its rated contact, to publish; None when there is nothing to say."""
         survey: dict | None = None
         while True:
-            alert = await self.alerts.get(alert_id)
-            if alert is None:
+            alert = await self.alerts.get_for_rating(alert_id)
+            if alert is None:  # not stored yet: its raise catches up (`_catch_up_rated`)
                 return None
             if survey is None:
                 survey = (await self.alerts.entries(wait.customer_id,

@@ -154,7 +154,7 @@ _CUSTOMER_KEYS: tuple[Callable[[str], str], ...] = (
     KEYS.timeline, KEYS.entries, KEYS.profile, KEYS.customer_alerts, KEYS.summary_survey,
     KEYS.summary_bottom_2_box, KEYS.summary_alerts, KEYS.summary_erased, KEYS.rated_waits)
 _SUFFIXES = (":sum:survey", ":sum:b2b", ":sum:alerts", ":sum:erased", ":tl", ":ev", ":profile",
-             ":alerts", ":alert", ":id", ":n", ":seen", ":rwait")
+             ":alerts", ":alert", ":id", ":n", ":seen", ":rwait", ":early")
 _TRACE = re.compile(r"Traceback|File \"[^\"]*\.py\", line \d+")
 
 
