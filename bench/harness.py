@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cxt.settings import TOPIC_NAMES, Settings
 from cxt.traffic import TrafficGenerator
+from streams.rated import CONTACT_ID_FIELDS
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_STOP_TIMEOUT = 20.0
@@ -232,17 +233,19 @@ def iter_events(count: int, generator: TrafficGenerator, run: str
 
     The pipeline de-duplicates by event_id, so a second run against the same
     pipeline would otherwise see nothing come back.  Survey contact_ids point
-    at events of the same generator, so the same renaming keeps them linked
-    without remembering any ids.  Each payload also gets `bench_seq`, the
-    event's index in the run, which the pipeline passes through unchanged.
+    at events of the same generator (by event_id or the channel's own id), so
+    renaming those ids alike keeps them linked without remembering any ids.
+    Each payload also gets `bench_seq`, the event's index in the run, which
+    the pipeline passes through unchanged.
     """
     prefix = f"{EVENT_ID_PREFIX}{run}-"
     for seq in range(count):
         channel, envelope = generator.next_event()
         envelope["event_id"] = prefix + envelope["event_id"]
         payload = envelope["payload"]
-        if "contact_id" in payload:
-            payload["contact_id"] = prefix + payload["contact_id"]
+        for name in (*CONTACT_ID_FIELDS.get(channel, ()), "contact_id"):
+            if isinstance(payload.get(name), str):
+                payload[name] = prefix + payload[name]
         payload["bench_seq"] = seq
         yield channel, envelope
 
