@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -60,10 +61,20 @@ def _child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
 
 
 def _spawn(args: list[str], settings: Settings, **extra: str) -> subprocess.Popen[bytes]:
-    # die_with_parent: a SIGKILLed `cxt up` (no chance to stop them) takes them along.
     return subprocess.Popen([sys.executable, "-m", "cxt", *args],
                             env=_child_env(settings, extra), start_new_session=True,
-                            preexec_fn=die_with_parent())
+                            preexec_fn=_child_preexec(die_with_parent()))
+
+
+def _child_preexec(then: Callable[[], None] | None) -> Callable[[], None]:
+    """Children stop on SIGINT (`_stop`), even when `cxt up` itself was started with
+    SIGINT ignored (a shell's `&`, some supervisors), which children would inherit;
+    `then` (die_with_parent): a SIGKILLed `cxt up` takes them along."""
+    def preexec() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if then is not None:
+            then()
+    return preexec
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:

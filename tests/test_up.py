@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from cxt.localstack import free_port, port_in_use
 from cxt.settings import Settings
@@ -123,10 +124,10 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_a_sigkilled_up_takes_its_children_along(tmp_path: Path) -> None:
-    """An OOM kill or a closed terminal's hard kill gives `cxt up` no chance to stop its
-    children; the kernel must (PR_SET_PDEATHSIG), or they hold the ports of the next run."""
-    kafka_port, redis_port, web_port = (free_port() for _ in range(3))
+def _up_no_demo(tmp_path: Path, **popen: Any) -> tuple[subprocess.Popen, Path, list[int]]:
+    """`cxt up --no-demo` on free ports: the process, its log, and its ports."""
+    ports = [free_port() for _ in range(3)]
+    kafka_port, redis_port, web_port = ports
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{kafka_port}",
            "REDIS_URL": f"redis://localhost:{redis_port}/0",
            "CXT_DASHBOARD_PORT": str(web_port), "CXT_WORKER_METRICS_PORT": "0",
@@ -136,7 +137,43 @@ def test_a_sigkilled_up_takes_its_children_along(tmp_path: Path) -> None:
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         up = subprocess.Popen([sys.executable, "-m", "cxt", "up", "--no-demo"], cwd=REPO,
-                              env=env, stdout=out, stderr=subprocess.STDOUT)
+                              env=env, stdout=out, stderr=subprocess.STDOUT, **popen)
+    return up, log, ports
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_up_started_with_sigint_ignored_still_stops_its_children_quickly(
+        tmp_path: Path) -> None:
+    """A shell's `cmd &` (or a supervisor) starts `cxt up` with SIGINT ignored, which its
+    children would inherit; they are stopped with SIGINT, so they must not ignore it
+    (before: each waited out its 15 s stop timeout, then was killed)."""
+    up, log, _ = _up_no_demo(tmp_path, preexec_fn=_ignore_sigint)
+    children: list[int] = []
+    try:
+        _wait_for_line(log, "cx-timeline is running", up, timeout=120)
+        children = _children(up.pid)
+        started = time.monotonic()
+        up.send_signal(signal.SIGTERM)
+        up.wait(60)
+        took = time.monotonic() - started
+        assert took < 14, f"cxt up took {took:.1f} s to stop"
+        assert all(_gone(pid) for pid in children)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_sigkilled_up_takes_its_children_along(tmp_path: Path) -> None:
+    """An OOM kill or a closed terminal's hard kill gives `cxt up` no chance to stop its
+    children; the kernel must (PR_SET_PDEATHSIG), or they hold the ports of the next run."""
+    up, log, (kafka_port, redis_port, web_port) = _up_no_demo(tmp_path)
     children: list[int] = []
     try:
         _wait_for_line(log, "cx-timeline is running", up, timeout=120)
