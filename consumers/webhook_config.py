@@ -101,7 +101,7 @@ def load_webhooks(path: str | Path, topics: Topics,
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: undecodable, or a NUL in the path
         raise WebhookConfigError(f"{source}: cannot read the webhooks file: {exc}") from None
     return parse_webhooks(text, source, topics, os.environ if env is None else env)
 

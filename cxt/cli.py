@@ -322,6 +322,8 @@ def _open_or_fail(path: str) -> BinaryIO:
         return open(path, "rb")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:  # a NUL byte: no file can have that name
+        raise UsageError(f"cannot read {path!r}: a file name has no NUL byte") from None
 
 
 # -- parser ---------------------------------------------------------------------

@@ -319,7 +319,8 @@ def _tokens(env: Mapping[str, str]) -> tuple[ApiToken, ...]:
     if path:
         try:
             text = Path(path).read_text()
-        except OSError as exc:
-            raise SettingsError(f"CXT_API_TOKENS_FILE={path}: {exc.strerror}") from None
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise SettingsError(f"CXT_API_TOKENS_FILE={path}: {why}") from None
         tokens += parse_tokens(text, f"CXT_API_TOKENS_FILE={path}")
     return tokens

@@ -139,7 +139,7 @@ def load_agent_config(path: Path) -> AgentConfig:
     except FileNotFoundError:
         raise AgentConfigError(f"{source}: agent context file not found "
                                "(set CXT_AGENT_CONTEXT to another path)") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: undecodable, or a NUL in the path
         raise AgentConfigError(f"{source}: cannot read the agent context file: {exc}") from None
     try:
         document = tomllib.loads(text)

@@ -123,7 +123,7 @@ def load_rules(path: str | Path) -> Rules:
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: undecodable, or a NUL in the path
         raise RulesError(f"{source}: cannot read the rules file: {exc}") from None
     try:
         document = tomllib.loads(text)

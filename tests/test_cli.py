@@ -265,3 +265,15 @@ def test_alert_pages_follow_the_before_cursor_and_count_the_matches() -> None:
     assert out.getvalue().endswith("alerts 4-6 of 6, newest first\n")
     with pytest.raises(AlertNotFound, match="--before 'AL-99': no such alert"):
         page_of(recent, limit=3, before="AL-99", **pick)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("argv", [["rules", "check", "--rules", "a\x00b"],
+                                  ["rules", "explain", "a\x00b"]])
+def test_a_nul_byte_in_a_path_is_a_one_line_error(argv: list[str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # Only reachable in-process (argv of a real process cannot hold NUL): the fuzz found it.
+    from cxt.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cxt: error: ") and "Traceback" not in err and err.count("\n") == 1
