@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -69,14 +71,25 @@ class LiveDashboard:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
+HOLDERS = {"advisor": ("advisor", "adv-ana"), "stranger": ("advisor", "adv-nobody"),
+           "agent": ("agent", "A-007"), "other_agent": ("agent", "A-008"),
+           "service": ("service", "test-suite")}
+
+
 @pytest.fixture(scope="module")
 def live_dashboard(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[LiveDashboard]:
-    holders = {"advisor": ("advisor", "adv-ana"), "stranger": ("advisor", "adv-nobody"),
-               "agent": ("agent", "A-007"), "other_agent": ("agent", "A-008"),
-               "service": ("service", "test-suite")}
+    with running_dashboard(stack, tmp_path_factory) as live:
+        yield live
+
+
+@contextmanager
+def running_dashboard(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory,
+                      holders: dict[str, tuple[str, str]] = HOLDERS, **changes: Any
+                      ) -> Iterator[LiveDashboard]:
+    """`live_dashboard`'s worker and dashboard; `changes` to their settings."""
     tokens = {name: secrets.token_urlsafe(24) for name in holders}
-    settings = isolated(stack.settings, dashboard_port=free_port(), api_tokens=tuple(
+    settings = isolated(stack.settings, dashboard_port=free_port(), **changes, api_tokens=tuple(
         ApiToken(role, subject, tokens[name]) for name, (role, subject) in holders.items()))
     asyncio.run(create_topics(settings))
     logs = tmp_path_factory.mktemp("dashboard")

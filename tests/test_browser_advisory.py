@@ -7,46 +7,25 @@ Screenshots are kept in CXT_TEST_ARTIFACTS (default test-artifacts/).
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import orjson
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
-from cxt.localstack import LocalStack, free_port
-from cxt.settings import ApiToken
+from cxt.localstack import LocalStack
 from schemas.registry import load_schema
-from tests.conftest import LiveDashboard
-from tests.helpers import (
-    REPO,
-    DashboardProcess,
-    WorkerProcess,
-    create_topics,
-    envelope,
-    isolated,
-    produce,
-    produce_events,
-)
+from tests.browser import checked_page, chromium, iso, off_loop, screenshot
+from tests.conftest import LiveDashboard, running_dashboard
+from tests.helpers import envelope, produce, produce_events
 
 T = TypeVar("T")
 
-CHROMIUM = Path(os.environ.get("CXT_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("CXT_TEST_ARTIFACTS", REPO / "test-artifacts"))
-# Without the networking switches Chromium keeps calling home, which this
-# sandboxed machine refuses, slowly.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 # Short enough that a test can watch an alert become overdue, long enough that the
 # others are acknowledged well before theirs.
 ACK_TIMEOUT_S = 40
@@ -56,53 +35,25 @@ MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 
 
 @pytest.fixture(scope="module")
-def live_dashboard(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Iterator[LiveDashboard]:
-    """conftest's live dashboard, with alerts that escalate after ACK_TIMEOUT_S."""
-    holders = {"advisor": ("advisor", "adv-ana"), "service": ("service", "test-suite")}
-    tokens = {name: secrets.token_urlsafe(24) for name in holders}
-    settings = isolated(
-        stack.settings, dashboard_port=free_port(), alert_ack_timeout_s=ACK_TIMEOUT_S,
-        escalation_check_s=1, api_tokens=tuple(
-            ApiToken(role, subject, tokens[name]) for name, (role, subject) in holders.items()))
-    asyncio.run(create_topics(settings))
-    logs = tmp_path_factory.mktemp("dashboard")
-    worker = WorkerProcess(settings, logs).start()
-    dashboard = DashboardProcess(settings, logs).start()
-    try:
-        dashboard.wait_ready(tokens["service"])
-        yield LiveDashboard(settings, tokens, worker, dashboard)
-    finally:
-        dashboard.stop()
-        worker.stop()
-
-
-@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"chromium not found at {CHROMIUM}: `./dev test` installs Debian's "
-                    "package, or set CXT_CHROMIUM")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                  timezone_id=BROWSER_ZONE)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: _note_error(m, errors))
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-        assert not errors, errors
-    finally:
-        context.close()
+    with checked_page(browser, timezone_id=BROWSER_ZONE) as checked:
+        yield checked
+
+
+@pytest.fixture(scope="module")
+def live_dashboard(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[LiveDashboard]:
+    """conftest's live dashboard, with alerts that escalate after ACK_TIMEOUT_S."""
+    holders = {"advisor": ("advisor", "adv-ana"), "service": ("service", "test-suite")}
+    with running_dashboard(stack, tmp_path_factory, holders, escalation_check_s=1,
+                           alert_ack_timeout_s=ACK_TIMEOUT_S) as live:
+        yield live
 
 
 @pytest.fixture
@@ -110,27 +61,6 @@ def api(live_dashboard: LiveDashboard) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_dashboard.url, timeout=30,
                       headers=live_dashboard.headers("service")) as client:
         yield client
-
-
-def _note_error(message: ConsoleMessage, errors: list[str]) -> None:
-    if message.type == "error":
-        errors.append(message.text)
-
-
-def _off_loop(coroutine: object) -> None:
-    """Run a coroutine to completion on a thread of its own: Playwright's sync API
-    owns this thread's event loop."""
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, coroutine).result()  # type: ignore[arg-type]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def _wait(check: Callable[[], T], timeout: float = 30) -> T:
@@ -148,7 +78,7 @@ def _customer() -> str:
 
 def _survey(customer: str, *, score: int = 1, comment: str = "agent was rude",
             queue: str = "billing-uk", agent: str = "A-007") -> dict:
-    return envelope("survey", customer, occurred_at=_iso(datetime.now(UTC)),
+    return envelope("survey", customer, occurred_at=iso(datetime.now(UTC)),
                     survey_id=f"S-{uuid.uuid4().hex[:8]}", score=score, queue=queue,
                     agent_id=agent, comment=comment, reason_codes=["agent_attitude"])
 
@@ -188,7 +118,7 @@ def test_a_new_alert_appears_live_and_is_acknowledged(
     assert "token" not in page.url  # the token left the address bar
 
     customer = _customer()
-    _off_loop(produce_events(live.settings, [_survey(customer)]))
+    off_loop(produce_events(live.settings, [_survey(customer)]))
 
     row = page.locator("[data-alert-id]", has_text=customer)
     expect(row).to_have_count(1, timeout=15_000)
@@ -206,7 +136,7 @@ def test_a_new_alert_appears_live_and_is_acknowledged(
         expect(page.locator(f'.chart-empty[data-for="{chart}"]')).to_be_hidden(timeout=15_000)
     expect(page.locator("#chart-hourly")).to_have_attribute("data-rows", "24")
     expect(page.locator("#chart-daily")).to_have_attribute("data-rows", "30")
-    _screenshot(page, "advisory.png")
+    screenshot(page, "advisory.png")
 
 
 def test_the_call_back_panel_groups_a_customers_alerts_and_says_who_to_call(
@@ -216,15 +146,15 @@ def test_the_call_back_panel_groups_a_customers_alerts_and_says_who_to_call(
     record = {"customer_id": customer, "name": "Grace Callback", "segment": "vip",
               "plan": "premium", "identifiers": {"phones": ["+447700900456"],
                                                  "emails": ["grace.callback@example.org"]}}
-    _off_loop(produce(live.settings, live.settings.topics.customers,
-                      [(customer.encode(), orjson.dumps(record))]))
+    off_loop(produce(live.settings, live.settings.topics.customers,
+                     [(customer.encode(), orjson.dumps(record))]))
     _open_page(live, page)
     surveys = [_survey(customer, score=1, comment="agent was rude"),
                _survey(customer, score=2, comment="billing error still not fixed",
                        queue="billing-ie", agent="A-011"),
                _survey(customer, score=1, comment="nobody called me back"),
                _survey(other, score=2, comment="long wait")]
-    _off_loop(produce_events(live.settings, surveys))
+    off_loop(produce_events(live.settings, surveys))
 
     row = _row(page, customer)
     expect(row).to_have_attribute("data-count", "3", timeout=20_000)
@@ -244,7 +174,7 @@ def test_the_call_back_panel_groups_a_customers_alerts_and_says_who_to_call(
     expect(deadline).to_have_attribute("data-kind", "due")
     expect(deadline.locator(".deadline-at")).to_have_text(_utc(earliest, "time"))
     expect(deadline.locator(".deadline-left")).to_have_text("in 1 min")
-    _screenshot(page, "advisory-list-grouped.png")
+    screenshot(page, "advisory-list-grouped.png")
 
     row.click()
     card = page.locator("#callback-card")
@@ -273,7 +203,7 @@ def test_the_call_back_panel_groups_a_customers_alerts_and_says_who_to_call(
     newest = max(alerts, key=lambda a: (a["raised_at"], a["alert_id"]))
     expect(row.locator("td.comment")).to_have_text(newest["comment"])
     _assert_inside(badge, row.locator("td.customer"))
-    _screenshot(page, "advisory-callback-panel.png")
+    screenshot(page, "advisory-callback-panel.png")
 
     # One call-back covers them: each action goes to all three alerts.
     page.locator("#action-note").fill("calling Grace now")
@@ -289,19 +219,19 @@ def test_the_call_back_panel_groups_a_customers_alerts_and_says_who_to_call(
     assert len(alerts) == 3
     assert all(a["status"] == "acknowledged" and a["acknowledged_by"] == "adv-ana"
                and len(a["callbacks"]) == 1 for a in alerts), alerts
-    _screenshot(page, "advisory-callback-done.png")
+    screenshot(page, "advisory-callback-done.png")
 
 
 def test_overdue_alerts_are_marked_and_sort_first_and_resolved_ones_have_no_countdown(
         live_dashboard: LiveDashboard, page: Page, api: httpx.Client) -> None:
     live = live_dashboard
     late, done = _customer(), _customer()
-    _off_loop(produce_events(live.settings, [_survey(late, comment="still no refund"),
-                                             _survey(done, comment="rude on the phone")]))
+    off_loop(produce_events(live.settings, [_survey(late, comment="still no refund"),
+                                            _survey(done, comment="rude on the phone")]))
     assert _wait(lambda: [a for a in _alerts_of(api, late) if a["status"] == "escalated"],
                  timeout=ACK_TIMEOUT_S + 40), live.worker.log()
     fresh = _customer()
-    _off_loop(produce_events(live.settings, [_survey(fresh, comment="cut off twice")]))
+    off_loop(produce_events(live.settings, [_survey(fresh, comment="cut off twice")]))
 
     _open_page(live, page, "?status=open,escalated,acknowledged,resolved")
     expect(_row(page, fresh)).to_have_count(1, timeout=20_000)
@@ -320,7 +250,7 @@ def test_overdue_alerts_are_marked_and_sort_first_and_resolved_ones_have_no_coun
     expect(page.locator('th[data-sort="deadline"]')).to_have_attribute("aria-sort", "ascending")
     assert order() == [late, fresh]  # the overdue one first
     assert "sort=deadline" in page.url
-    _screenshot(page, "advisory-sorted-by-deadline.png")
+    screenshot(page, "advisory-sorted-by-deadline.png")
 
     # Acknowledge and resolve with another category from the panel.
     _row(page, done).click()
@@ -347,4 +277,4 @@ def test_overdue_alerts_are_marked_and_sort_first_and_resolved_ones_have_no_coun
     expect(_row(page, done).locator(".col-deadline")).to_have_text("resolved")
     expect(page.locator("#resolve")).to_be_hidden()  # nothing left to do on it
     page.locator("#detail-body .history").scroll_into_view_if_needed()
-    _screenshot(page, "advisory-resolved-and-overdue.png")
+    screenshot(page, "advisory-resolved-and-overdue.png")

@@ -6,34 +6,24 @@ Screenshots are kept in CXT_TEST_ARTIFACTS (default test-artifacts/), agent-*.pn
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from dashboard.live import close_reason
+from tests.browser import ARTIFACTS, checked_page, chromium, iso, off_loop, screenshot
 from tests.conftest import LiveDashboard
-from tests.helpers import REPO, envelope, produce, produce_events
+from tests.helpers import envelope, produce, produce_events
 
-CHROMIUM = Path(os.environ.get("CXT_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("CXT_TEST_ARTIFACTS", REPO / "test-artifacts"))
-# Without the networking switches Chromium keeps calling home, which this
-# sandboxed machine refuses, slowly.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PHONE, EMAIL = "+447700900457", "grace.hopper.457@example.org"
 MASKED_PHONE = "+44 \u2022\u2022\u2022\u2022 \u2022\u20220457"
 MASKED_EMAIL = "g\u2022\u2022@example.org"
@@ -41,53 +31,14 @@ MASKED_EMAIL = "g\u2022\u2022@example.org"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"chromium not found at {CHROMIUM}: `./dev test` installs Debian's "
-                    "package, or set CXT_CHROMIUM")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: _note_error(m, errors))
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-        assert not errors, errors
-    finally:
-        context.close()
-
-
-def _note_error(message: ConsoleMessage, errors: list[str]) -> None:
-    # A refused websocket is reported by Chromium itself; that is the case under test.
-    if message.type == "error" and "WebSocket connection" not in message.text:
-        errors.append(message.text)
-
-
-def _off_loop(coroutine: object) -> None:
-    """Run a coroutine to completion on a thread of its own: Playwright's sync API
-    owns this thread's event loop."""
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, coroutine).result()  # type: ignore[arg-type]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _screenshot(page: Page, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
-    return path
+    with checked_page(browser, expected_errors=("WebSocket connection",)) as checked:
+        yield checked
 
 
 @dataclass(frozen=True)
@@ -118,16 +69,16 @@ def customer(live: LiveDashboard, http: httpx.Client) -> Customer:
     and ended) and a chat; the record has identifiers and CRM fields with units."""
     customer_id = f"C-{uuid.uuid4().hex[:10]}"
     now = datetime.now(UTC)
-    started = envelope("call", customer_id, occurred_at=_iso(now - timedelta(hours=2)),
+    started = envelope("call", customer_id, occurred_at=iso(now - timedelta(hours=2)),
                        event_type="call.started", call_id=f"call-{customer_id}",
                        intent="billing", queue="billing-uk", agent_id="A-013",
                        ivr_path=["main", "billing"])
     ended = envelope("call", customer_id,
-                     occurred_at=_iso(now - timedelta(hours=2) + timedelta(seconds=290)),
+                     occurred_at=iso(now - timedelta(hours=2) + timedelta(seconds=290)),
                      event_type="call.ended", call_id=f"call-{customer_id}", intent="billing",
                      queue="billing-uk", agent_id="A-013", handle_seconds=287,
                      outcome="resolved", transfers=0)
-    chat = envelope("chat", customer_id, occurred_at=_iso(now - timedelta(days=1)),
+    chat = envelope("chat", customer_id, occurred_at=iso(now - timedelta(days=1)),
                     event_type="chat.ended", chat_id=f"chat-{customer_id}",
                     intent="technical", queue="tech-chat", agent_id="A-012",
                     outcome="resolved", handle_seconds=600)
@@ -136,9 +87,9 @@ def customer(live: LiveDashboard, http: httpx.Client) -> Customer:
               "segment": "consumer", "plan": "plus", "region": "north_west",
               "customer_since": "2015-06-01", "lifetime_value_gbp": 1234.5,
               "marketing_consent": True, "plan_usage_pct": 4, "tenure_flag": "gold"}
-    _off_loop(produce(live.settings, live.settings.topics.customers,
-                      [(customer_id.encode(), orjson.dumps(record))]))
-    _off_loop(produce_events(live.settings, [chat, started, ended]))
+    off_loop(produce(live.settings, live.settings.topics.customers,
+                     [(customer_id.encode(), orjson.dumps(record))]))
+    off_loop(produce_events(live.settings, [chat, started, ended]))
     _stored(http, live, customer_id, 3)
     return Customer(customer_id, started, ended)
 
@@ -180,7 +131,7 @@ def test_lookup_without_intent_shows_no_null_and_one_row_per_call(
     assert call.get_attribute("data-event-ids") == (
         f"{customer.call_ended['event_id']} {customer.call_started['event_id']}")
     expect(page.locator("#event-counts")).to_have_text("0 relevant of 2")
-    _screenshot(page, "agent-lookup-no-intent.png")
+    screenshot(page, "agent-lookup-no-intent.png")
 
 
 def test_crm_fields_have_labels_and_units_and_identifiers_are_masked(
@@ -201,7 +152,7 @@ def test_crm_fields_have_labels_and_units_and_identifiers_are_masked(
     expect(identity).to_contain_text(MASKED_EMAIL)
     html = page.content()
     assert PHONE not in html and EMAIL not in html and "900457" not in html
-    _screenshot(page, "agent-crm-fields.png")
+    screenshot(page, "agent-crm-fields.png")
 
 
 def test_an_upsell_alone_is_styled_as_an_offer_not_an_alarm(
@@ -219,33 +170,33 @@ def test_an_upsell_alone_is_styled_as_an_offer_not_an_alarm(
     background = offer.evaluate("el => getComputedStyle(el).backgroundColor")
     assert background == "rgb(237, 247, 238)", background
     offer.screenshot(path=str(ARTIFACTS / "agent-offer-prompt.png"))
-    _screenshot(page, "agent-offer-page.png")
+    screenshot(page, "agent-offer-page.png")
 
 
 def test_a_live_contact_after_a_survey_without_channel_reads_well(
         live: LiveDashboard, page: Page) -> None:
     customer_id = f"C-{uuid.uuid4().hex[:10]}"
     survey = envelope("survey", customer_id,
-                      occurred_at=_iso(datetime.now(UTC) - timedelta(days=1)),
+                      occurred_at=iso(datetime.now(UTC) - timedelta(days=1)),
                       survey_id="S-nochan", score=2, comment="nobody called back")
     record = {"customer_id": customer_id, "name": "Alan Turing", "plan": "basic"}
-    _off_loop(produce(live.settings, live.settings.topics.customers,
-                      [(customer_id.encode(), orjson.dumps(record))]))
-    _off_loop(produce_events(live.settings, [survey]))
+    off_loop(produce(live.settings, live.settings.topics.customers,
+                     [(customer_id.encode(), orjson.dumps(record))]))
+    off_loop(produce_events(live.settings, [survey]))
     _open(page, live)
     expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
     page.wait_for_timeout(3000)  # the survey stored before the call arrives
-    call = envelope("call", customer_id, occurred_at=_iso(datetime.now(UTC)),
+    call = envelope("call", customer_id, occurred_at=iso(datetime.now(UTC)),
                     event_type="call.started", call_id=f"call-{customer_id}",
                     intent="billing", agent_id="A-007", queue="billing-uk")
-    _off_loop(produce_events(live.settings, [call]))
+    off_loop(produce_events(live.settings, [call]))
     expect(page.locator("#customer")).to_contain_text("Alan Turing", timeout=15_000)
     top = page.locator("#prompts .prompt").first
     expect(top).to_have_attribute("data-tone", "alert")
     expect(top).to_contain_text("they scored a contact with us 2/5")
     assert "contact contact" not in top.inner_text()
     expect(page.locator("#contact .tag-intent")).to_have_text("billing")
-    _screenshot(page, "agent-live-contact.png")
+    screenshot(page, "agent-live-contact.png")
 
 
 def test_a_token_for_another_agent_shows_the_reason_and_stops_retrying(
@@ -264,7 +215,7 @@ def test_a_token_for_another_agent_shows_the_reason_and_stops_retrying(
     expect(conn).to_have_attribute("data-state", "refused")
     assert "retry" not in conn.inner_text()
     expect(page.locator("#waiting")).to_contain_text("Live contacts are off")
-    _screenshot(page, "agent-refused-token.png")
+    screenshot(page, "agent-refused-token.png")
 
 
 # -- the websocket refusals -------------------------------------------------------------
