@@ -238,10 +238,7 @@ def test_a_redelivered_batch_updates_nothing_twice(stack: LocalStack) -> None:
 
     async def main() -> list[list[dict]]:
         client = AsyncRedis.from_url(settings.redis_url)
-        keys = Keys(settings.redis_prefix)
-        processor = Processor(
-            settings, TimelineStore(client, keys, max_entries=100, max_age_days=400),
-            AlertStore(client, keys, counters_ttl_days=400), load_rules(DEFAULT_RULES_PATH))
+        processor = _processor(settings, client)
         try:
             published = [await processor.interactions(batch)
                          for batch in (surveys, surveys, calls, calls, calls)]
@@ -307,10 +304,7 @@ def test_a_later_entry_of_the_same_call_updates_the_rated_contact_again(stack: L
 
     async def main() -> list[list[dict]]:
         client = AsyncRedis.from_url(settings.redis_url)
-        keys = Keys(settings.redis_prefix)
-        processor = Processor(
-            settings, TimelineStore(client, keys, max_entries=100, max_age_days=400),
-            AlertStore(client, keys, counters_ttl_days=400), load_rules(DEFAULT_RULES_PATH))
+        processor = _processor(settings, client)
         try:
             published = [await processor.interactions(batch) for batch in batches]
         finally:
@@ -367,3 +361,11 @@ def test_a_contact_stored_between_the_lookup_and_the_alert_still_rates_it(stack:
     assert from_other == []  # the alert was not stored yet
     assert [(a["event"], a["version"]) for a in from_ours] == [("raised", 1), ("updated", 2)]
     assert from_ours[1]["rated_contact"]["event_id"] == call["event_id"]
+
+
+def _processor(settings: Settings, client: AsyncRedis) -> Processor:
+    """The worker's batch pipeline on `client`, without Kafka: batches are fed by hand."""
+    keys = Keys(settings.redis_prefix)
+    return Processor(settings, TimelineStore(client, keys, max_entries=100, max_age_days=400),
+                     AlertStore(client, keys, counters_ttl_days=400),
+                     load_rules(DEFAULT_RULES_PATH))

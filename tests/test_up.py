@@ -108,12 +108,7 @@ def test_up_runs_the_product_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
         assert not port_in_use("127.0.0.1", redis_port)
         assert not port_in_use("127.0.0.1", web_port)
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)  # each runs in its own session
+        _kill_all(up, children)
 
 
 def _gone(pid: int) -> bool:
@@ -162,12 +157,7 @@ def test_up_started_with_sigint_ignored_still_stops_its_children_quickly(
         assert took < 14, f"cxt up took {took:.1f} s to stop"
         assert all(_gone(pid) for pid in children)
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        _kill_all(up, children)
 
 
 def test_a_sigkilled_up_takes_its_children_along(tmp_path: Path) -> None:
@@ -190,9 +180,14 @@ def test_a_sigkilled_up_takes_its_children_along(tmp_path: Path) -> None:
         for port in (kafka_port, redis_port, web_port):
             assert not port_in_use("127.0.0.1", port), port
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        _kill_all(up, children)
+
+
+def _kill_all(up: subprocess.Popen, children: list[int]) -> None:
+    """Whatever a failed test left running: `cxt up` and each child's session."""
+    if up.poll() is None:
+        up.kill()
+        up.wait()
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)  # each runs in its own session
