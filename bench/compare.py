@@ -99,10 +99,10 @@ from harness import (
 from latency import latency_summary
 
 from cxt.produce import StatusLine, customer_key, make_producer
-from cxt.settings import Settings, SettingsError
 from cxt.traffic import TrafficGenerator, make_customers
-from streams.keys import Keys
-from streams.validate import customer_identity_keys, is_bottom_2_box, survey_scale
+from kernel.settings import Settings, SettingsError
+from schemas.validate import customer_identity_keys, is_bottom_2_box, survey_scale
+from store.keys import Keys
 
 # --- the workload ----------------------------------------------------------------------
 

@@ -68,7 +68,6 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from cxt.produce import StatusLine, make_producer, start_producer
-from cxt.settings import ApiToken, Settings
 from cxt.traffic import (
     CHANNEL_WEIGHTS,
     INTENTS,
@@ -81,7 +80,8 @@ from cxt.traffic import (
     social_payload,
     survey_payload,
 )
-from streams.keys import Keys
+from kernel.settings import ApiToken, Settings
+from store.keys import Keys
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -712,7 +712,7 @@ async def measure(run: Run, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_private(args: argparse.Namespace) -> dict[str, Any]:
     from cxt.localstack import LocalStack, free_port
-    from streams.topics import ensure_topics
+    from kernel.topics import ensure_topics
 
     env_settings = Settings.from_env()
     # Only where the Kafka jars live and how the broker runs come from the caller's

@@ -33,9 +33,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from cxt.settings import TOPIC_NAMES, Settings
 from cxt.traffic import TrafficGenerator
-from streams.rated import CONTACT_ID_FIELDS
+from domain.rated import CONTACT_ID_FIELDS
+from kernel.settings import TOPIC_NAMES, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_STOP_TIMEOUT = 20.0
@@ -420,7 +420,7 @@ def private_stack(base: Settings, label: str = "bench") -> Iterator[tuple[Settin
 
 
 async def ensure_topics(settings: Settings) -> None:
-    from streams.topics import ensure_topics as create  # the pipeline's own topic set-up
+    from kernel.topics import ensure_topics as create  # the pipeline's own topic set-up
 
     await create(settings)
 

@@ -9,7 +9,7 @@ validate -> resolve -> timeline in Redis -> cx.timeline.v1, bottom-2-box surveys
   checkpoint every COMMIT_INTERVAL_S seconds (env QUIX_COMMIT_INTERVAL_S, default 0.25);
   offsets are committed only after the sink flushed and Kafka acknowledged every message;
 * per inbound topic a StreamingDataFrame over the raw bytes that validates each value with
-  our `streams.validate.check_interaction` (a failure is a value, never an exception) and
+  our `schemas.validate.check_interaction` (a failure is a value, never an exception) and
   feeds one sink;
 * `TimelineSink`, a `BatchingSink`: on each checkpoint it resolves identities (one MGET),
   stores every entry (one pipeline of a store-if-absent Lua script over the customer's
@@ -45,19 +45,19 @@ from quixstreams.kafka import Producer
 from quixstreams.models import TopicConfig
 from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
-from cxt.settings import Settings
-from streams.alerts import alert_id_for
-from streams.identity import identity_lookups, owners_from
-from streams.keys import Keys, is_provisional
-from streams.records import Record, dead_letter, iso_ms, utc_now_iso
-from streams.store import AddResult, classify_insert
-from streams.validate import (
+from domain.alerts import alert_id_for
+from kernel.settings import Settings
+from schemas.validate import (
     Interaction,
     Rejection,
     check_interaction,
     is_bottom_2_box,
     survey_scale,
 )
+from store.keys import Keys, is_provisional
+from store.timeline import AddResult, classify_insert
+from streams.identity import identity_lookups, owners_from
+from streams.records import Record, dead_letter, iso_ms, utc_now_iso
 
 # Checkpoint period.  Latency is about one period at p50 and two at p99 (0.25 s: p50 ~260 ms,
 # p99 ~510 ms at 2,000 events/s); 0.5 s spends ~10% less CPU per event but puts p99 near 1 s.

@@ -21,8 +21,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from cxt.settings import CHANNELS, Settings
-from streams.validate import Rejection, check_interaction
+from kernel.settings import CHANNELS, Settings
+from schemas.validate import Rejection, check_interaction
 
 TARGET_PER_SECOND = 20_000  # the pipeline's budget; validation must not be its bottleneck
 

@@ -34,7 +34,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError
 
-from cxt.settings import Settings
+from kernel.settings import Settings
 
 
 def handle(entry: dict, forward_url: str | None) -> None:

@@ -2,7 +2,7 @@
 
 A consumer group of its own (`<CXT_APP_ID>-summary`) reads cx.timeline.v1,
 cx.alerts.v1 and cx.customers.v1 in batches.  For each batch it updates what it
-keeps in Redis (`consumers.summary_state`), reads the state and the last 30 days
+keeps in Redis (`store.summaries`), reads the state and the last 30 days
 of timeline of every customer the batch touched, publishes their summaries
 (`summarize`, pure) keyed by customer_id, waits for Kafka to confirm them, and
 only then commits the batch's offsets.  A crash redelivers the batch and the
@@ -54,17 +54,17 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from consumers.summary_state import AlertSeen, CustomerState, Erasure, SummaryState, SurveySeen
-from cxt import logsafe
-from cxt.contacts import contact_key, normalise_intent, parse_ms
 from cxt.produce import make_producer, start_producer
-from cxt.redis_client import connect
-from cxt.settings import Settings, SettingsError, Topics
-from streams.alerts import ACKNOWLEDGED, UNACKNOWLEDGED
-from streams.keys import Keys, is_provisional
+from domain.alerts import ACKNOWLEDGED, UNACKNOWLEDGED
+from domain.contacts import contact_key, normalise_intent, parse_ms
+from kernel import logsafe
+from kernel.redis_client import connect
+from kernel.settings import Settings, SettingsError, Topics
+from kernel.topics import ensure_topics
+from schemas.validate import is_bottom_2_box, survey_scale
+from store.keys import Keys, is_provisional
+from store.summaries import AlertSeen, CustomerState, Erasure, SummaryState, SurveySeen
 from streams.records import iso_ms
-from streams.topics import ensure_topics
-from streams.validate import is_bottom_2_box, survey_scale
 
 log = logging.getLogger("cxt.summary")
 
@@ -93,7 +93,7 @@ def summarize(customer_id: str, entries: Iterable[dict], last_survey: dict | Non
     the last 30 days (older ones only matter for `last_contact`).  Windows are by
     `occurred_at` against `now_ms`; an entry dated after `now_ms` (a source's clock
     ahead of ours) counts as within them.  One call, chat or e-mail thread is one
-    contact however many entries it has (`cxt.contacts.contact_key`).
+    contact however many entries it has (`domain.contacts.contact_key`).
     """
     week_start, month_start = now_ms - WEEK_DAYS * DAY_MS, now_ms - MONTH_DAYS * DAY_MS
     week: dict[str, set[tuple[str, str]]] = {c: set() for c in CONTACT_CHANNELS}

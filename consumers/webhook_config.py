@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cxt.config_checks import reject_unknown
-from cxt.settings import Topics
+from kernel.config_checks import reject_unknown
+from kernel.settings import Topics
 
 # The topics an endpoint may receive, by their `Topics` attribute (the real names
 # follow the settings, so a renamed topic needs no change here).

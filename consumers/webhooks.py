@@ -97,11 +97,11 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from consumers.webhook_config import Endpoint, WebhookConfigError, load_webhooks
-from cxt import logsafe
-from cxt.logsafe import safe_url
-from cxt.settings import Settings
+from kernel import logsafe
+from kernel.logsafe import safe_url
+from kernel.settings import Settings
+from kernel.topics import ensure_topics
 from streams.records import utc_now_iso
-from streams.topics import ensure_topics
 
 log = logging.getLogger("cxt.webhooks")
 

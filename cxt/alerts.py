@@ -21,13 +21,13 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from cxt.produce import make_producer, start_producer
-from cxt.redis_client import connect
-from cxt.settings import Settings
-from streams.alert_store import AlertStore
-from streams.alerts import ActionRejected, apply_action
-from streams.keys import Keys
+from domain.alerts import ActionRejected, apply_action
+from domain.rules import load_rules
+from kernel.redis_client import connect
+from kernel.settings import Settings
+from store.alerts import AlertStore
+from store.keys import Keys
 from streams.records import utc_now_iso
-from streams.rules import load_rules
 
 APPLY_TIMEOUT_S = 15.0
 

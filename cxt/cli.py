@@ -16,10 +16,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
 from cxt.alerts import MAX_PAGE
-from cxt.settings import CHANNELS, ROLES, Settings, SettingsError
-from streams.alerts import CALLBACK_OUTCOMES, STATUSES
-from streams.rules import CATEGORIES, RulesError
-from streams.survey_metrics import MAX_DAYS, MAX_HOURS
+from domain.alerts import CALLBACK_OUTCOMES, STATUSES
+from domain.rules import CATEGORIES, RulesError
+from domain.survey_metrics import MAX_DAYS, MAX_HOURS
+from kernel.settings import CHANNELS, ROLES, Settings, SettingsError
 
 
 class UsageError(Exception):
@@ -105,7 +105,7 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from cxt.tokens import new_token_line
-    from streams.rules import load_rules
+    from domain.rules import load_rules
 
     if args.role == "advisor":
         rules = load_rules(settings.alert_rules_path)
@@ -145,7 +145,7 @@ def cmd_webhooks(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.topics import describe_topics, ensure_topics
+    from kernel.topics import describe_topics, ensure_topics
 
     if args.action == "create":
         created = asyncio.run(ensure_topics(settings))
@@ -295,7 +295,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.rules import load_rules
+    from domain.rules import load_rules
 
     rules = load_rules(args.rules or settings.alert_rules_path)
     if args.action == "check":

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from cxt.produce import make_producer, start_producer
-from cxt.redis_client import connect
-from cxt.settings import Settings
-from streams.alert_store import AlertStore
-from streams.keys import Keys, provisional_id
-from streams.store import CustomerOverview, TimelineStore
-from streams.validate import customer_identity_keys
+from kernel.redis_client import connect
+from kernel.settings import Settings
+from schemas.validate import customer_identity_keys
+from store.alerts import AlertStore
+from store.keys import Keys, provisional_id
+from store.timeline import CustomerOverview, TimelineStore
 
 ERASE_TIMEOUT_S = 15.0
 # schemas/customer.v1.json's customer_id: what the worker accepts as a tombstone key.

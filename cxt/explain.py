@@ -1,6 +1,6 @@
 """`cxt rules explain`: what the worker would do with each sample survey.
 
-Each line is checked by the worker's own validation (streams/validate.py), so
+Each line is checked by the worker's own validation (schemas/validate.py), so
 the answer is the worker's: rejected (dead-lettered, no alert), accepted but
 not bottom-2-box (no alert), or an alert with the category and the rule that
 decided it.  A line may be a whole envelope or just a survey payload.
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from streams.rules import Rules
-from streams.validate import Interaction, check_interaction, is_bottom_2_box, survey_scale
+from domain.rules import Rules
+from schemas.validate import Interaction, check_interaction, is_bottom_2_box, survey_scale
 
 # A payload alone gets these envelope fields, so only the payload is judged.
 _SAMPLE_ENVELOPE = {"event_id": "explain-sample", "type": "survey.response",

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from cxt.settings import CHANNELS, Settings, Topics
+from kernel.settings import CHANNELS, Settings, Topics
 
 # Sends in flight before we wait for their acknowledgements: bounds memory on
 # big files while still letting aiokafka fill whole batches.

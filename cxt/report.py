@@ -8,9 +8,7 @@ from datetime import UTC, datetime
 import orjson
 
 from cxt.alerts import alert_store
-from cxt.settings import Settings
-from streams.alert_store import AlertStore
-from streams.survey_metrics import (
+from domain.survey_metrics import (
     Row,
     aggregate,
     days_back,
@@ -19,6 +17,8 @@ from streams.survey_metrics import (
     hours_of_day,
     rows_to_json,
 )
+from kernel.settings import Settings
+from store.alerts import AlertStore
 
 
 async def survey_rows(settings: Settings, *, hours: int | None = None, days: int | None = None,

@@ -20,8 +20,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from cxt.produce import make_producer, start_producer
-from cxt.settings import CHANNELS, Settings
 from cxt.traffic import TrafficGenerator, is_bottom_two_box, make_customers
+from kernel.settings import CHANNELS, Settings
 
 # Pace in ticks rather than per event: one sleep per tick keeps the loop cheap
 # at thousands of events/s and lets aiokafka batch each tick's sends.

@@ -9,10 +9,10 @@ from typing import TextIO
 
 import orjson
 
-from cxt.redis_client import connect
-from cxt.settings import Settings
-from streams.keys import Keys
-from streams.store import TimelineStore
+from kernel.redis_client import connect
+from kernel.settings import Settings
+from store.keys import Keys
+from store.timeline import TimelineStore
 
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

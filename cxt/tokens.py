@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from cxt.settings import ApiToken, parse_tokens
+from kernel.settings import ApiToken, parse_tokens
 
 DEV_ADVISOR = "adv-ana"  # an actor of config/alert_rules.toml, so the page can act
 DEV_AGENT = "A-007"

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cxt.settings import CHANNELS
 from cxt.tokens import DEV_AGENTS
+from kernel.settings import CHANNELS
 
 Envelope = dict[str, Any]
 

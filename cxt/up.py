@@ -24,9 +24,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from cxt.localstack import LocalStack, die_with_parent, port_in_use
-from cxt.settings import Settings
 from cxt.tokens import DEV_ADVISOR, DEV_AGENT, dev_tokens, token_of
-from streams.topics import ensure_topics
+from kernel.settings import Settings
+from kernel.topics import ensure_topics
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 

@@ -21,16 +21,16 @@ from cxt.alerts import (
     submit_action,
 )
 from cxt.report import survey_rows_from
-from cxt.settings import CHANNELS, ApiToken
 from dashboard.agent_view import DEFAULT_LIMIT, agent_context
 from dashboard.auth import authorize
 from dashboard.errors import ApiError, FastJSONResponse, bad_request, not_found
 from dashboard.params import Query, check_id, json_body
 from dashboard.services import Services
+from domain.alerts import CALLBACK_OUTCOMES, RESOLVED, STATUSES
+from domain.rules import CATEGORIES
+from domain.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
+from kernel.settings import CHANNELS, ApiToken
 from schemas.registry import load_schema
-from streams.alerts import CALLBACK_OUTCOMES, RESOLVED, STATUSES
-from streams.rules import CATEGORIES
-from streams.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
 
 EVERYONE = ("advisor", "agent", "service")
 ADVISORY = ("advisor", "service")

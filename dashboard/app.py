@@ -23,12 +23,12 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from cxt.settings import Settings
 from dashboard import api
 from dashboard.errors import ApiError, error_response
 from dashboard.live import Hub, agent_socket, alerts_socket, unknown_socket
 from dashboard.metrics import DashboardMetrics, HttpMetricsMiddleware
 from dashboard.services import open_services
+from kernel.settings import Settings
 
 log = logging.getLogger("cxt.dashboard")
 

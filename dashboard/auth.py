@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 
-from cxt.settings import ApiToken
 from dashboard.errors import ApiError
+from kernel.settings import ApiToken
 
 SUBPROTOCOL = "cxt.v1"
 _BEARER_PROTOCOL = "bearer."

@@ -22,7 +22,6 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from cxt.contacts import contact_key, parse_ms
 from dashboard.prompts import (
     NOT_FIELDS,
     AgentConfig,
@@ -31,8 +30,9 @@ from dashboard.prompts import (
     normalise_intent,
     resolve_intent,
 )
-from streams.rated import contact_ids
-from streams.validate import is_bottom_2_box, survey_scale
+from domain.contacts import contact_key, parse_ms
+from domain.rated import contact_ids
+from schemas.validate import is_bottom_2_box, survey_scale
 
 OPEN_STATUSES = ("open", "escalated", "acknowledged")  # acknowledged is still being worked
 INTENT, ALERT, OTHER = "intent", "alert", "other"  # the `relevance` groups, in display order
@@ -236,7 +236,7 @@ def _order(
 
 def _ids(members: list[dict]) -> set[Any]:
     """What a survey or an alert may name a contact by: its entries' event ids and
-    the channel's own ids (streams.rated, the worker's own rule for a `contact_id`)."""
+    the channel's own ids (domain.rated, the worker's own rule for a `contact_id`)."""
     ids: set[Any] = {e.get("event_id") for e in members}
     for entry in members:
         ids.update(contact_ids(entry))

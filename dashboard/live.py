@@ -28,12 +28,12 @@ from aiokafka.errors import KafkaError
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from cxt.settings import ApiToken
 from dashboard.agent_view import TRIGGER_TYPES, agent_context
 from dashboard.auth import SUBPROTOCOL, authorize, offered_subprotocols
 from dashboard.errors import ApiError, not_found
 from dashboard.params import check_id
 from dashboard.services import Services
+from kernel.settings import ApiToken
 
 log = logging.getLogger("cxt.dashboard")
 

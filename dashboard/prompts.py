@@ -39,9 +39,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cxt.config_checks import reject_unknown, string_list
-from cxt.contacts import contact_key, normalise_intent, parse_ms
-from streams.validate import is_bottom_2_box, survey_scale
+from domain.contacts import contact_key, normalise_intent, parse_ms
+from kernel.config_checks import reject_unknown, string_list
+from schemas.validate import is_bottom_2_box, survey_scale
 
 RECENT_BOTTOM_2_BOX = "recent_bottom_2_box"
 REPEAT_CONTACT = "repeat_contact"

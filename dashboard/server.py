@@ -7,10 +7,10 @@ import logging
 
 import uvicorn
 
-from cxt import logsafe
-from cxt.settings import Settings
 from dashboard.app import create_app
 from dashboard.services import check_config
+from kernel import logsafe
+from kernel.settings import Settings
 
 # uvicorn (0.54, websockets-sansio) logs this after every refused websocket
 # handshake even though the 401/403 was sent; it is noise, not an error.

@@ -11,16 +11,16 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from cxt.produce import make_producer, start_producer
-from cxt.redis_client import connect
-from cxt.settings import Settings
 from dashboard.auth import TokenBook
 from dashboard.metrics import DashboardMetrics
 from dashboard.prompts import AgentConfig, load_agent_config
-from streams.alert_store import AlertStore
-from streams.keys import Keys
-from streams.rules import Rules, load_rules
-from streams.store import TimelineStore
-from streams.topics import ensure_topics
+from domain.rules import Rules, load_rules
+from kernel.redis_client import connect
+from kernel.settings import Settings
+from kernel.topics import ensure_topics
+from store.alerts import AlertStore
+from store.keys import Keys
+from store.timeline import TimelineStore
 
 
 @dataclass

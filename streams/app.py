@@ -33,17 +33,17 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cxt import logsafe
-from cxt.redis_client import connect
-from cxt.settings import Settings
-from streams.alert_store import AlertStore
+from domain.rules import load_rules
+from kernel import logsafe
+from kernel.redis_client import connect
+from kernel.settings import Settings
+from store.alerts import AlertStore
+from store.keys import Keys
+from store.timeline import TimelineStore
 from streams.batch_consumer import BatchConsumer
-from streams.keys import Keys
 from streams.metrics import WorkerMetrics
 from streams.processor import Processor
 from streams.records import Outgoing, Record
-from streams.rules import load_rules
-from streams.store import TimelineStore
 
 log = logging.getLogger("cxt.worker")
 

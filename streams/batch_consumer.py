@@ -38,7 +38,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from cxt.produce import make_producer, start_producer
-from cxt.settings import Settings
+from kernel.settings import Settings
 from streams.publisher import BatchPublisher
 from streams.records import Outgoing, Record
 

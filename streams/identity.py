@@ -4,7 +4,7 @@ An interaction naming a `customer_id` belongs to that customer.  One that
 only carries an `identity` is looked up in the identity index built from
 cx.customers.v1; when no customer claims any of its identifiers yet, it goes
 to a provisional profile named after its first identifier
-(`streams.keys.provisional_id`).  When a customer record later claims that
+(`store.keys.provisional_id`).  When a customer record later claims that
 identifier, `link` moves the provisional entries into the customer's
 timeline.
 """
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from streams.keys import PROVISIONAL_MARK, provisional_id
-from streams.store import AddResult, NewEntry, RatedWait, TimelineStore
-from streams.validate import Interaction, identity_keys
+from schemas.validate import Interaction, identity_keys
+from store.keys import PROVISIONAL_MARK, provisional_id
+from store.timeline import AddResult, NewEntry, RatedWait, TimelineStore
 
 
 async def resolve_owners(store: TimelineStore, interactions: Sequence[Interaction]) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import prometheus_client as prom
 
-from cxt.settings import CHANNELS
+from kernel.settings import CHANNELS
 
 log = logging.getLogger("cxt.worker")
 

@@ -14,9 +14,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from cxt.settings import Settings
-from streams.alert_store import AlertStore, Rated, RatedLookup, SurveyCount
-from streams.alerts import (
+from domain.alerts import (
     CONTEXT_SIZE,
     ESCALATED,
     UNACKNOWLEDGED,
@@ -28,13 +26,10 @@ from streams.alerts import (
     new_alert,
     with_rated_contact,
 )
-from streams.identity import claimed_provisionals, link, resolve_owners
-from streams.keys import is_provisional, provisional_id
-from streams.records import Outgoing, Record, dead_letter, iso_ms, utc_now_iso
-from streams.rules import Rules
-from streams.store import AddResult, NewEntry, ProfileChange, RatedWait, TimelineStore
-from streams.survey_metrics import hour_of, metric_fields
-from streams.validate import (
+from domain.rules import Rules
+from domain.survey_metrics import hour_of, metric_fields
+from kernel.settings import Settings
+from schemas.validate import (
     Interaction,
     Rejection,
     check_action,
@@ -44,6 +39,11 @@ from streams.validate import (
     is_bottom_2_box,
     survey_scale,
 )
+from store.alerts import AlertStore, Rated, RatedLookup, SurveyCount
+from store.keys import is_provisional, provisional_id
+from store.timeline import AddResult, NewEntry, ProfileChange, RatedWait, TimelineStore
+from streams.identity import claimed_provisionals, link, resolve_owners
+from streams.records import Outgoing, Record, dead_letter, iso_ms, utc_now_iso
 
 log = logging.getLogger(__name__)
 

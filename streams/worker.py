@@ -8,9 +8,9 @@ import gc
 import faust
 import uvloop
 
-from cxt.settings import Settings
+from kernel.settings import Settings
+from kernel.topics import ensure_topics
 from streams.app import create_app
-from streams.topics import ensure_topics
 
 
 def run_worker(settings: Settings) -> None:

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from cxt.localstack import LocalStack, free_port
-from cxt.settings import ApiToken, Settings
+from kernel.settings import ApiToken, Settings
 from tests.helpers import DashboardProcess, WorkerProcess, create_topics, isolated
 
 

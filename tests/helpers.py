@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from cxt.settings import TOPIC_NAMES, Settings, Topics
-from streams.topics import ensure_topics
+from kernel.settings import TOPIC_NAMES, Settings, Topics
+from kernel.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
 

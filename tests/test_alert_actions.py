@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.alerts import ActionRejected, apply_action
+from domain.alerts import ActionRejected, apply_action
 
 ACTORS = frozenset({"adv-ana", "adv-ben"})
 NOW = "2026-12-01T20:00:00.000Z"

@@ -12,9 +12,9 @@ import pytest
 
 from cxt.localstack import LocalStack
 from cxt.report import survey_rows
-from cxt.settings import Settings
+from domain.alerts import alert_id_for
+from kernel.settings import Settings
 from schemas import validator
-from streams.alerts import alert_id_for
 from tests.helpers import (
     WorkerProcess,
     create_topics,

@@ -18,7 +18,7 @@ from urllib.request import url2pathname
 import fastjsonschema
 import pytest
 
-from cxt.settings import CHANNELS, TOPIC_NAMES, Topics
+from kernel.settings import CHANNELS, TOPIC_NAMES, Topics
 from schemas.catalog import ASYNCAPI, names, refs, topics_by_schema
 from tests.helpers import REPO
 
@@ -139,7 +139,7 @@ def test_inbound_examples_are_accepted_by_the_pipeline() -> None:
     """The schemas are not all the worker checks (channel, timestamp, scale, customer)."""
     import orjson
 
-    from streams.validate import Rejection, check_interaction
+    from schemas.validate import Rejection, check_interaction
 
     for channel in CHANNELS:
         for message in _messages(_doc()["channels"][channel]).values():

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cxt.settings import ApiToken, Settings, SettingsError, parse_tokens
 from dashboard.auth import TokenBook, authorize, presented_token
 from dashboard.errors import ApiError
+from kernel.settings import ApiToken, Settings, SettingsError, parse_tokens
 
 ADVISOR = ApiToken("advisor", "adv-ana", "a" * 24)
 AGENT = ApiToken("agent", "A-007", "b" * 24)

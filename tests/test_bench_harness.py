@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.harness import iter_events
 from cxt.traffic import TrafficGenerator, make_customers
-from streams.rated import contact_ids
+from domain.rated import contact_ids
 
 
 def test_renamed_surveys_still_name_an_earlier_contact() -> None:

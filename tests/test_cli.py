@@ -13,8 +13,8 @@ import pytest
 
 from cxt.alerts import AlertNotFound, page_of, print_list
 from cxt.localstack import free_port
-from cxt.settings import Settings, SettingsError, parse_tokens
 from cxt.timeline import BadTime, parse_time
+from kernel.settings import Settings, SettingsError, parse_tokens
 from tests.helpers import REPO
 
 COMMANDS = ["up", "worker", "topics", "produce", "simulate", "timeline", "dashboard", "tokens",

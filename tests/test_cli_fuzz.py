@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from cxt.cli import build_parser, main
 from cxt.localstack import LocalStack, free_port
-from cxt.settings import Settings, SettingsError
+from kernel.settings import Settings, SettingsError
 from tests.helpers import create_topics, envelope, isolated, settings_env
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,

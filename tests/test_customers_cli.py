@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from cxt.localstack import LocalStack
-from cxt.settings import Settings
 from cxt.timeline import read_timeline
+from kernel.settings import Settings
 from tests.helpers import (
     REPO,
     WorkerProcess,

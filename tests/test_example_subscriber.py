@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from cxt.localstack import LocalStack
-from cxt.settings import Settings
+from kernel.settings import Settings
 from tests.helpers import REPO, create_topics, isolated, produce, settings_env
 
 

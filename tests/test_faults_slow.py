@@ -42,9 +42,9 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from cxt.localstack import LocalStack
-from cxt.settings import Settings
 from cxt.traffic import TrafficGenerator, is_bottom_two_box, make_customers
-from streams.alerts import alert_id_for
+from domain.alerts import alert_id_for
+from kernel.settings import Settings
 from tests.helpers import REPO, WorkerProcess, create_topics, isolated, produce
 
 pytestmark = pytest.mark.slow

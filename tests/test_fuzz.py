@@ -27,8 +27,7 @@ from redis.crc import key_slot
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from streams.keys import Keys, provisional_id
-from streams.validate import (
+from schemas.validate import (
     INVALID_TRANSITION,
     REASONS,
     UNKNOWN_ACTOR,
@@ -39,6 +38,7 @@ from streams.validate import (
     check_interaction,
     identity_keys,
 )
+from store.keys import Keys, provisional_id
 from tests.conftest import LiveDashboard
 from tests.helpers import REPO, envelope, produce, read_topic
 

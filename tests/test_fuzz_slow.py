@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from streams.validate import check_interaction
+from schemas.validate import check_interaction
 from tests.conftest import LiveDashboard
 from tests.test_fuzz import (
     _CUSTOMER_KEYS,

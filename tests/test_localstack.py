@@ -204,7 +204,7 @@ def test_docker_compose_file_is_valid() -> None:
 
 
 def test_docker_compose_runs_the_same_kafka_version_as_the_local_stack() -> None:
-    from cxt.settings import KAFKA_VERSION
+    from kernel.settings import KAFKA_VERSION
 
     compose = (REPO / "docker-compose.yml").read_text()
     assert f"image: apache/kafka:{KAFKA_VERSION}\n" in compose

@@ -6,9 +6,9 @@ import json
 
 from starlette.routing import Route
 
-from cxt.settings import Settings
 from dashboard.api import NOTE_MAX_LENGTH, RESOLVE_CATEGORIES
 from dashboard.app import OPENAPI, create_app
+from kernel.settings import Settings
 from schemas.catalog import refs
 from schemas.registry import load_schema
 

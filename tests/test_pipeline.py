@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from cxt.localstack import LocalStack
-from cxt.settings import CHANNELS, Settings
 from cxt.timeline import read_timeline
-from streams.alerts import alert_id_for
+from domain.alerts import alert_id_for
+from kernel.settings import CHANNELS, Settings
 from tests.helpers import (
     WorkerProcess,
     create_topics,

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from cxt.contacts import contact_key, parse_ms
 from dashboard.prompts import (
     COMMON_PLACEHOLDERS,
     TONES,
@@ -22,6 +21,7 @@ from dashboard.prompts import (
     load_agent_config,
     parse_agent_config,
 )
+from domain.contacts import contact_key, parse_ms
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "config" / "agent_context.toml"

@@ -13,15 +13,15 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from cxt.localstack import LocalStack
-from cxt.settings import Settings
+from domain.alerts import alert_id_for
+from domain.rules import DEFAULT_RULES_PATH, load_rules
+from kernel.settings import Settings
 from schemas import validator
-from streams.alert_store import AlertStore
-from streams.alerts import alert_id_for
-from streams.keys import Keys
+from store.alerts import AlertStore
+from store.keys import Keys
+from store.timeline import TimelineStore
 from streams.processor import Processor
 from streams.records import Record
-from streams.rules import DEFAULT_RULES_PATH, load_rules
-from streams.store import TimelineStore
 from tests.helpers import (
     WorkerProcess,
     create_topics,

@@ -24,8 +24,8 @@ import redis
 from redis.cluster import RedisCluster
 
 from cxt.localstack import LocalStack, ensure_redis_server, free_port
-from cxt.settings import ApiToken, Settings, SettingsError
-from streams.alerts import alert_id_for
+from domain.alerts import alert_id_for
+from kernel.settings import ApiToken, Settings, SettingsError
 from tests.helpers import (
     DashboardProcess,
     WorkerProcess,

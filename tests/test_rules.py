@@ -1,4 +1,4 @@
-"""Alert categories from the rules file (streams.rules); no Kafka or Redis needed."""
+"""Alert categories from the rules file (domain.rules); no Kafka or Redis needed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cxt.traffic import TrafficGenerator, make_customers
-from streams.rules import (
+from domain.rules import (
     CATEGORIES,
     DEFAULT_RULES_PATH,
     Classification,

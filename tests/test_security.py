@@ -38,10 +38,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from cxt.localstack import LocalStack, free_port
-from cxt.logsafe import MASK, redact, safe_url
-from cxt.settings import ApiToken, Settings
 from dashboard.app import create_app
-from streams.alerts import alert_id_for
+from domain.alerts import alert_id_for
+from kernel.logsafe import MASK, redact, safe_url
+from kernel.settings import ApiToken, Settings
 from tests.conftest import LiveDashboard
 from tests.helpers import (
     REPO,
@@ -433,8 +433,7 @@ def test_no_personal_data_or_secret_reaches_any_log(stack: LocalStack, tmp_path:
 def test_debug_opt_in_leaves_lines_alone() -> None:
     import logging
 
-    from cxt import logsafe
-
+    from kernel import logsafe
     assert Settings.from_env({"CXT_LOG_PII": "1"}).log_pii
     assert not Settings.from_env({}).log_pii
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "call %s from %s", (
@@ -458,7 +457,7 @@ def test_consumers_take_the_workers_tombstones() -> None:
     from consumers.example_subscriber import _entry
     from consumers.summary import read_batch
     from consumers.webhooks import request_body
-    from cxt.settings import Topics
+    from kernel.settings import Topics
 
     topics = Topics()
     assert _entry(b"C-9", None) == {"customer_id": "C-9", "deleted": True}

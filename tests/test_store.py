@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from cxt.localstack import LocalStack
-from streams.alert_store import AlertStore, RatedLookup
-from streams.keys import Keys, slot_groups
-from streams.store import AddResult, NewEntry, ProfileChange, TimelineStore
+from store.alerts import AlertStore, RatedLookup
+from store.keys import Keys, slot_groups
+from store.timeline import AddResult, NewEntry, ProfileChange, TimelineStore
 
 DAY_MS = 86_400_000
 T = TypeVar("T")
@@ -166,8 +166,8 @@ def test_slot_groups_keep_each_slot_together_in_order_and_bounded() -> None:
 
 
 def test_surveys_are_counted_once_per_hour_even_when_repeated(stack) -> None:
-    from streams.alert_store import AlertStore, SurveyCount
-    from streams.survey_metrics import metric_fields
+    from domain.survey_metrics import metric_fields
+    from store.alerts import AlertStore, SurveyCount
 
     low = metric_fields("call", "billing-uk", "A-1", 1, 1, 5)
     high = metric_fields("chat", "tech-uk", "A-2", 5, 1, 5)
@@ -196,7 +196,7 @@ def test_surveys_are_counted_once_per_hour_even_when_repeated(stack) -> None:
     assert 29 * 86_400 < ttl <= 30 * 86_400
 
 
-# --- rated contacts found by channel id (streams.rated, AlertStore.rated_contacts) -----
+# --- rated contacts found by channel id (domain.rated, AlertStore.rated_contacts) -----
 
 def _contact(cid: str, event_id: str, occurred_ms: int, event_type: str, **payload: object
              ) -> NewEntry:

@@ -19,19 +19,19 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from consumers.summary import open_alert_ids, read_batch, summarize, survey_summary
-from consumers.summary_state import (
+from cxt.localstack import LocalStack
+from domain.alerts import alert_id_for
+from kernel.settings import Settings, Topics
+from schemas import validator
+from store.keys import Keys
+from store.summaries import (
     ERASURE_MARK_MS,
     AlertSeen,
     Erasure,
     SummaryState,
     SurveySeen,
 )
-from cxt.localstack import LocalStack
-from cxt.settings import Settings, Topics
-from schemas import validator
-from streams.alerts import alert_id_for
-from streams.keys import Keys
-from streams.store import NewEntry, TimelineStore
+from store.timeline import NewEntry, TimelineStore
 from tests.helpers import (
     REPO,
     CxtProcess,

@@ -1,4 +1,4 @@
-"""Survey figures: buckets, counter fields, rows and tables (streams.survey_metrics)."""
+"""Survey figures: buckets, counter fields, rows and tables (domain.survey_metrics)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from streams.survey_metrics import (
+from domain.survey_metrics import (
     MAX_DAYS,
     MAX_HOURS,
     MISSING,

@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 from cxt.produce import LineError, Routed, route_line, route_lines
-from cxt.settings import CHANNELS, Settings, Topics
 from cxt.simulate import write_customers, write_sample
 from cxt.tokens import DEV_AGENTS
 from cxt.traffic import (
@@ -23,6 +22,7 @@ from cxt.traffic import (
     make_customers,
     rfc3339,
 )
+from kernel.settings import CHANNELS, Settings, Topics
 
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")

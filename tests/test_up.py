@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from cxt.localstack import free_port, port_in_use
-from cxt.settings import Settings
 from cxt.timeline import read_timeline
+from kernel.settings import Settings
 from tests.helpers import REPO, envelope, eventually, produce_events, read_topic
 
 

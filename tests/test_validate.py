@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 import schemas
-from cxt.settings import CHANNELS
-from streams.validate import (
+from kernel.settings import CHANNELS
+from schemas.validate import (
     REASONS,
     Interaction,
     Rejection,

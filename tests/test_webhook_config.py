@@ -26,7 +26,7 @@ from consumers.webhooks import (
     retry_after_s,
     sign,
 )
-from cxt.settings import Settings, Topics
+from kernel.settings import Settings, Topics
 from schemas import validator
 
 SECRET = "0123456789abcdef-secret"

@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from consumers.webhook_config import Endpoint
 from consumers.webhooks import deliver_webhooks
 from cxt.localstack import LocalStack, free_port
-from cxt.settings import Settings
+from kernel.settings import Settings
 from schemas import validator
 from tests.helpers import (
     CxtProcess,

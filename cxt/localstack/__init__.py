@@ -10,7 +10,7 @@ from cxt.localstack.errors import PrerequisiteError, ServiceStartError
 from cxt.localstack.kafka import KafkaBroker, ensure_java, ensure_kafka_libs
 from cxt.localstack.ports import free_port, port_in_use
 from cxt.localstack.redis import RedisServer, ensure_redis_server
-from cxt.settings import Settings
+from kernel.settings import Settings
 
 __all__ = [
     "KafkaBroker",

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxt.config_checks import reject_unknown, string_list
+from kernel.config_checks import reject_unknown, string_list
 
 CATEGORIES = ("skill", "business_operations", "unclassified")
 UNCLASSIFIED = "unclassified"

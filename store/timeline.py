@@ -1,7 +1,7 @@
 """The timeline store in Redis: idempotent, ordered, bounded.
 
 A customer's timeline is two keys sharing the customer's hash tag (see
-`streams.keys`): a sorted set ordering event ids by `occurred_at` and a hash
+`store.keys`): a sorted set ordering event ids by `occurred_at` and a hash
 holding each entry's JSON.  One Lua script inserts an entry into both and
 trims retention atomically, so a worker killed between two commands can never
 leave half an entry behind; the same call reports the alerts waiting for the
@@ -22,14 +22,14 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from streams.keys import Keys, slot_groups
-from streams.rated import CONTACT_ID_PAIRS
-from streams.scripts import ScriptCall, run_scripts
+from domain.rated import CONTACT_ID_PAIRS
+from store.keys import Keys, slot_groups
+from store.scripts import ScriptCall, run_scripts
 
 # One call stores many entries (a batch, or the part of it in one cluster slot).
-# KEYS: per entry its timeline zset, entries hash and rated-contact waits (streams.keys).
+# KEYS: per entry its timeline zset, entries hash and rated-contact waits (store.keys).
 # ARGV: max entries, min score (oldest occurred ms kept), the number k of channel-id
-# fields, k (field, channel) pairs (streams.rated), then per entry: event_id, score
+# fields, k (field, channel) pairs (domain.rated), then per entry: event_id, score
 # (occurred ms), entry JSON.
 # Replies per entry 1 when inserted, else the stored JSON (so the caller can tell our
 # own redelivery from a source duplicate without a second round trip), then one list

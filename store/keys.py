@@ -79,7 +79,7 @@ class Keys:
         return f"{self.prefix}:alerts:due"
 
     def survey_counters(self, bucket: str) -> str:
-        """Hash: survey counters of one UTC hour ("2026112210"), see streams.survey_metrics."""
+        """Hash: survey counters of one UTC hour ("2026112210"), see domain.survey_metrics."""
         return f"{self.prefix}:{{m:{bucket}}}:n"
 
     def survey_counted(self, bucket: str) -> str:

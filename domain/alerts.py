@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from streams.rules import Classification
+from domain.rules import Classification
 
 OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED = "open", "escalated", "acknowledged", "resolved"
 STATUSES = (OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED)

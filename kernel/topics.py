@@ -8,7 +8,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from cxt.settings import Settings, Topics
+from kernel.settings import Settings, Topics
 
 
 def topic_specs(topics: Topics) -> list[NewTopic]:

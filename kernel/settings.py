@@ -226,7 +226,7 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     # REDIS_URL names one node of a Redis Cluster (the worker's keys are cluster-safe).
     redis_cluster: bool = False
-    # Debugging only: log lines keep e-mail addresses and phone numbers (cxt.logsafe).
+    # Debugging only: log lines keep e-mail addresses and phone numbers (kernel.logsafe).
     log_pii: bool = False
     app_id: str = "cx-timeline"
     topics: Topics = field(default_factory=Topics)

@@ -1,6 +1,6 @@
 """The summary feed's Redis side: what it keeps per customer, and the reads for a summary.
 
-Kept here (keys in `streams.keys`, each with the customer's hash tag): the newest
+Kept here (keys in `store.keys`, each with the customer's hash tag): the newest
 survey, the ids of bottom-2-box surveys, the highest version of each alert with
 its status, and an erasure marker.  Contacts are not kept twice: they are read
 from the worker's timeline (`Keys.timeline` / `Keys.entries`).
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import orjson
 from redis.asyncio import Redis
 
-from cxt.contacts import parse_ms
-from streams.keys import Keys
+from domain.contacts import parse_ms
+from store.keys import Keys
 
 # How long an erasure marker is kept: a message published before an erasure and
 # read more than this later (the feed stopped for over a week) is no longer caught.

@@ -36,7 +36,7 @@ INVALID_TIMESTAMP = "invalid_timestamp"
 NO_CUSTOMER = "no_customer"
 SCORE_OUT_OF_SCALE = "score_out_of_scale"
 TOO_LARGE = "too_large"
-# Alert actions only (streams.alerts decides these).
+# Alert actions only (domain.alerts decides these).
 UNKNOWN_ALERT = "unknown_alert"
 UNKNOWN_ACTOR = "unknown_actor"
 INVALID_TRANSITION = "invalid_transition"

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import orjson
 from redis.asyncio import Redis
 
-from streams.keys import Keys
-from streams.rated import needles
-from streams.scripts import ScriptCall, run_scripts
-from streams.store import AddResult, RatedWait, classify_insert
+from domain.rated import needles
+from store.keys import Keys
+from store.scripts import ScriptCall, run_scripts
+from store.timeline import AddResult, RatedWait, classify_insert
 
 # KEYS: alert key.  ARGV: JSON.  1 when stored, else the stored JSON.
 _PUT_NEW = """
@@ -77,7 +77,7 @@ return false
 # timeline zset, entries hash and rated-contact waits.  ARGV: context size, scan chunk
 # size, contact_id ('' for none), alert_id ('' to register no wait), wait TTL, contact_id
 # as JSON spells it inside a string, then (needle, field, channel) triples
-# (streams.rated.needles).
+# (domain.rated.needles).
 # Replies {rated entry or nil, the newest context-size entries...}.  The rated entry:
 # the one whose event_id is contact_id, else the newest (by occurred_at, ties in zset
 # order) whose channel's field holds contact_id.  Nothing is indexed when entries are

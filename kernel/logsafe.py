@@ -20,7 +20,7 @@ import logging
 import re
 from urllib.parse import urlsplit
 
-from cxt.settings import Settings
+from kernel.settings import Settings
 
 # An e-mail address, and a phone number in international form (+ and 7-15 digits,
 # separators allowed); bare digit runs are offsets, counts and ids, not phones.

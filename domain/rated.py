@@ -5,8 +5,8 @@ A survey tool names the contact it rates by whatever id it knows: our
 Nothing is indexed for it when an entry is stored (only ~0.6% of events are
 bottom-2-box surveys that need a rated contact): the rare survey that names a
 channel id pays for a scan of its customer's timeline instead
-(`streams.alert_store`), and an entry's insert decodes the entry only when its
-customer has alerts waiting for a contact (`streams.store`).
+(`store.alerts`), and an entry's insert decodes the entry only when its
+customer has alerts waiting for a contact (`store.timeline`).
 """
 
 from __future__ import annotations
