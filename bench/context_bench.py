@@ -67,7 +67,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from cxt.produce import StatusLine, make_producer, start_producer
 from cxt.traffic import (
     CHANNEL_WEIGHTS,
     INTENTS,
@@ -80,7 +79,9 @@ from cxt.traffic import (
     social_payload,
     survey_payload,
 )
+from kernel.kafka import make_producer, start_producer
 from kernel.settings import ApiToken, Settings
+from kernel.status import StatusLine
 from store.keys import Keys
 
 REPO = Path(__file__).resolve().parent.parent

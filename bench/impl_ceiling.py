@@ -62,10 +62,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.alerts import alert_id_for
 from kernel.settings import Settings
+from kernel.times import iso_ms, utc_now_iso
 from schemas import validate as v
 from schemas.validate import identity_keys, is_bottom_2_box, survey_scale
 from store.keys import Keys, provisional_id
-from streams.records import Record, dead_letter, iso_ms, utc_now_iso
+from streams.records import Record, dead_letter
 
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, NoScriptError, KafkaError, OSError)
 EPOCH, ONE_MS = datetime(1970, 1, 1, tzinfo=UTC), timedelta(milliseconds=1)

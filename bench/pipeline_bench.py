@@ -51,9 +51,10 @@ from harness import (
 )
 from latency import latency_summary
 
-from cxt.produce import StatusLine, make_producer
 from cxt.traffic import is_bottom_two_box, make_customers
+from kernel.kafka import make_producer
 from kernel.settings import Settings
+from kernel.status import StatusLine
 
 WARMUP_EVENTS = 100
 WARMUP_ROUND_SECONDS = 15.0  # resend a fresh warm-up batch if one is not back by then

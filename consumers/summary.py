@@ -54,17 +54,17 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cxt.produce import make_producer, start_producer
 from domain.alerts import ACKNOWLEDGED, UNACKNOWLEDGED
 from domain.contacts import contact_key, normalise_intent, parse_ms
 from kernel import logsafe
+from kernel.kafka import make_producer, start_producer
 from kernel.redis_client import connect
 from kernel.settings import Settings, SettingsError, Topics
+from kernel.times import iso_ms
 from kernel.topics import ensure_topics
 from schemas.validate import is_bottom_2_box, survey_scale
 from store.keys import Keys, is_provisional
 from store.summaries import AlertSeen, CustomerState, Erasure, SummaryState, SurveySeen
-from streams.records import iso_ms
 
 log = logging.getLogger("cxt.summary")
 

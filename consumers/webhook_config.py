@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kernel.config_checks import reject_unknown
+from kernel.errors import ConfigError
 from kernel.settings import Topics
 
 # The topics an endpoint may receive, by their `Topics` attribute (the real names
@@ -48,7 +49,7 @@ _MAX_TIMEOUT_S = 300.0
 _MAX_BACKOFF_S = 3600.0
 
 
-class WebhookConfigError(ValueError):
+class WebhookConfigError(ConfigError):
     """The webhooks file cannot be used; the message names file, endpoint and key."""
 
 

@@ -100,8 +100,8 @@ from consumers.webhook_config import Endpoint, WebhookConfigError, load_webhooks
 from kernel import logsafe
 from kernel.logsafe import safe_url
 from kernel.settings import Settings
+from kernel.times import utc_now_iso
 from kernel.topics import ensure_topics
-from streams.records import utc_now_iso
 
 log = logging.getLogger("cxt.webhooks")
 

@@ -15,14 +15,15 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
-from cxt.alerts import MAX_PAGE
 from domain.alerts import CALLBACK_OUTCOMES, STATUSES
-from domain.rules import CATEGORIES, RulesError
+from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS
-from kernel.settings import CHANNELS, ROLES, Settings, SettingsError
+from kernel.errors import CxtError, InputError
+from kernel.settings import CHANNELS, ROLES, Settings
+from usecases.alerts import MAX_PAGE
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """Bad input from the user: printed as one line, exit status 2."""
 
 
@@ -188,7 +189,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _time_option(option: str, text: str | None) -> int | None:
-    from cxt.timeline import BadTime, parse_time
+    from kernel.times import BadTime, parse_time
 
     if text is None:
         return None
@@ -199,7 +200,8 @@ def _time_option(option: str, text: str | None) -> int | None:
 
 
 def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
-    from cxt.timeline import customer_known, print_json, print_table, read_timeline
+    from cxt.timeline import print_json, print_table
+    from usecases.timeline import customer_known, read_timeline
 
     since = _time_option("--since", args.since)
     until = _time_option("--until", args.until)
@@ -216,11 +218,12 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     from cxt import alerts as cli_alerts
+    from usecases import alerts as alert_cases
 
     if args.alert_action is None:
         return _list_alerts(args, settings)
     if args.alert_action == "show":
-        alert = asyncio.run(cli_alerts.show_alert(settings, args.alert_id))
+        alert = asyncio.run(alert_cases.show_alert(settings, args.alert_id))
     else:
         action = {"alert_id": args.alert_id, "actor": args.actor,
                   "action": _ACTION_OF[args.alert_action], "note": args.note}
@@ -228,7 +231,7 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
             action["outcome"] = args.outcome
         if args.alert_action == "resolve" and args.category:
             action["category"] = args.category
-        alert = asyncio.run(cli_alerts.act(settings, action))
+        alert = asyncio.run(alert_cases.act(settings, action))
     if args.json:
         print(orjson.dumps(alert).decode())
     else:
@@ -238,13 +241,14 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
 
 def _list_alerts(args: argparse.Namespace, settings: Settings) -> int:
     from cxt import alerts as cli_alerts
+    from usecases import alerts as alert_cases
 
     statuses = {s.strip() for s in args.status.split(",") if s.strip()} if args.status else None
     unknown = (statuses or set()) - set(STATUSES)
     if unknown or statuses == set():
         raise UsageError(f"--status: unknown status {', '.join(sorted(unknown)) or '(none)'}; "
                          f"choose from {', '.join(STATUSES)}")
-    found = asyncio.run(cli_alerts.list_alerts(
+    found = asyncio.run(alert_cases.list_alerts(
         settings, statuses=statuses, category=args.category, queue=args.queue,
         agent=args.agent, limit=args.limit, before=args.before))
     if args.json:
@@ -260,12 +264,13 @@ _ACTION_OF = {"ack": "acknowledge", "callback": "callback", "resolve": "resolve"
 
 def cmd_customers(args: argparse.Namespace, settings: Settings) -> int:
     from cxt import customers
+    from usecases import customers as customer_cases
 
     try:
-        customers.check_customer_id(args.customer_id)
-    except customers.CustomerCommandError as exc:
+        customer_cases.check_customer_id(args.customer_id)
+    except customer_cases.CustomerCommandError as exc:
         raise UsageError(str(exc)) from None
-    view = asyncio.run(customers.view_customer(settings, args.customer_id))
+    view = asyncio.run(customer_cases.view_customer(settings, args.customer_id))
     if args.customer_action == "show":
         if not view.known:
             return _fail(f"no customer {args.customer_id!r}: no record, no timeline and no "
@@ -277,7 +282,7 @@ def cmd_customers(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not customers.confirm_erase(args.customer_id, view, assume_yes=args.yes):
         return _fail(f"not erased: the answer was not {args.customer_id!r}", 1)
-    if asyncio.run(customers.erase_customer(settings, args.customer_id)):
+    if asyncio.run(customer_cases.erase_customer(settings, args.customer_id)):
         print(f"erased {args.customer_id}: record, timeline and alerts deleted; tombstones "
               "published downstream")
     else:
@@ -533,19 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _known_error(exc: Exception) -> tuple[str, int] | None:
     """The one place that turns an expected failure into a message and an exit status
     (2: the input or the configuration is wrong; 1: the action failed)."""
-    from cxt.alerts import AlertCommandError
-    from cxt.customers import CustomerCommandError
-    from cxt.localstack import PrerequisiteError, ServiceStartError
-    from cxt.produce import MissingTopic
-    from dashboard.prompts import AgentConfigError
-    from dashboard.services import DashboardConfigError
-
-    if isinstance(exc, UsageError | SettingsError | RulesError | AgentConfigError
-                  | DashboardConfigError):
-        return str(exc), 2
-    if isinstance(exc, AlertCommandError | CustomerCommandError | MissingTopic
-                  | PrerequisiteError | ServiceStartError):
-        return str(exc), 1
+    if isinstance(exc, CxtError):
+        return str(exc), exc.exit_status
     if isinstance(exc, KafkaConnectionError):
         return (f"cannot reach Kafka ({exc}); is it running? check KAFKA_BOOTSTRAP_SERVERS", 1)
     if isinstance(exc, KafkaError):

@@ -20,12 +20,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
+from kernel.errors import CxtError
+from kernel.kafka import existing_topics, make_producer, start_producer
 from kernel.settings import CHANNELS, Settings, Topics
+from kernel.status import StatusLine
 
 # Sends in flight before we wait for their acknowledgements: bounds memory on
 # big files while still letting aiokafka fill whole batches.
@@ -129,77 +131,6 @@ def route_lines(
             yield routed
 
 
-def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
-    """The producer every sender in this project uses: durable and batched.
-
-    acks=all + idempotence: an acknowledged event is on the broker and a retry
-    never writes it twice.  A few ms of linger lets batches form under load at
-    a latency cost that is invisible next to the pipeline's.
-    """
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "client_id": f"{settings.app_id}-producer",
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 5,
-        "max_batch_size": 256 * 1024,
-        "max_request_size": max(1024 * 1024, settings.max_event_bytes * 2),
-    }
-    return AIOKafkaProducer(**options | overrides)
-
-
-async def start_producer(producer: AIOKafkaProducer) -> AIOKafkaProducer:
-    """Start it; if Kafka cannot be reached, close it before raising (no leak warning)."""
-    try:
-        await producer.start()
-    except BaseException:
-        await producer.stop()
-        raise
-    return producer
-
-
-class StatusLine:
-    """A periodic progress line on stderr.
-
-    On a terminal it rewrites one line in place a few times a second; when
-    stderr is a file or pipe it prints a new line every `every` seconds, so logs
-    stay readable.
-    """
-
-    def __init__(self, every: float = 5.0, stream: TextIO | None = None,
-                 enabled: bool = True) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = self.stream.isatty()
-        self.every = 0.25 if self.tty else every
-        self._last = 0.0
-        self._dirty = False
-
-    def update(self, text: str, *, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < self.every:
-            return
-        self._last = now
-        if self.tty:
-            self.stream.write(f"\r\x1b[2K{text}")
-            self._dirty = True
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def done(self, text: str | None = None) -> None:
-        if not self.enabled:
-            return
-        if text is not None:
-            self.update(text, force=True)
-        if self._dirty:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._dirty = False
-
-
 def _open_lines(source: Iterable[str] | str | os.PathLike[str]) -> Iterable[str]:
     """A str or path is a file name ('-' is stdin); anything else is the lines."""
     if isinstance(source, str | os.PathLike):
@@ -217,7 +148,7 @@ def _read_file(path: Path) -> Iterator[str]:
 Pending = list[tuple[Routed, asyncio.Future]]
 
 
-class MissingTopic(Exception):
+class MissingTopic(CxtError):
     """A line would go to a topic the broker does not have: without this check the
     producer retries each send for its whole timeout (40 s) and logs every retry."""
 
@@ -225,12 +156,6 @@ class MissingTopic(Exception):
         after = f" ({sent} line(s) sent before it)" if sent else ""
         super().__init__(f"topic {topic!r} does not exist (cxt topics create makes the "
                          f"project's topics){after}")
-
-
-async def existing_topics(producer: AIOKafkaProducer) -> set[str]:
-    """The broker's topics, from one metadata request on the producer's connection."""
-    metadata = await producer.client.fetch_all_metadata()
-    return set(metadata.topics())
 
 
 async def _settle(pending: Pending, report: ProduceReport) -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from cxt.produce import make_producer, start_producer
 from cxt.traffic import TrafficGenerator, is_bottom_two_box, make_customers
+from kernel.kafka import make_producer, start_producer
 from kernel.settings import CHANNELS, Settings
 
 # Pace in ticks rather than per event: one sleep per tick keeps the loop cheap

@@ -25,13 +25,14 @@ from urllib.parse import urlparse
 
 from cxt.localstack import LocalStack, die_with_parent, port_in_use
 from cxt.tokens import DEV_ADVISOR, DEV_AGENT, dev_tokens, token_of
+from kernel.errors import CxtError
 from kernel.settings import Settings
 from kernel.topics import ensure_topics
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
-class UpError(Exception):
+class UpError(CxtError):
     pass
 
 

@@ -13,14 +13,6 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cxt.alerts import (
-    ActionNotApplied,
-    ActionRefused,
-    AlertNotFound,
-    alert_matches,
-    submit_action,
-)
-from cxt.report import survey_rows_from
 from dashboard.agent_view import DEFAULT_LIMIT, agent_context
 from dashboard.auth import authorize
 from dashboard.errors import ApiError, FastJSONResponse, bad_request, not_found
@@ -31,6 +23,14 @@ from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
 from kernel.settings import CHANNELS, ApiToken
 from schemas.registry import load_schema
+from usecases.alerts import (
+    ActionNotApplied,
+    ActionRefused,
+    AlertNotFound,
+    alert_matches,
+    submit_action,
+)
+from usecases.report import survey_rows_from
 
 EVERYONE = ("advisor", "agent", "service")
 ADVISORY = ("advisor", "service")

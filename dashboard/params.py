@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from cxt.timeline import BadTime, parse_time
 from dashboard.errors import ApiError, bad_request
+from kernel.times import BadTime, parse_time
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000

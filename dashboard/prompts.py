@@ -41,6 +41,7 @@ from typing import Any
 
 from domain.contacts import contact_key, normalise_intent, parse_ms
 from kernel.config_checks import reject_unknown, string_list
+from kernel.errors import ConfigError
 from schemas.validate import is_bottom_2_box, survey_scale
 
 RECENT_BOTTOM_2_BOX = "recent_bottom_2_box"
@@ -86,7 +87,7 @@ _CUSTOMER_FIELDS = ("customer_id", "name", "plan", "segment", "region")
 Scalar = str | int | float | bool
 
 
-class AgentConfigError(ValueError):
+class AgentConfigError(ConfigError):
     """The agent context file cannot be used; the message names file, rule and field."""
 
 

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from cxt.produce import make_producer, start_producer
 from dashboard.auth import TokenBook
 from dashboard.metrics import DashboardMetrics
 from dashboard.prompts import AgentConfig, load_agent_config
 from domain.rules import Rules, load_rules
+from kernel.errors import ConfigError
+from kernel.kafka import make_producer, start_producer
 from kernel.redis_client import connect
 from kernel.settings import Settings
 from kernel.topics import ensure_topics
@@ -48,7 +49,7 @@ def check_config(settings: Settings) -> tuple[Rules, AgentConfig, TokenBook]:
         settings.agent_context_path), tokens
 
 
-class DashboardConfigError(ValueError):
+class DashboardConfigError(ConfigError):
     pass
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel.config_checks import reject_unknown, string_list
+from kernel.errors import ConfigError
 
 CATEGORIES = ("skill", "business_operations", "unclassified")
 UNCLASSIFIED = "unclassified"
@@ -49,7 +50,7 @@ _SPACES = re.compile(r"\s+")
 _WORDY = re.compile(r"\w")
 
 
-class RulesError(ValueError):
+class RulesError(ConfigError):
     """The rules file cannot be used; the message names file, rule and field."""
 
 

@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 from aiokafka.conn import get_ip_port_afi
 from redis.connection import parse_url
 
+from kernel.errors import ConfigError
+
 # The Apache Kafka release the local stack runs (fetched from Maven Central).
 # docker-compose.yml pins the same version of the official image.
 KAFKA_VERSION = "4.1.1"
@@ -27,7 +29,7 @@ TOPIC_NAMES: tuple[str, ...] = (*CHANNELS, "customers", "timeline", "alerts", "a
                                 "deadletter", "customer_summary", "webhook_deadletter")
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError):
     """A setting has a value we cannot use; the message names the variable."""
 
 

@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from cxt.produce import make_producer, start_producer
+from kernel.kafka import make_producer, start_producer
 from kernel.settings import Settings
 from streams.publisher import BatchPublisher
 from streams.records import Outgoing, Record

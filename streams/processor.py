@@ -29,6 +29,7 @@ from domain.alerts import (
 from domain.rules import Rules
 from domain.survey_metrics import hour_of, metric_fields
 from kernel.settings import Settings
+from kernel.times import iso_ms, utc_now_iso
 from schemas.validate import (
     Interaction,
     Rejection,
@@ -43,7 +44,7 @@ from store.alerts import AlertStore, Rated, RatedLookup, SurveyCount
 from store.keys import is_provisional, provisional_id
 from store.timeline import AddResult, NewEntry, ProfileChange, RatedWait, TimelineStore
 from streams.identity import claimed_provisionals, link, resolve_owners
-from streams.records import Outgoing, Record, dead_letter, iso_ms, utc_now_iso
+from streams.records import Outgoing, Record, dead_letter
 
 log = logging.getLogger(__name__)
 

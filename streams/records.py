@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
+
+from kernel.times import utc_now_iso
 
 
 # slots, not frozen: one is made per event, and a frozen dataclass costs 4x as much to create.
@@ -36,16 +37,6 @@ class Outgoing:
     value: bytes | None
     # For timeline entries: their channel, so metrics need not parse the value again.
     channel: str | None = None
-
-
-def utc_now_iso() -> str:
-    return iso_ms(int(datetime.now(UTC).timestamp() * 1000))
-
-
-def iso_ms(epoch_ms: int) -> str:
-    """RFC 3339, UTC, millisecond precision: 2026-11-22T10:00:00.000Z."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def dead_letter(record: Record, reason: str, message: str, topic: str) -> Outgoing:

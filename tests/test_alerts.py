@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from cxt.localstack import LocalStack
-from cxt.report import survey_rows
 from domain.alerts import alert_id_for
 from kernel.settings import Settings
 from schemas import validator
@@ -26,6 +25,7 @@ from tests.helpers import (
     run_cxt,
 )
 from tests.helpers import isolated as isolated_settings
+from usecases.report import survey_rows
 
 ACK_TIMEOUT_S = 4
 

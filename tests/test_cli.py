@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from cxt.alerts import AlertNotFound, page_of, print_list
+from cxt.alerts import print_list
 from cxt.localstack import free_port
-from cxt.timeline import BadTime, parse_time
 from kernel.settings import Settings, SettingsError, parse_tokens
+from kernel.times import BadTime, parse_time
 from tests.helpers import REPO
+from usecases.alerts import AlertNotFound, page_of
 
 COMMANDS = ["up", "worker", "topics", "produce", "simulate", "timeline", "dashboard", "tokens",
             "schemas", "summaries", "webhooks"]

@@ -14,7 +14,6 @@ import orjson
 import pytest
 
 from cxt.localstack import LocalStack
-from cxt.timeline import read_timeline
 from kernel.settings import Settings
 from tests.helpers import (
     REPO,
@@ -28,6 +27,7 @@ from tests.helpers import (
     run_cxt,
     settings_env,
 )
+from usecases.timeline import read_timeline
 
 PHONE = "+442071234567"
 

@@ -13,7 +13,6 @@ import orjson
 import pytest
 
 from cxt.localstack import LocalStack
-from cxt.timeline import read_timeline
 from domain.alerts import alert_id_for
 from kernel.settings import CHANNELS, Settings
 from tests.helpers import (
@@ -27,6 +26,7 @@ from tests.helpers import (
     run_cxt,
 )
 from tests.helpers import isolated as isolated_settings
+from usecases.timeline import read_timeline
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import asyncio
 from aiokafka.partitioner import murmur2
 
 from cxt.localstack import LocalStack
-from cxt.produce import make_producer
+from kernel.kafka import make_producer
 from streams.publisher import BatchPublisher
 from streams.records import Outgoing
 from tests.helpers import create_topics, isolated, read_topic

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from cxt.localstack import free_port, port_in_use
-from cxt.timeline import read_timeline
 from kernel.settings import Settings
 from tests.helpers import REPO, envelope, eventually, produce_events, read_topic
+from usecases.timeline import read_timeline
 
 
 def _wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:

@@ -11,7 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from cxt.localstack import LocalStack, free_port
-from cxt.timeline import read_timeline
 from streams.metrics import WorkerMetrics
 from tests.helpers import (
     WorkerProcess,
@@ -22,6 +21,7 @@ from tests.helpers import (
     produce,
     produce_events,
 )
+from usecases.timeline import read_timeline
 
 
 def _scrape(port: int) -> dict[str, tuple[str, list[Sample]]] | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from kernel.errors import CxtError
 
-class PrerequisiteError(RuntimeError):
+
+class PrerequisiteError(CxtError, RuntimeError):
     """A tool the local stack needs (java, mvn, redis-server) is missing.
 
     The message names the tool and the command that installs it, because the
@@ -11,5 +13,5 @@ class PrerequisiteError(RuntimeError):
     """
 
 
-class ServiceStartError(RuntimeError):
+class ServiceStartError(CxtError, RuntimeError):
     """A local service did not come up; the message carries the tail of its log."""

@@ -1,0 +1,45 @@
+"""Kafka clients as every part of the product makes them: one producer and one
+consumer set-up, so durability and security options are decided once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from kernel.settings import Settings
+
+
+def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    """The producer every sender in this project uses: durable and batched.
+
+    acks=all + idempotence: an acknowledged event is on the broker and a retry
+    never writes it twice.  A few ms of linger lets batches form under load at
+    a latency cost that is invisible next to the pipeline's.
+    """
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_id": f"{settings.app_id}-producer",
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "max_request_size": max(1024 * 1024, settings.max_event_bytes * 2),
+    }
+    return AIOKafkaProducer(**options | overrides)
+
+
+async def start_producer(producer: AIOKafkaProducer) -> AIOKafkaProducer:
+    """Start it; if Kafka cannot be reached, close it before raising (no leak warning)."""
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
+
+
+async def existing_topics(producer: AIOKafkaProducer) -> set[str]:
+    """The broker's topics, from one metadata request on the producer's connection."""
+    metadata = await producer.client.fetch_all_metadata()
+    return set(metadata.topics())

@@ -1,0 +1,160 @@
+"""Alert use-cases shared by `cxt alerts` and the HTTP API: find, show, act.
+
+Actions are checked here for a quick answer (the alert exists, the actor is
+known, the step is allowed), then published on cx.alert-actions.v1: the
+worker applies them, so the stream stays the one source of truth.  The
+command waits until the worker has applied the action and prints the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from domain.alerts import ActionRejected, apply_action
+from domain.rules import load_rules
+from kernel.errors import CxtError
+from kernel.kafka import make_producer, start_producer
+from kernel.redis_client import connect
+from kernel.settings import Settings
+from kernel.times import utc_now_iso
+from store.alerts import AlertStore
+from store.keys import Keys
+
+APPLY_TIMEOUT_S = 15.0
+
+
+class AlertCommandError(CxtError):
+    """Printed as one line; the command exits non-zero."""
+
+
+class AlertNotFound(AlertCommandError):
+    pass
+
+
+class ActionRefused(AlertCommandError):
+    """The action does not apply (unknown actor, step not allowed from this status)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ActionNotApplied(AlertCommandError):
+    """Published, but no worker applied it in time."""
+
+
+@asynccontextmanager
+async def alert_store(settings: Settings) -> AsyncIterator[AlertStore]:
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+    try:
+        yield AlertStore(redis, Keys(settings.redis_prefix),
+                         counters_ttl_days=settings.timeline_max_age_days)
+    finally:
+        await redis.aclose()
+
+
+# The list reads the newest this many alerts (the HTTP API's list scans as many).
+ALERT_SCAN = 5000
+
+
+MAX_PAGE = 500  # the most one page shows (the API's limit too)
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    alerts: list[dict]  # newest first
+    matching: int  # alerts matching the filters among the newest ALERT_SCAN
+    skipped: int  # of those, how many are newer than this page (before the cursor)
+    next: str | None  # the `--before` of the next page; None: this is the last
+
+
+async def list_alerts(settings: Settings, *, statuses: set[str] | None, category: str | None,
+                      queue: str | None, agent: str | None, limit: int,
+                      before: str | None = None) -> AlertPage:
+    async with alert_store(settings) as store:
+        recent = await store.recent(ALERT_SCAN)
+    return page_of(recent, statuses=statuses, category=category, queue=queue, agent=agent,
+                   limit=limit, before=before)
+
+
+def page_of(recent: list[dict], *, statuses: Collection[str] | None, category: str | None,
+            queue: str | None, agent: str | None, limit: int,
+            before: str | None = None) -> AlertPage:
+    """One page of `recent` (newest first): the matching alerts older than `before`."""
+    start = 0
+    if before is not None:
+        position = next((i for i, a in enumerate(recent) if a["alert_id"] == before), None)
+        if position is None:
+            raise AlertNotFound(f"--before {before!r}: no such alert among the newest "
+                                f"{ALERT_SCAN}; start again without --before")
+        start = position + 1
+    matches = [i for i, a in enumerate(recent) if alert_matches(
+        a, statuses=statuses, category=category, queue=queue, agent=agent)]
+    later = [i for i in matches if i >= start]
+    page = [recent[i] for i in later[:limit]]
+    more = len(later) > limit
+    return AlertPage(page, len(matches), len(matches) - len(later),
+                     page[-1]["alert_id"] if more else None)
+
+
+def alert_matches(alert: dict, *, statuses: Collection[str] | None, category: str | None,
+                  queue: str | None, agent: str | None) -> bool:
+    """The list filters; None (or an empty set of statuses) lets everything through."""
+    return ((not statuses or alert["status"] in statuses)
+            and (category is None or alert["category"] == category)
+            and (queue is None or alert.get("queue") == queue)
+            and (agent is None or alert.get("agent_id") == agent))
+
+
+async def show_alert(settings: Settings, alert_id: str) -> dict:
+    async with alert_store(settings) as store:
+        alert = await store.get(alert_id)
+    if alert is None:
+        raise AlertNotFound(f"no alert {alert_id!r}")
+    return alert
+
+
+async def act(settings: Settings, action: dict) -> dict:
+    """Publish an action after checking it; return the alert once the worker applied it."""
+    rules = load_rules(settings.alert_rules_path)
+    producer = await start_producer(make_producer(settings))
+    try:
+        async with alert_store(settings) as store:
+            return await submit_action(store, producer, settings.topics.alert_actions,
+                                       rules.actors, action)
+    finally:
+        await producer.stop()
+
+
+async def submit_action(store: AlertStore, producer: AIOKafkaProducer, topic: str,
+                        actors: Collection[str], action: dict) -> dict:
+    """Check `action` against the alert as stored, publish it, wait until it is applied."""
+    action = {"action_id": uuid.uuid4().hex, **action, "at": utc_now_iso()}
+    alert = await store.get(action["alert_id"])
+    if alert is None:
+        raise AlertNotFound(f"no alert {action['alert_id']!r}")
+    checked = apply_action(alert, action, actors, utc_now_iso())
+    if isinstance(checked, ActionRejected):
+        raise ActionRefused(checked.message, checked.reason)
+    await producer.send_and_wait(topic, orjson.dumps(action), key=action["alert_id"].encode())
+    return await _wait_applied(store, action)
+
+
+async def _wait_applied(store: AlertStore, action: dict) -> dict:
+    deadline = time.monotonic() + APPLY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        alert = await store.get(action["alert_id"])
+        if alert and any(h.get("action_id") == action["action_id"] for h in alert["history"]):
+            return alert
+        await asyncio.sleep(0.2)
+    raise ActionNotApplied(
+        f"the action was published on {action['alert_id']}'s topic, but no worker applied it "
+        f"within {APPLY_TIMEOUT_S:.0f} s; is `cxt worker` running?")
