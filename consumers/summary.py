@@ -58,12 +58,12 @@ from domain.alerts import ACKNOWLEDGED, UNACKNOWLEDGED
 from domain.contacts import contact_key, normalise_intent, parse_ms
 from kernel import logsafe
 from kernel.kafka import make_producer, start_producer
-from kernel.redis_client import connect
 from kernel.settings import Settings, SettingsError, Topics
 from kernel.times import iso_ms
 from kernel.topics import ensure_topics
 from schemas.validate import is_bottom_2_box, survey_scale
-from store.keys import Keys, is_provisional
+from store.keys import is_provisional
+from store.stores import connect_redis, stores_on
 from store.summaries import AlertSeen, CustomerState, Erasure, SummaryState, SurveySeen
 
 log = logging.getLogger("cxt.summary")
@@ -342,8 +342,8 @@ class SummaryFeed:
             session_timeout_ms=settings.session_timeout_s * 1000,
             heartbeat_interval_ms=settings.session_timeout_s * 200)
         producer = make_producer(settings, client_id=group)
-        redis = connect(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-        self.state = SummaryState(redis, Keys(settings.redis_prefix))
+        self.state = stores_on(connect_redis(settings, socket_timeout=10,
+                                             socket_connect_timeout=5), settings).summaries
         log.info("summaries: reading %s, %s, %s as group %s; publishing %s",
                  self.topics.timeline, self.topics.alerts, self.topics.customers, group,
                  self.topics.customer_summary)
@@ -358,7 +358,7 @@ class SummaryFeed:
                 await consumer.stop()
             with contextlib.suppress(Exception):
                 await producer.stop()
-            await redis.aclose()
+            await self.state.redis.aclose()
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         while not self.stop.is_set():

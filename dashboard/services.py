@@ -16,11 +16,10 @@ from dashboard.prompts import AgentConfig, load_agent_config
 from domain.rules import Rules, load_rules
 from kernel.errors import ConfigError
 from kernel.kafka import make_producer, start_producer
-from kernel.redis_client import connect
 from kernel.settings import Settings
 from kernel.topics import ensure_topics
 from store.alerts import AlertStore
-from store.keys import Keys
+from store.stores import connect_redis, stores_on
 from store.timeline import TimelineStore
 
 
@@ -58,17 +57,16 @@ async def open_services(settings: Settings, metrics: DashboardMetrics
                         ) -> AsyncIterator[Services]:
     rules, agent_config, tokens = check_config(settings)
     await ensure_topics(settings)
-    redis = connect(settings.redis_url, cluster=settings.redis_cluster,
-                    socket_timeout=5, socket_connect_timeout=3)
-    keys = Keys(settings.redis_prefix)
+    stores = stores_on(connect_redis(settings, socket_timeout=5, socket_connect_timeout=3),
+                       settings)
+    redis = stores.redis
     producer = await start_producer(make_producer(settings))
     try:
         yield Services(
             settings=settings,
             redis=redis,
-            timelines=TimelineStore(redis, keys, max_entries=settings.timeline_max_entries,
-                                    max_age_days=settings.timeline_max_age_days),
-            alerts=AlertStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
+            timelines=stores.timelines,
+            alerts=stores.alerts,
             producer=producer,
             rules=rules,
             agent_config=agent_config,

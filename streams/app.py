@@ -35,11 +35,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.rules import load_rules
 from kernel import logsafe
-from kernel.redis_client import connect
 from kernel.settings import Settings
-from store.alerts import AlertStore
-from store.keys import Keys
-from store.timeline import TimelineStore
+from store.stores import connect_redis, stores_on
 from streams.batch_consumer import BatchConsumer
 from streams.metrics import WorkerMetrics
 from streams.processor import Processor
@@ -84,15 +81,9 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None
         broker_heartbeat_interval=settings.session_timeout_s / 5,
         agent_supervisor=mode.CrashingSupervisor,
     )
-    redis = connect(settings.redis_url, cluster=settings.redis_cluster,
-                    socket_timeout=10, socket_connect_timeout=5)
-    store = TimelineStore(
-        redis, Keys(settings.redis_prefix),
-        max_entries=settings.timeline_max_entries, max_age_days=settings.timeline_max_age_days,
-    )
-    alerts = AlertStore(redis, Keys(settings.redis_prefix),
-                        counters_ttl_days=settings.timeline_max_age_days)
-    runner = BatchRunner(app, Processor(settings, store, alerts, load_rules(
+    stores = stores_on(connect_redis(settings, socket_timeout=10, socket_connect_timeout=5),
+                       settings)
+    runner = BatchRunner(app, Processor(settings, stores.timelines, stores.alerts, load_rules(
         settings.alert_rules_path)), metrics)
     inbound = BatchConsumer(settings, "interactions", list(settings.topics.inbound.values()),
                             runner, runner.processor.interactions)

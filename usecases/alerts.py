@@ -22,11 +22,10 @@ from domain.alerts import ActionRejected, apply_action
 from domain.rules import load_rules
 from kernel.errors import CxtError
 from kernel.kafka import make_producer, start_producer
-from kernel.redis_client import connect
 from kernel.settings import Settings
 from kernel.times import utc_now_iso
 from store.alerts import AlertStore
-from store.keys import Keys
+from store.stores import open_stores
 
 APPLY_TIMEOUT_S = 15.0
 
@@ -53,12 +52,8 @@ class ActionNotApplied(AlertCommandError):
 
 @asynccontextmanager
 async def alert_store(settings: Settings) -> AsyncIterator[AlertStore]:
-    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
-    try:
-        yield AlertStore(redis, Keys(settings.redis_prefix),
-                         counters_ttl_days=settings.timeline_max_age_days)
-    finally:
-        await redis.aclose()
+    async with open_stores(settings) as stores:
+        yield stores.alerts
 
 
 # The list reads the newest this many alerts (the HTTP API's list scans as many).

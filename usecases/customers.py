@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from kernel.errors import CxtError
 from kernel.kafka import make_producer, start_producer
-from kernel.redis_client import connect
 from kernel.settings import Settings
 from schemas.validate import customer_identity_keys
 from store.alerts import AlertStore
-from store.keys import Keys, provisional_id
+from store.keys import provisional_id
+from store.stores import open_stores
 from store.timeline import CustomerOverview, TimelineStore
 
 ERASE_TIMEOUT_S = 15.0
@@ -61,14 +61,8 @@ def check_customer_id(customer_id: str) -> str:
 
 @asynccontextmanager
 async def _stores(settings: Settings) -> AsyncIterator[tuple[TimelineStore, AlertStore]]:
-    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
-    keys = Keys(settings.redis_prefix)
-    try:
-        yield (TimelineStore(redis, keys, max_entries=settings.timeline_max_entries,
-                             max_age_days=settings.timeline_max_age_days),
-               AlertStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days))
-    finally:
-        await redis.aclose()
+    async with open_stores(settings) as stores:
+        yield stores.timelines, stores.alerts
 
 
 async def view_customer(settings: Settings, customer_id: str) -> CustomerView:

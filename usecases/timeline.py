@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from kernel.redis_client import connect
 from kernel.settings import Settings
-from store.keys import Keys
-from store.timeline import TimelineStore
+from store.stores import open_stores
 
 
 async def read_timeline(
@@ -18,26 +16,14 @@ async def read_timeline(
     limit: int | None = None,
 ) -> dict:
     """The contract's timeline read: {"customer_id": ..., "events": [newest first]}."""
-    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
-    try:
-        store = TimelineStore(redis, Keys(settings.redis_prefix),
-                              max_entries=settings.timeline_max_entries,
-                              max_age_days=settings.timeline_max_age_days)
-        events = await store.read(customer_id, since_ms=since_ms, until_ms=until_ms,
-                                  channel=channel, limit=limit)
-    finally:
-        await redis.aclose()
+    async with open_stores(settings) as stores:
+        events = await stores.timelines.read(customer_id, since_ms=since_ms,
+                                             until_ms=until_ms, channel=channel, limit=limit)
     return {"customer_id": customer_id, "events": events}
 
 
 async def customer_known(settings: Settings, customer_id: str) -> bool:
     """A customer record or a timeline exists under this id (else: most likely a typo)."""
-    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
-    try:
-        store = TimelineStore(redis, Keys(settings.redis_prefix),
-                              max_entries=settings.timeline_max_entries,
-                              max_age_days=settings.timeline_max_age_days)
-        (profile,) = await store.profiles([customer_id])
-        return profile is not None or (await store.exists_many([customer_id]))[0]
-    finally:
-        await redis.aclose()
+    async with open_stores(settings) as stores:
+        (profile,) = await stores.timelines.profiles([customer_id])
+        return profile is not None or (await stores.timelines.exists_many([customer_id]))[0]

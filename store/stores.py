@@ -1,0 +1,58 @@
+"""The stores of one deployment, made the one way every process makes them.
+
+`stores_on` builds them over a Redis client the caller owns (the worker and
+the dashboard keep one for their whole life); `open_stores` also connects and
+closes, for the short-lived reads of the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from kernel.redis_client import connect
+from kernel.settings import Settings
+from store.alerts import AlertStore
+from store.keys import Keys
+from store.summaries import SummaryState
+from store.timeline import TimelineStore
+
+
+@dataclass(frozen=True)
+class Stores:
+    redis: Redis | RedisCluster
+    keys: Keys
+    timelines: TimelineStore
+    alerts: AlertStore
+    summaries: SummaryState
+
+
+def stores_on(redis: Redis | RedisCluster, settings: Settings) -> Stores:
+    keys = Keys(settings.redis_prefix)
+    return Stores(
+        redis=redis,
+        keys=keys,
+        timelines=TimelineStore(redis, keys, max_entries=settings.timeline_max_entries,
+                                max_age_days=settings.timeline_max_age_days),
+        alerts=AlertStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
+        summaries=SummaryState(redis, keys),
+    )
+
+
+def connect_redis(settings: Settings, **options: Any) -> Redis | RedisCluster:
+    """The deployment's Redis, single server or cluster as configured."""
+    return connect(settings.redis_url, cluster=settings.redis_cluster, **options)
+
+
+@asynccontextmanager
+async def open_stores(settings: Settings, **options: Any) -> AsyncIterator[Stores]:
+    redis = connect_redis(settings, **options)
+    try:
+        yield stores_on(redis, settings)
+    finally:
+        await redis.aclose()
