@@ -9,13 +9,32 @@ does when hiredis is installed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
+
+# Either client: every store takes both (CXT_REDIS_CLUSTER decides which one runs).
+# redis-py types a range reply as any of its shapes and a script's `client` as a
+# client only (a pipeline is its documented use), so the stores `cast` those replies
+# to the shape the command returns and run scripts on pipelines through `on_pipeline`.
+RedisClient = Redis | RedisCluster
+RedisPipeline = Pipeline | ClusterPipeline
+
+
+def on_pipeline(pipe: RedisPipeline) -> RedisClient:
+    """`pipe` as a script's `client` (see above); the script is then queued on it."""
+    return cast(RedisClient, pipe)
+
+
+def text(reply: bytes | str) -> str:
+    """A reply as text.  Our clients never decode replies (entries stay bytes for orjson),
+    but redis-py's annotations allow str too."""
+    return reply if isinstance(reply, str) else reply.decode()
 
 
 class HiredisPackingConnection(Connection):
@@ -39,7 +58,7 @@ class HiredisPackingConnection(Connection):
             raise DataError(str(exc)) from None
 
 
-def connect(url: str, *, cluster: bool = False, **options: Any) -> Redis | RedisCluster:
+def connect(url: str, *, cluster: bool = False, **options: Any) -> RedisClient:
     """A client for `url` (redis://, rediss:// or unix://); `options` as for redis-py.
     With `cluster`, `url` names one node of a Redis Cluster."""
     if cluster:

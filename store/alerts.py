@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
-from redis.asyncio import Redis
 
 from domain.rated import needles
+from kernel.redis_client import RedisClient, text
 from store.keys import Keys
 from store.scripts import ScriptCall, run_scripts
 from store.timeline import AddResult, RatedWait, classify_insert
@@ -185,7 +186,7 @@ class SurveyCount:
 
 
 class AlertStore:
-    def __init__(self, redis: Redis, keys: Keys, *, counters_ttl_days: int) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, *, counters_ttl_days: int) -> None:
         self.redis = redis
         self.keys = keys
         self.counters_ttl_s = counters_ttl_days * 86_400
@@ -241,8 +242,8 @@ class AlertStore:
         waits = await self.redis.hgetall(self.keys.rated_waits(from_id))
         if not waits:
             return []
-        pending = [(ref.decode(), alert_id) for ref, ids in waits.items()
-                   for alert_id in ids.decode().split()]
+        pending = [(text(ref), alert_id) for ref, ids in waits.items()
+                   for alert_id in text(ids).split()]
         found = await self.rated_contacts([RatedLookup(to_id, ref, 1, alert_id)
                                            for ref, alert_id in pending])
         await self.redis.hdel(self.keys.rated_waits(from_id), *waits)
@@ -302,21 +303,21 @@ class AlertStore:
 
     async def recent(self, limit: int) -> list[dict]:
         """The most recently raised alerts, newest first."""
-        ids = [i.decode() for i in await self.redis.zrevrange(self.keys.alerts_recent(), 0,
-                                                               limit - 1)]
+        ids = [text(i) for i in cast(list[bytes], await self.redis.zrevrange(
+            self.keys.alerts_recent(), 0, limit - 1))]
         return [a for a in await self.get_many(ids) if a is not None]
 
     async def of_customer(self, customer_id: str) -> list[dict]:
         """Every alert of the customer that is still stored, in no particular order."""
         members = await self.redis.smembers(self.keys.customer_alerts(customer_id))
-        found = await self.get_many(sorted(m.decode() for m in members))
+        found = await self.get_many(sorted(text(m) for m in members))
         return [a for a in found if a is not None]
 
     async def erase_customer(self, customer_id: str) -> list[str]:
         """Delete the customer's alerts (they quote the customer's interactions) and take
         them out of both indexes; returns their ids."""
         members = await self.redis.smembers(self.keys.customer_alerts(customer_id))
-        ids = sorted(i.decode() for i in members)
+        ids = sorted(text(i) for i in members)
         pipe = self.redis.pipeline(transaction=False)
         for alert_id in ids:
             pipe.delete(self.keys.alert(alert_id), self.keys.rated_early(alert_id))
@@ -328,9 +329,9 @@ class AlertStore:
         return ids
 
     async def due(self, now_ms: int, limit: int = 500) -> list[str]:
-        ids = await self.redis.zrangebyscore(self.keys.alerts_due(), "-inf", now_ms,
-                                             start=0, num=limit)
-        return [i.decode() for i in ids]
+        ids = cast(list[bytes], await self.redis.zrangebyscore(
+            self.keys.alerts_due(), "-inf", now_ms, start=0, num=limit))
+        return [text(i) for i in ids]
 
     async def not_due(self, alert_ids: Sequence[str]) -> None:
         if alert_ids:

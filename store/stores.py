@@ -12,10 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-
-from kernel.redis_client import connect
+from kernel.redis_client import RedisClient, connect
 from kernel.settings import Settings
 from store.alerts import AlertStore
 from store.keys import Keys
@@ -25,14 +22,14 @@ from store.timeline import TimelineStore
 
 @dataclass(frozen=True)
 class Stores:
-    redis: Redis | RedisCluster
+    redis: RedisClient
     keys: Keys
     timelines: TimelineStore
     alerts: AlertStore
     summaries: SummaryState
 
 
-def stores_on(redis: Redis | RedisCluster, settings: Settings) -> Stores:
+def stores_on(redis: RedisClient, settings: Settings) -> Stores:
     keys = Keys(settings.redis_prefix)
     return Stores(
         redis=redis,
@@ -44,7 +41,7 @@ def stores_on(redis: Redis | RedisCluster, settings: Settings) -> Stores:
     )
 
 
-def connect_redis(settings: Settings, **options: Any) -> Redis | RedisCluster:
+def connect_redis(settings: Settings, **options: Any) -> RedisClient:
     """The deployment's Redis, single server or cluster as configured."""
     return connect(settings.redis_url, cluster=settings.redis_cluster, **options)
 

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from redis.asyncio import Redis
 
 from domain.contacts import parse_ms
+from kernel.redis_client import RedisClient, on_pipeline
 from store.keys import Keys
 
 # How long an erasure marker is kept: a message published before an erasure and
@@ -146,7 +146,7 @@ class CustomerState:
 
 
 class SummaryState:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self._erase = redis.register_script(_ERASE)
@@ -173,18 +173,19 @@ class SummaryState:
         for e in erasures:
             await self._erase(keys=[k.summary_erased(e.customer_id),
                                     *self.state_keys(e.customer_id)],
-                              args=[e.at_ms, ERASURE_MARK_MS], client=pipe)
+                              args=[e.at_ms, ERASURE_MARK_MS], client=on_pipeline(pipe))
         for s in surveys:
             cid = s.customer_id
             await self._survey(
                 keys=[k.summary_erased(cid), k.summary_survey(cid), k.summary_bottom_2_box(cid)],
                 args=[s.at_ms, s.occurred_ms, s.event_id, orjson.dumps(s.survey),
                       int(s.bottom_2_box)],
-                client=pipe)
+                client=on_pipeline(pipe))
         for a in alerts:
             cid = a.customer_id
             await self._alert(keys=[k.summary_erased(cid), k.summary_alerts(cid)],
-                              args=[a.at_ms, a.alert_id, a.version, a.status], client=pipe)
+                              args=[a.at_ms, a.alert_id, a.version, a.status],
+                              client=on_pipeline(pipe))
         replies = await pipe.execute()
         return [int(r) for r in replies[len(erasures):]]
 
@@ -199,7 +200,7 @@ class SummaryState:
             await self._read(keys=[k.timeline(cid), k.entries(cid), k.summary_erased(cid),
                                    k.summary_survey(cid), k.summary_bottom_2_box(cid),
                                    k.summary_alerts(cid)],
-                             args=[since_ms], client=pipe)
+                             args=[since_ms], client=on_pipeline(pipe))
         states = []
         for cid, (marker, survey, b2b, alerts, bodies) in zip(
                 customer_ids, await pipe.execute(), strict=True):
@@ -220,7 +221,7 @@ class SummaryState:
         for s in states:
             await self._older(keys=[self.keys.timeline(s.customer_id),
                                     self.keys.entries(s.customer_id)],
-                              args=[before_ms, offset, count], client=pipe)
+                              args=[before_ms, offset, count], client=on_pipeline(pipe))
         return [(self._kept(s, bodies), len(bodies) == count)
                 for s, bodies in zip(states, await pipe.execute(), strict=True)]
 

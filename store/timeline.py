@@ -15,14 +15,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import cast
 
 import orjson
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from domain.rated import CONTACT_ID_PAIRS
+from kernel.redis_client import RedisClient, RedisPipeline, text
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 
@@ -161,7 +161,8 @@ class StoredEntry:
 
 
 class TimelineStore:
-    def __init__(self, redis: Redis, keys: Keys, *, max_entries: int, max_age_days: int) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, *, max_entries: int,
+                 max_age_days: int) -> None:
         self.redis = redis
         self.keys = keys
         self.max_entries = max_entries
@@ -182,7 +183,7 @@ class TimelineStore:
         oldest_kept = int(time.time() * 1000) - self.max_age_ms
         groups = slot_groups(entries, lambda e: self.keys.timeline(e.customer_id),
                              ENTRIES_PER_CALL, one_slot=self.one_slot)
-        head = [self.max_entries, oldest_kept, len(CONTACT_ID_PAIRS),
+        head: list[bytes | str | int] = [self.max_entries, oldest_kept, len(CONTACT_ID_PAIRS),
                 *(part for pair in CONTACT_ID_PAIRS for part in pair)]
         calls: list[ScriptCall] = []
         for group in groups:
@@ -217,11 +218,11 @@ class TimelineStore:
         limit: int | None = None,
     ) -> list[dict]:
         """Entries newest `occurred_at` first, filtered as asked."""
-        ids = await self.redis.zrevrangebyscore(
+        ids = cast(list[bytes], await self.redis.zrevrangebyscore(
             self.keys.timeline(customer_id),
             "+inf" if until_ms is None else until_ms,
             "-inf" if since_ms is None else since_ms,
-        )
+        ))
         if not ids:
             return []
         bodies = await self.redis.hmget(self.keys.entries(customer_id), ids)
@@ -255,9 +256,9 @@ class TimelineStore:
         range, which is what makes the pair a total order.
         """
         top = until_ms if before is None else min(before[0], until_ms or before[0])
-        scored = await self.redis.zrevrangebyscore(
+        scored = cast(list[tuple[bytes, float]], await self.redis.zrevrangebyscore(
             self.keys.timeline(customer_id), "+inf" if top is None else top,
-            "-inf" if since_ms is None else since_ms, withscores=True)
+            "-inf" if since_ms is None else since_ms, withscores=True))
         score_of = {eid: int(score) for eid, score in scored
                     if before is None or (int(score), eid.decode()) < before}
         ids = list(score_of)
@@ -311,7 +312,7 @@ class TimelineStore:
             return []
         if self.one_slot:
             found = await self.redis.mget([self.keys.identity(key) for key in identity_keys])
-            return [None if v is None else v.decode() for v in found]
+            return [None if v is None else text(v) for v in found]
         pipe = self.redis.pipeline(transaction=False)
         for key in identity_keys:
             pipe.get(self.keys.identity(key))
@@ -358,7 +359,7 @@ class TimelineStore:
         return [(self._release, [self.keys.identity(key)], [c.customer_id])
                 for c in changes for key in c.released]
 
-    def _upsert(self, pipe: Pipeline, change: ProfileChange) -> None:
+    def _upsert(self, pipe: RedisPipeline, change: ProfileChange) -> None:
         cid = change.customer_id
         if change.record is None:
             pipe.delete(self.keys.profile(cid), self.keys.timeline(cid), self.keys.entries(cid))
