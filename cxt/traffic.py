@@ -21,6 +21,7 @@ from typing import Any
 
 from cxt.tokens import DEV_AGENTS
 from kernel.settings import CHANNELS
+from kernel.times import iso_datetime as rfc3339  # UTC, ms, 'Z'; naive taken as UTC
 
 Envelope = dict[str, Any]
 
@@ -148,14 +149,6 @@ def make_customers(n: int, seed: int) -> list[dict[str, Any]]:
     """`n` customer records, ids C-000001.. with unique phone and email each."""
     rng = random.Random(f"customers:{seed}")
     return [make_customer(i, rng) for i in range(1, n + 1)]
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC, millisecond precision, 'Z' suffix (naive datetimes are taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
 
 
 def is_bottom_two_box(payload: dict[str, Any]) -> bool:

@@ -35,13 +35,13 @@ import string
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from domain.contacts import contact_key, normalise_intent, parse_ms
 from kernel.config_checks import reject_unknown, string_list
 from kernel.errors import ConfigError
+from kernel.times import parse_rfc3339
 from schemas.validate import is_bottom_2_box, survey_scale
 
 RECENT_BOTTOM_2_BOX = "recent_bottom_2_box"
@@ -520,7 +520,7 @@ def _recent_bottom_2_box(rule: PromptRule, entries: list[dict], now_ms: int) -> 
         "scale_min": low,
         "scale_max": high,
         "contact_channel": channel.strip() if isinstance(channel, str) else None,
-        "date": datetime.fromisoformat(_z(entry["occurred_at"])).date().isoformat(),
+        "date": parse_rfc3339(entry["occurred_at"]).date().isoformat(),
         "days_ago": days_ago,
         "ago": "today" if days_ago == 0 else "yesterday" if days_ago == 1 else
                f"{days_ago} days ago",
@@ -541,10 +541,6 @@ def _rated_channel(entries: Iterable[dict], contact_id: Any) -> str | None:
             channel = entry.get("channel")
             return channel if isinstance(channel, str) and channel else None
     return None
-
-
-def _z(text: str) -> str:
-    return text[:-1] + "Z" if text.endswith("z") else text
 
 
 def _repeat_contact(rule: PromptRule, entries: Iterable[dict], intent: str | None,

@@ -9,8 +9,10 @@ defensively: a missing or malformed field gives None, never an exception.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from typing import Any
+
+from kernel.times import epoch_ms, parse_rfc3339
 
 # One contact may be several entries (call.started + call.ended, a mail thread):
 # entries sharing the channel's id field are one contact.
@@ -18,9 +20,6 @@ CONTACT_ID_FIELDS: dict[str, str] = {"call": "call_id", "chat": "chat_id", "emai
 # A survey rates a contact; it is never one itself.
 SURVEY = "survey"
 SOCIAL = "social"
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
 
 
 def contact_key(entry: dict, *, social: bool = False) -> tuple[str, str] | None:
@@ -58,12 +57,10 @@ def parse_ms(value: Any) -> int | None:
     """Epoch milliseconds of an RFC 3339 text; None when it is not one."""
     if not isinstance(value, str):
         return None
-    if value.endswith("z"):
-        value = value[:-1] + "Z"
     try:
-        moment = datetime.fromisoformat(value)
+        moment = parse_rfc3339(value)
     except ValueError:
         return None
     if moment.tzinfo is None:  # not RFC 3339, but a missing offset is most likely UTC
         moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _ONE_MS
+    return epoch_ms(moment)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 import reprlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import fastjsonschema
 import orjson
 
+from kernel.times import RFC3339, epoch_ms, parse_rfc3339
 from schemas import (
     PAYLOAD_VALIDATORS,
     JsonSchemaValueException,
@@ -54,18 +55,13 @@ IDENTITY_FIELDS: tuple[str, ...] = ("phone", "email", "social")  # also the prio
 # nest a handful of levels, so a generous limit far below 254 keeps room.
 MAX_DEPTH = 64
 
-# RFC 3339 section 5.6 date-time; fromisoformat alone would also accept ISO 8601
-# forms that other consumers of the timeline cannot parse (week dates, no offset).
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
-    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
+# occurred_at is parsed by kernel.times.parse_rfc3339(strict=True): RFC 3339
+# section 5.6 only, since other consumers of the timeline cannot parse the rest of
+# what fromisoformat accepts (week dates, no offset).
 # The last instant Python's datetime (and so every UTC rendering of occurred_ms, such
 # as the survey hour buckets) can represent: an offset like -23:59 on 9999-12-31
 # would otherwise name an instant in the year 10000.
-_MAX_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _ONE_MS
+_MAX_MS = epoch_ms(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC))
 _INDEX = re.compile(r"\[\d+\]")
 
 
@@ -354,17 +350,13 @@ def _check_channel(event_type: str, channel: str) -> None:
 
 def _parse_occurred_at(text: str) -> int:
     """Epoch milliseconds of an RFC 3339 timestamp with offset."""
-    if not _RFC3339.fullmatch(text):
-        hint = " (add 'Z' or '+hh:mm')" if _looks_offsetless(text) else ""
-        raise _Rejected(INVALID_TIMESTAMP, _not_rfc3339(text) + hint)
     try:
-        # 3.11's fromisoformat takes 'Z' but not the lower-case forms RFC 3339 allows.
-        moment = datetime.fromisoformat(text.upper())
-    except ValueError:  # e.g. month 13, 25:00, Feb 30
-        raise _Rejected(INVALID_TIMESTAMP, _not_rfc3339(text)) from None
-    if moment.tzinfo is None:  # unreachable after the regex; kept as the real guard
-        raise _Rejected(INVALID_TIMESTAMP, _not_rfc3339(text))
-    millis = (moment - _EPOCH) // _ONE_MS
+        moment = parse_rfc3339(text, strict=True)
+    except ValueError:  # not the syntax, or e.g. month 13, 25:00, Feb 30
+        # Only a text the syntax refused can look offsetless: with an offset, +"Z" fails.
+        hint = " (add 'Z' or '+hh:mm')" if _looks_offsetless(text) else ""
+        raise _Rejected(INVALID_TIMESTAMP, _not_rfc3339(text) + hint) from None
+    millis = epoch_ms(moment)
     if millis < 0:
         raise _Rejected(
             INVALID_TIMESTAMP, f"occurred_at: {text!r} is before 1970-01-01T00:00:00Z"
@@ -381,7 +373,7 @@ def _not_rfc3339(text: str) -> str:
 
 
 def _looks_offsetless(text: str) -> bool:
-    return _RFC3339.fullmatch(text + "Z") is not None
+    return RFC3339.fullmatch(text + "Z") is not None
 
 
 def _check_survey_scale(payload: dict) -> None:
