@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from kernel.settings import Settings
 
@@ -27,6 +27,26 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "max_request_size": max(1024 * 1024, settings.max_event_bytes * 2),
     }
     return AIOKafkaProducer(**options | overrides)
+
+
+def make_consumer(settings: Settings, *topics: str, group_id: str | None,
+                  **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer in `group_id` (also its client id) that commits only when told to.
+
+    Offsets are committed by the caller once a batch is done with (at least once);
+    a group new to a partition starts at its oldest record.  Callers pass what
+    differs for them (assignor, fetch sizes, start) as `overrides`.
+    """
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "group_id": group_id,
+        "client_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.session_timeout_s * 1000,
+        "heartbeat_interval_ms": settings.session_timeout_s * 200,
+    }
+    return AIOKafkaConsumer(*topics, **options | overrides)
 
 
 async def start_producer(producer: AIOKafkaProducer) -> AIOKafkaProducer:

@@ -1,4 +1,5 @@
-"""A periodic progress line, for long work (sending files, benchmarks, replays)."""
+"""Periodic progress: a status line for long work (sending files, benchmarks, replays),
+and the throughput of the long-running services' periodic status log lines."""
 
 from __future__ import annotations
 
@@ -47,3 +48,29 @@ class StatusLine:
             self.stream.write("\n")
             self.stream.flush()
             self._dirty = False
+
+
+# How often the worker and the summary feed log their status line.
+STATUS_EVERY_S = 10.0
+
+
+class Throughput:
+    """Records per second between two status lines of a long-running service.
+
+    The worker logs one from a faust timer, the summary feed between batches
+    (`due`); both take the rate here, from their running count of records in.
+    """
+
+    def __init__(self, every: float = STATUS_EVERY_S) -> None:
+        self.every = every
+        self._last = (time.monotonic(), 0)
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last[0] >= self.every
+
+    def rate(self, total: int) -> float:
+        """Records per second since the last call (or since it was made); `total` so far."""
+        then, seen = self._last
+        now = time.monotonic()
+        self._last = (now, total)
+        return (total - seen) / max(now - then, 1e-9)
