@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cxt.traffic import TrafficGenerator
 from domain.rated import CONTACT_ID_FIELDS
-from kernel.settings import TOPIC_NAMES, Settings
+from kernel.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_STOP_TIMEOUT = 20.0
@@ -260,17 +260,9 @@ def make_events(count: int, customers: list[dict], seed: int,
 # --- the worker ----------------------------------------------------------------------
 
 def worker_env(settings: Settings) -> dict[str, str]:
-    """This process's environment, with every setting a worker reads set from `settings`."""
-    env = dict(os.environ)
+    """This process's environment, with every setting set from `settings` (`Settings.to_env`)."""
+    env = {**os.environ, **settings.to_env()}
     env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "REDIS_URL": settings.redis_url,
-        "CXT_APP_ID": settings.app_id,
-        "CXT_REDIS_PREFIX": settings.redis_prefix,
-        "CXT_TOPIC_PARTITIONS": str(settings.topics.partitions),
-        "CXT_TOPIC_REPLICATION": str(settings.topics.replication),
-        "CXT_BATCH_SIZE": str(settings.batch_size),
-        "CXT_BATCH_WINDOW_MS": str(settings.batch_window_ms),
         # No metrics endpoint: it would clash with a developer's `cxt up` worker.
         "CXT_WORKER_METRICS_PORT": "0",
         "PYTHONUNBUFFERED": "1",
@@ -278,8 +270,6 @@ def worker_env(settings: Settings) -> dict[str, str]:
         # under the working directory); the checkout stays importable.
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p),
     })
-    for name in TOPIC_NAMES:
-        env[f"CXT_TOPIC_{name.upper()}"] = getattr(settings.topics, name)
     return env
 
 

@@ -57,8 +57,10 @@ def local_ports(settings: Settings) -> tuple[int, int]:
 
 
 def _child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
-    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "REDIS_URL": settings.redis_url, "PYTHONUNBUFFERED": "1", **extra}
+    """The children run on `settings` (the local stack's broker and Redis); API tokens stay
+    where the user put them (CXT_API_TOKENS / CXT_API_TOKENS_FILE, inherited) or in `extra`."""
+    return {**os.environ, **settings.to_env(omit={"api_tokens"}), "PYTHONUNBUFFERED": "1",
+            **extra}
 
 
 def _spawn(args: list[str], settings: Settings, **extra: str) -> subprocess.Popen[bytes]:

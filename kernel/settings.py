@@ -1,17 +1,20 @@
 """Every setting of cx-timeline, read from the environment once.
 
 This is the one place where a topic name, a port or a limit is defined; every
-other module takes a `Settings` (usually `Settings.from_env()`).  The README's
-"Configuration" table lists the same variables.
+other module takes a `Settings` (usually `Settings.from_env()`).  `VARIABLES` is
+the one mapping between the environment and `Settings`: `Settings.from_env` reads
+it, `Settings.to_env` writes it (for child processes), and docs/configuration.md
+is generated from it (`python -m kernel.settings --markdown`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from aiokafka.conn import get_ip_port_afi
@@ -171,6 +174,12 @@ def _redis_url(env: Mapping[str, str], default: str, cluster: bool) -> str:
     return raw
 
 
+# The shipped configuration files (config/ in the repository, installed beside
+# our packages by the wheel): the defaults of CXT_ALERT_RULES and friends are
+# found from this module's location, never from the working directory.
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
 @dataclass(frozen=True)
 class Topics:
     """Kafka topic names (the contract's defaults) and their partition count."""
@@ -213,98 +222,65 @@ class Topics:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Topics:
-        names = {name: env.get(f"CXT_TOPIC_{name.upper()}") or getattr(cls, name)
-                 for name in TOPIC_NAMES}
-        return cls(
-            **names,
-            partitions=_int(env, "CXT_TOPIC_PARTITIONS", cls.partitions, minimum=1),
-            replication=_int(env, "CXT_TOPIC_REPLICATION", cls.replication, minimum=1),
-        )
+        return cls(**_read(env, [v for v in VARIABLES if v.field.startswith("topics.")],
+                           cls(), "topics."))
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting; `VARIABLES` says which environment variable sets each, and what it means."""
+
     kafka_bootstrap_servers: str = "localhost:9092"
     redis_url: str = "redis://localhost:6379/0"
-    # REDIS_URL names one node of a Redis Cluster (the worker's keys are cluster-safe).
     redis_cluster: bool = False
-    # Debugging only: log lines keep e-mail addresses and phone numbers (kernel.logsafe).
     log_pii: bool = False
     app_id: str = "cx-timeline"
     topics: Topics = field(default_factory=Topics)
-    # Every Redis key starts with this, so several deployments can share a server.
     redis_prefix: str = "cxt"
     max_event_bytes: int = 256 * 1024
     timeline_max_entries: int = 1000
     timeline_max_age_days: int = 400
     batch_size: int = 2000
     batch_window_ms: int = 50
-    # How soon a dead worker's partitions move to the others (Kafka's default
-    # is 45 s; a contact centre wants alerts within seconds).
+    # Kafka's default is 45 s; a contact centre wants alerts within seconds.
     session_timeout_s: int = 10
-    # Where the local stack keeps its data (`cxt up`) and the Kafka jars (cache).
-    # Bottom-2-box alerts: escalate when not acknowledged within this time.
     alert_ack_timeout_s: int = 3600
     escalation_check_s: int = 15
-    # Category rules and the advisory group's members (config/alert_rules.toml).
-    alert_rules_path: Path = Path(__file__).resolve().parent.parent / "config" / "alert_rules.toml"
+    alert_rules_path: Path = CONFIG_DIR / "alert_rules.toml"
     state_dir: Path = Path(".cxt")
     cache_dir: Path = Path.home() / ".cache" / "cx-timeline"
     kafka_version: str = KAFKA_VERSION
     kafka_heap: str = "-Xms256m -Xmx512m"
     log_level: str = "info"
-    # Prometheus /metrics of a stream worker (0: no metrics endpoint).
     worker_metrics_port: int = 9101
-    # The dashboard service (HTTP API, pages, websockets).
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8080
     api_tokens: tuple[ApiToken, ...] = ()
-    # Relevance keywords and next-best-action prompts of the agent view.
-    agent_context_path: Path = (Path(__file__).resolve().parent.parent / "config"
-                                / "agent_context.toml")
-    # Webhook endpoints and what they receive (consumers/webhooks.py).
-    webhooks_path: Path = Path(__file__).resolve().parent.parent / "config" / "webhooks.toml"
+    agent_context_path: Path = CONFIG_DIR / "agent_context.toml"
+    webhooks_path: Path = CONFIG_DIR / "webhooks.toml"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         d = cls()
-        cluster = _bool(env, "CXT_REDIS_CLUSTER", d.redis_cluster)
-        return cls(
-            kafka_bootstrap_servers=_kafka_servers(env, d.kafka_bootstrap_servers),
-            redis_url=_redis_url(env, d.redis_url, cluster),
-            redis_cluster=cluster,
-            log_pii=_bool(env, "CXT_LOG_PII", d.log_pii),
-            app_id=env.get("CXT_APP_ID") or d.app_id,
-            topics=Topics.from_env(env),
-            redis_prefix=env.get("CXT_REDIS_PREFIX") or d.redis_prefix,
-            max_event_bytes=_int(env, "CXT_MAX_EVENT_BYTES", d.max_event_bytes, minimum=1),
-            timeline_max_entries=_int(env, "CXT_TIMELINE_MAX_ENTRIES", d.timeline_max_entries,
-                                      minimum=1),
-            timeline_max_age_days=_int(env, "CXT_TIMELINE_MAX_AGE_DAYS",
-                                       d.timeline_max_age_days, minimum=1),
-            batch_size=_int(env, "CXT_BATCH_SIZE", d.batch_size, minimum=1),
-            batch_window_ms=_int(env, "CXT_BATCH_WINDOW_MS", d.batch_window_ms, minimum=1),
-            session_timeout_s=_int(env, "CXT_SESSION_TIMEOUT_S", d.session_timeout_s, minimum=6),
-            alert_ack_timeout_s=_int(env, "CXT_ALERT_ACK_TIMEOUT_S", d.alert_ack_timeout_s,
-                                     minimum=1),
-            escalation_check_s=_int(env, "CXT_ESCALATION_CHECK_S", d.escalation_check_s,
-                                    minimum=1),
-            alert_rules_path=Path(env.get("CXT_ALERT_RULES") or d.alert_rules_path),
-            state_dir=Path(env.get("CXT_STATE_DIR") or d.state_dir),
-            cache_dir=Path(env.get("CXT_CACHE_DIR") or d.cache_dir),
-            kafka_version=env.get("CXT_KAFKA_VERSION") or d.kafka_version,
-            kafka_heap=env.get("CXT_KAFKA_HEAP") or d.kafka_heap,
-            log_level=_log_level(env, d.log_level),
-            worker_metrics_port=_int(env, "CXT_WORKER_METRICS_PORT", d.worker_metrics_port,
-                                     maximum=65535),
-            dashboard_host=env.get("CXT_DASHBOARD_HOST") or d.dashboard_host,
-            dashboard_port=_int(env, "CXT_DASHBOARD_PORT", d.dashboard_port, minimum=1,
-                                maximum=65535),
-            api_tokens=_tokens(env),
-            agent_context_path=Path(env.get("CXT_AGENT_CONTEXT") or d.agent_context_path),
-            webhooks_path=Path(env.get("CXT_WEBHOOKS") or d.webhooks_path),
-        )
+        values = _read(env, VARIABLES, d)
+        topics = Topics(**{name.removeprefix("topics."): values.pop(name)
+                           for name in list(values) if name.startswith("topics.")})
+        return cls(**values, topics=topics)
+
+    def to_env(self, omit: Collection[str] = ()) -> dict[str, str]:
+        """Every variable of `VARIABLES`, set so that `from_env` gives these settings back.
+
+        Laid over an inherited environment (`{**os.environ, **s.to_env()}`) it wins over
+        every inherited setting: CXT_API_TOKENS_FILE is written empty, since its tokens
+        are already in CXT_API_TOKENS.  `omit`: Settings fields whose variables are left
+        out (inherited as they are), e.g. {"api_tokens"} to keep tokens in their file.
+        """
+        unknown = set(omit) - {v.field for v in VARIABLES}
+        if unknown:
+            raise ValueError(f"to_env: no such setting {', '.join(sorted(unknown))}")
+        return {v.name: "" if v.read is None else v.write(_value(self, v.field))
+                for v in VARIABLES if v.field not in omit}
 
     @property
     def dashboard_url(self) -> str:
@@ -326,3 +302,244 @@ def _tokens(env: Mapping[str, str]) -> tuple[ApiToken, ...]:
             raise SettingsError(f"CXT_API_TOKENS_FILE={path}: {why}") from None
         tokens += parse_tokens(text, f"CXT_API_TOKENS_FILE={path}")
     return tokens
+
+
+# --- the one mapping between Settings and the environment ------------------------
+
+# read(env, variable name, default, the values read so far) -> the setting's value
+Reader = Callable[[Mapping[str, str], str, Any, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: the Settings field it sets, how it is read and written.
+
+    `field` is a Settings attribute, "topics.NAME" for a `Topics` one.  `read` None: the
+    variable only adds to a setting another variable reads (CXT_API_TOKENS_FILE);
+    `to_env` writes it empty.  `meaning` is its line in docs/configuration.md.
+    """
+
+    name: str
+    field: str
+    meaning: str
+    read: Reader | None
+    write: Callable[[Any], str] = str
+    section: str = ""
+
+
+def _text(env: Mapping[str, str], name: str, default: Any, _: dict[str, Any]) -> str:
+    return env.get(name) or default
+
+
+def _path(env: Mapping[str, str], name: str, default: Any, _: dict[str, Any]) -> Path:
+    return Path(env.get(name) or default)
+
+
+def _flag(env: Mapping[str, str], name: str, default: Any, _: dict[str, Any]) -> bool:
+    return _bool(env, name, default)
+
+
+def _number(minimum: int = 0, maximum: int = _INT_MAX) -> Reader:
+    def read(env: Mapping[str, str], name: str, default: Any, _: dict[str, Any]) -> int:
+        return _int(env, name, default, minimum=minimum, maximum=maximum)
+    read.minimum, read.maximum = minimum, maximum  # type: ignore[attr-defined]
+    return read
+
+
+def _write_flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _write_tokens(tokens: tuple[ApiToken, ...]) -> str:
+    return ",".join(f"{t.role}:{t.subject}:{t.token}" for t in tokens)
+
+
+_TOPIC_MEANINGS = {
+    "customers": "customer profiles (compacted), read by the worker",
+    "timeline": "every stored timeline entry, written by the worker",
+    "alerts": "bottom-2-box alerts and their escalations",
+    "alert_actions": "advisors' actions on alerts (acknowledge, call back, close)",
+    "deadletter": "inbound values that failed validation, with the reason",
+    "customer_summary": "per-customer summaries for the CRM (compacted; `cxt summaries`)",
+    "webhook_deadletter": "webhook deliveries that failed for good",
+}
+
+CONNECTIONS, TOPICS, WORKER, ALERTS, DASHBOARD, LOCAL = (
+    "Connections", "Topics", "Worker and timelines", "Alerts", "Dashboard",
+    "Local stack (`cxt up`)")
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers",
+             "comma-separated brokers, `host:port[,host:port...]`",
+             lambda env, _, default, __: _kafka_servers(env, default), section=CONNECTIONS),
+    Variable("REDIS_URL", "redis_url",
+             "Redis server (`redis://`, `rediss://` or `unix://`)",
+             lambda env, _, default, done: _redis_url(env, default, done["redis_cluster"]),
+             section=CONNECTIONS),
+    Variable("CXT_REDIS_CLUSTER", "redis_cluster",
+             "`true`: `REDIS_URL` names one node of a Redis Cluster (worker, dashboard and CLI;"
+             " not yet `cxt summaries`)", _flag, _write_flag, CONNECTIONS),
+    Variable("CXT_REDIS_PREFIX", "redis_prefix",
+             "first part of every Redis key, so several deployments can share a server",
+             _text, section=CONNECTIONS),
+    Variable("CXT_LOG_PII", "log_pii",
+             "debugging only: log lines keep e-mail addresses and phone numbers, otherwise "
+             "masked in every process", _flag, _write_flag, CONNECTIONS),
+    Variable("CXT_LOG_LEVEL", "log_level",
+             f"worker and dashboard log level: {', '.join(LOG_LEVELS)}",
+             lambda env, _, default, __: _log_level(env, default), section=CONNECTIONS),
+    Variable("CXT_APP_ID", "app_id",
+             "faust app id = the worker's consumer group (customers, alert actions); the "
+             "inbound topics use `<CXT_APP_ID>-interactions`", _text, section=TOPICS),
+    *(Variable(f"CXT_TOPIC_{name.upper()}", f"topics.{name}",
+               f"inbound {name} interactions" if name in CHANNELS else _TOPIC_MEANINGS[name],
+               _text, section=TOPICS) for name in TOPIC_NAMES),
+    Variable("CXT_TOPIC_PARTITIONS", "topics.partitions", "partitions of the topics we create",
+             _number(minimum=1), section=TOPICS),
+    Variable("CXT_TOPIC_REPLICATION", "topics.replication",
+             "replication factor of the topics we create", _number(minimum=1), section=TOPICS),
+    Variable("CXT_MAX_EVENT_BYTES", "max_event_bytes",
+             "larger inbound values are dead-lettered (`too_large`)", _number(minimum=1),
+             section=WORKER),
+    Variable("CXT_TIMELINE_MAX_ENTRIES", "timeline_max_entries",
+             "entries kept per customer (oldest trimmed)", _number(minimum=1), section=WORKER),
+    Variable("CXT_TIMELINE_MAX_AGE_DAYS", "timeline_max_age_days",
+             "entries older than this (by `occurred_at`) are trimmed", _number(minimum=1),
+             section=WORKER),
+    Variable("CXT_BATCH_SIZE", "batch_size", "most events per batch", _number(minimum=1),
+             section=WORKER),
+    Variable("CXT_BATCH_WINDOW_MS", "batch_window_ms", "longest wait to fill a batch",
+             _number(minimum=1), section=WORKER),
+    Variable("CXT_SESSION_TIMEOUT_S", "session_timeout_s",
+             "a worker silent this long loses its partitions to the others", _number(minimum=6),
+             section=WORKER),
+    Variable("CXT_WORKER_METRICS_PORT", "worker_metrics_port",
+             "the worker's Prometheus `/metrics` port (all interfaces); `0`: none",
+             _number(maximum=65535), section=WORKER),
+    Variable("CXT_ALERT_ACK_TIMEOUT_S", "alert_ack_timeout_s",
+             "escalate an alert not acknowledged within this time", _number(minimum=1),
+             section=ALERTS),
+    Variable("CXT_ESCALATION_CHECK_S", "escalation_check_s",
+             "how often each worker looks for overdue alerts", _number(minimum=1),
+             section=ALERTS),
+    Variable("CXT_ALERT_RULES", "alert_rules_path",
+             "category rules and the actors (advisory group) allowed to act on alerts", _path,
+             section=ALERTS),
+    Variable("CXT_DASHBOARD_HOST", "dashboard_host", "the dashboard's bind address", _text,
+             section=DASHBOARD),
+    Variable("CXT_DASHBOARD_PORT", "dashboard_port", "the dashboard's port",
+             _number(minimum=1, maximum=65535), section=DASHBOARD),
+    Variable("CXT_API_TOKENS", "api_tokens",
+             f"`role:subject:token`, comma-separated; roles {', '.join(ROLES)}; tokens of at "
+             "least 16 characters (`cxt tokens new`)",
+             lambda env, _, __, ___: _tokens(env), _write_tokens, DASHBOARD),
+    Variable("CXT_API_TOKENS_FILE", "api_tokens",
+             "a file of the same, one per line (`#` comments), added to `CXT_API_TOKENS`; "
+             "`cxt up` makes `CXT_STATE_DIR/api-tokens` when neither is set", None,
+             section=DASHBOARD),
+    Variable("CXT_AGENT_CONTEXT", "agent_context_path",
+             "relevance keywords and next-best-action prompts of the agent view", _path,
+             section=DASHBOARD),
+    Variable("CXT_WEBHOOKS", "webhooks_path",
+             "webhook endpoints, their topics, retries and the variables holding their secrets",
+             _path, section=DASHBOARD),
+    Variable("CXT_STATE_DIR", "state_dir",
+             "where `cxt up` keeps broker and Redis data (relative: to the working directory)",
+             _path, section=LOCAL),
+    Variable("CXT_CACHE_DIR", "cache_dir", "where the Kafka jars are cached", _path,
+             section=LOCAL),
+    Variable("CXT_KAFKA_VERSION", "kafka_version",
+             "Apache Kafka release the local stack runs (fetched from Maven Central)", _text,
+             section=LOCAL),
+    Variable("CXT_KAFKA_HEAP", "kafka_heap", "JVM heap options of the local broker", _text,
+             section=LOCAL),
+)
+
+
+def _value(settings: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        settings = getattr(settings, part)
+    return settings
+
+
+def _read(env: Mapping[str, str], variables: Iterable[Variable], defaults: Any,
+          strip: str = "") -> dict[str, Any]:
+    """{field: value} of `variables`, each read from `env` or its default in `defaults`.
+
+    CXT_REDIS_CLUSTER is read first: whether REDIS_URL may be a unix:// URL depends on it
+    (and so a wrong value of it is the error reported, as before the table).
+    """
+    values: dict[str, Any] = {}
+    for v in sorted(variables, key=lambda v: v.name != "CXT_REDIS_CLUSTER"):
+        if v.read is not None:
+            name = v.field.removeprefix(strip)
+            values[name] = v.read(env, v.name, _value(defaults, name), values)
+    return values
+
+
+# --- docs/configuration.md ----------------------------------------------------------
+
+def _doc_default(v: Variable, default: Any) -> str:
+    if v.read is None or default in ("", ()):
+        return "(none)"
+    if isinstance(default, Path):
+        if default.is_relative_to(CONFIG_DIR):
+            return f"`config/{default.relative_to(CONFIG_DIR)}` (shipped with the package)"
+        if default.is_relative_to(Path.home()):
+            return f"`~/{default.relative_to(Path.home())}`"
+    return f"`{v.write(default)}`"
+
+
+def configuration_markdown() -> str:
+    """docs/configuration.md, from `VARIABLES` and the defaults of `Settings`."""
+    d = Settings()
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- Generated from kernel/settings.py by `python -m kernel.settings --markdown >"
+        " docs/configuration.md`; tests/test_settings_docs.py fails when they disagree. -->",
+        "",
+        "All settings are environment variables, read and checked once at start",
+        "(`kernel/settings.py`): a value that cannot work (a `REDIS_URL` redis-py cannot",
+        "parse, a broker that is not `host:port`, a port outside 1-65535, an unknown log",
+        "level, a number out of range) stops every command at start with one line naming",
+        "the variable.  An empty variable means its default.",
+        "",
+        "The shipped configuration files (`config/alert_rules.toml`, `config/agent_context.toml`,",
+        "`config/webhooks.toml`) are installed with the package and found from its location,",
+        "not from the working directory; each file's header documents its format.",
+    ]
+    sections: dict[str, list[Variable]] = {}
+    for v in VARIABLES:
+        sections.setdefault(v.section, []).append(v)
+    for section, variables in sections.items():
+        lines += ["", f"## {section}", "", "| variable | default | meaning |",
+                  "| --- | --- | --- |"]
+        for v in variables:
+            meaning = v.meaning
+            minimum = getattr(v.read, "minimum", 0)
+            if minimum > 1:
+                meaning += f" (at least {minimum})"
+            lines.append(f"| `{v.name}` | {_doc_default(v, _value(d, v.field))} | {meaning} |")
+    lines += [
+        "",
+        "## Not settings of the product",
+        "",
+        "| variable | meaning |",
+        "| --- | --- |",
+        "| `CXT_AUDIT` | `skip`: `./dev test` does not run the dependency audit (pip-audit), "
+        "and says so |",
+        "| `CXT_CHROMIUM` | the Chromium binary the browser tests drive (`./dev`) |",
+        "| a webhook's `secret_env` | each webhook of `CXT_WEBHOOKS` names the variable that "
+        "holds its secret, read at start |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m kernel.settings --markdown > docs/configuration.md")
+    sys.stdout.write(configuration_markdown())

@@ -39,36 +39,12 @@ def isolated(settings: Settings, **changes: object) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "REDIS_URL": settings.redis_url,
-        "CXT_REDIS_CLUSTER": "true" if settings.redis_cluster else "false",
-        "CXT_APP_ID": settings.app_id,
-        "CXT_REDIS_PREFIX": settings.redis_prefix,
-        "CXT_TOPIC_PARTITIONS": str(settings.topics.partitions),
-        "CXT_BATCH_SIZE": str(settings.batch_size),
-        "CXT_BATCH_WINDOW_MS": str(settings.batch_window_ms),
-        "CXT_MAX_EVENT_BYTES": str(settings.max_event_bytes),
-        "CXT_TIMELINE_MAX_ENTRIES": str(settings.timeline_max_entries),
-        "CXT_TIMELINE_MAX_AGE_DAYS": str(settings.timeline_max_age_days),
-        "PYTHONUNBUFFERED": "1",
-        # Many workers share this machine in tests; the metrics test asks for a port.
-        "CXT_WORKER_METRICS_PORT": str(settings.worker_metrics_port),
-    }
-    for name in TOPIC_NAMES:
-        env[f"CXT_TOPIC_{name.upper()}"] = getattr(settings.topics, name)
-    env["CXT_ALERT_ACK_TIMEOUT_S"] = str(settings.alert_ack_timeout_s)
-    env["CXT_ESCALATION_CHECK_S"] = str(settings.escalation_check_s)
-    env["CXT_ALERT_RULES"] = str(settings.alert_rules_path)
-    env["CXT_DASHBOARD_HOST"] = settings.dashboard_host
-    env["CXT_DASHBOARD_PORT"] = str(settings.dashboard_port)
-    env["CXT_AGENT_CONTEXT"] = str(settings.agent_context_path)
-    env["CXT_WEBHOOKS"] = str(settings.webhooks_path)
-    env["CXT_API_TOKENS"] = ",".join(f"{t.role}:{t.subject}:{t.token}"
-                                     for t in settings.api_tokens)
-    env.pop("CXT_API_TOKENS_FILE", None)
-    return env
+    """This process's environment with every setting of `settings` (`Settings.to_env`).
+
+    Tests give workers metrics ports and API tokens through `settings`; an inherited
+    CXT_API_TOKENS_FILE is emptied, since `settings.api_tokens` already holds its tokens.
+    """
+    return {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
 
 
 def run_cxt(settings: Settings, *args: str, timeout: float = 60

@@ -481,7 +481,7 @@ def test_a_killed_deliverer_resends_only_the_last_moments(
     settings = replace(settings, webhooks_path=hooks)
     monkeypatch.setenv("TEST_HOOK_SECRET", SECRET.decode())
     # The killed member holds its partitions until its session times out: the shortest.
-    monkeypatch.setenv("CXT_SESSION_TIMEOUT_S", "6")
+    settings = replace(settings, session_timeout_s=6)  # settings_env passes every setting
     messages = [message(f"C-{i % 50}", seq=i) for i in range(400)]
     first, second = WebhooksProcess(settings, tmp_path), WebhooksProcess(settings, tmp_path)
 
