@@ -100,10 +100,11 @@ from latency import latency_summary
 
 from cxt.produce import customer_key
 from cxt.traffic import TrafficGenerator, make_customers
+from domain.surveys import is_bottom_2_box
 from kernel.kafka import make_producer
 from kernel.settings import Settings, SettingsError
 from kernel.status import StatusLine
-from schemas.validate import customer_identity_keys, is_bottom_2_box, survey_scale
+from schemas.validate import customer_identity_keys, survey_scale
 from store.keys import Keys
 
 # --- the workload ----------------------------------------------------------------------

@@ -61,10 +61,11 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.alerts import alert_id_for
+from domain.surveys import is_bottom_2_box
 from kernel.settings import Settings
 from kernel.times import iso_ms, utc_now_iso
 from schemas import validate as v
-from schemas.validate import identity_keys, is_bottom_2_box, survey_scale
+from schemas.validate import identity_keys, survey_scale
 from store.keys import Keys, provisional_id
 from streams.records import Record, dead_letter
 

@@ -56,12 +56,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.alerts import ACKNOWLEDGED, UNACKNOWLEDGED
 from domain.contacts import contact_key, normalise_intent, parse_ms
+from domain.surveys import is_bottom_2_box
 from kernel import logsafe
 from kernel.kafka import make_producer, start_producer
 from kernel.settings import Settings, SettingsError, Topics
 from kernel.times import iso_ms
 from kernel.topics import ensure_topics
-from schemas.validate import is_bottom_2_box, survey_scale
+from schemas.validate import survey_scale
 from store.keys import is_provisional
 from store.stores import connect_redis, stores_on
 from store.summaries import AlertSeen, CustomerState, Erasure, SummaryState, SurveySeen

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import orjson
 
 from domain.rules import Rules
-from schemas.validate import Interaction, check_interaction, is_bottom_2_box, survey_scale
+from domain.surveys import is_bottom_2_box
+from schemas.validate import Interaction, check_interaction, survey_scale
 
 # A payload alone gets these envelope fields, so only the payload is judged.
 _SAMPLE_ENVELOPE = {"event_id": "explain-sample", "type": "survey.response",

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cxt.tokens import DEV_AGENTS
+from domain.surveys import survey_is_bottom_2_box
 from kernel.settings import CHANNELS
 from kernel.times import iso_datetime as rfc3339  # UTC, ms, 'Z'; naive taken as UTC
 
@@ -151,10 +152,8 @@ def make_customers(n: int, seed: int) -> list[dict[str, Any]]:
     return [make_customer(i, rng) for i in range(1, n + 1)]
 
 
-def is_bottom_two_box(payload: dict[str, Any]) -> bool:
-    """The contract's rule: score is scale_min or scale_min + 1."""
-    score, low = payload.get("score"), payload.get("scale_min", 1)
-    return isinstance(score, int) and score in (low, low + 1)
+# The one bottom-2-box rule, by the name cxt.simulate and the tests use.
+is_bottom_two_box = survey_is_bottom_2_box
 
 
 def channel_of(envelope: dict[str, Any]) -> str:

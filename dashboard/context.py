@@ -32,7 +32,7 @@ from dashboard.prompts import (
 )
 from domain.contacts import contact_key, parse_ms
 from domain.rated import contact_ids
-from schemas.validate import is_bottom_2_box, survey_scale
+from domain.surveys import entry_is_bottom_2_box
 
 OPEN_STATUSES = ("open", "escalated", "acknowledged")  # acknowledged is still being worked
 INTENT, ALERT, OTHER = "intent", "alert", "other"  # the `relevance` groups, in display order
@@ -159,21 +159,6 @@ def is_relevant(entry: dict, intent: str | None, config: AgentConfig, *,
 
 
 # --------------------------------------------------------------------------- ranking
-
-
-def _is_bottom_2_box_survey(entry: Mapping[str, Any]) -> bool:
-    if entry.get("channel") != "survey":
-        return False
-    payload = entry.get("payload")
-    if not isinstance(payload, dict):
-        return False
-    score = payload.get("score")
-    if not isinstance(score, int) or isinstance(score, bool):
-        return False
-    try:
-        return is_bottom_2_box(score, survey_scale(payload)[0])
-    except (TypeError, ValueError):
-        return False
 
 
 def _open_alert_ids(open_alerts: Iterable[dict]) -> set[str]:
@@ -312,7 +297,7 @@ def _duration(ended: dict | None, started_at: Any, ended_at: Any) -> float | Non
 def _annotated(members: list[dict], group: str, tied: bool) -> dict:
     entry = members[0] if len(members) == 1 else merged_contact(members)
     flags = [FLAG_OPEN_ALERT] if tied else []
-    if _is_bottom_2_box_survey(entry):
+    if entry_is_bottom_2_box(entry):
         flags.append(FLAG_BOTTOM_2_BOX)
     return {**_without_identity(entry), "relevance": group, "flags": flags}
 

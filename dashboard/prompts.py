@@ -39,10 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from domain.contacts import contact_key, normalise_intent, parse_ms
+from domain.surveys import is_bottom_2_box
 from kernel.config_checks import reject_unknown, string_list
 from kernel.errors import ConfigError
 from kernel.times import parse_rfc3339
-from schemas.validate import is_bottom_2_box, survey_scale
+from schemas.validate import survey_scale
 
 RECENT_BOTTOM_2_BOX = "recent_bottom_2_box"
 REPEAT_CONTACT = "repeat_contact"

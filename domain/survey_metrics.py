@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from domain.surveys import is_bottom_2_box
+
 SEP = "\x1f"
 MISSING = "-"
 METRICS = ("n", "b2", "t2", "sum", "norm")
@@ -113,7 +115,7 @@ def metric_fields(
     prefix = SEP.join(_dimension(v) for v in (channel, queue, agent)) + SEP
     amounts = {
         "n": 1,
-        "b2": int(score <= scale_min + 1),
+        "b2": int(is_bottom_2_box(score, scale_min)),
         "t2": int(score >= scale_max - 1),
         "sum": score,
         "norm": round(NORM_UNIT * (score - scale_min) / (scale_max - scale_min)),

@@ -220,11 +220,6 @@ def customer_identity_keys(record: dict) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def is_bottom_2_box(score: int, scale_min: int) -> bool:
-    """True when `score` is one of the two lowest points of its scale."""
-    return scale_min <= score <= scale_min + 1
-
-
 def survey_scale(payload: dict) -> tuple[int, int]:
     """(scale_min, scale_max) of a survey payload, with the contract's defaults 1 and 5."""
     low = payload.get("scale_min")

@@ -28,6 +28,7 @@ from domain.alerts import (
 )
 from domain.rules import Rules
 from domain.survey_metrics import hour_of, metric_fields
+from domain.surveys import payload_is_bottom_2_box
 from kernel.settings import Settings
 from kernel.times import iso_ms, utc_now_iso
 from schemas.validate import (
@@ -37,7 +38,6 @@ from schemas.validate import (
     check_customer,
     check_interaction,
     customer_identity_keys,
-    is_bottom_2_box,
     survey_scale,
 )
 from store.alerts import AlertStore, Rated, RatedLookup, SurveyCount
@@ -111,7 +111,7 @@ class Processor:
         if not surveys:
             return []
         await self.alerts.count_surveys([_survey_count(e) for e, _ in surveys])
-        bottom = [(e, r) for e, r in surveys if _is_bottom_2_box(e.entry["payload"])]
+        bottom = [(e, r) for e, r in surveys if payload_is_bottom_2_box(e.entry["payload"])]
         if not bottom:
             return []
         # One script call per survey gives its context and rated contact and, when the
@@ -337,10 +337,6 @@ class Processor:
 
     def _reject(self, record: Record, rejection: Rejection) -> Outgoing:
         return dead_letter(record, rejection.reason, rejection.message, self.topics.deadletter)
-
-
-def _is_bottom_2_box(payload: dict) -> bool:
-    return is_bottom_2_box(payload["score"], survey_scale(payload)[0])
 
 
 def _survey_count(entry: NewEntry) -> SurveyCount:

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 import schemas
+from domain.surveys import is_bottom_2_box
 from kernel.settings import CHANNELS
 from schemas.validate import (
     REASONS,
@@ -19,7 +20,6 @@ from schemas.validate import (
     check_interaction,
     customer_identity_keys,
     identity_keys,
-    is_bottom_2_box,
     survey_scale,
 )
 
