@@ -218,6 +218,7 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     from cxt import alerts as cli_alerts
+    from domain.alerts import ACTION_OF
     from usecases import alerts as alert_cases
 
     if args.alert_action is None:
@@ -226,7 +227,7 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
         alert = asyncio.run(alert_cases.show_alert(settings, args.alert_id))
     else:
         action = {"alert_id": args.alert_id, "actor": args.actor,
-                  "action": _ACTION_OF[args.alert_action], "note": args.note}
+                  "action": ACTION_OF[args.alert_action], "note": args.note}
         if args.alert_action == "callback":
             action["outcome"] = args.outcome
         if args.alert_action == "resolve" and args.category:
@@ -257,9 +258,6 @@ def _list_alerts(args: argparse.Namespace, settings: Settings) -> int:
     else:
         cli_alerts.print_list(found)
     return 0
-
-
-_ACTION_OF = {"ack": "acknowledge", "callback": "callback", "resolve": "resolve"}
 
 
 def cmd_customers(args: argparse.Namespace, settings: Settings) -> int:

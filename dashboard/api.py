@@ -18,7 +18,7 @@ from dashboard.auth import authorize
 from dashboard.errors import ApiError, FastJSONResponse, bad_request, not_found
 from dashboard.params import Query, check_id, json_body
 from dashboard.services import Services
-from domain.alerts import CALLBACK_OUTCOMES, RESOLVED, STATUSES
+from domain.alerts import ACTION_OF, CALLBACK_OUTCOMES, RESOLVED, STATUSES
 from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
 from kernel.settings import CHANNELS, ApiToken
@@ -201,7 +201,7 @@ async def alert_action(request: Request) -> FastJSONResponse:
     if name not in _ACTION_FIELDS:
         raise not_found(f"no action {name!r}; actions are {', '.join(_ACTION_FIELDS)}")
     body = await json_body(request, _ACTION_FIELDS[name], max_lengths={"note": NOTE_MAX_LENGTH})
-    action = {"alert_id": alert_id, "action": _ACTION_NAMES[name],
+    action = {"alert_id": alert_id, "action": ACTION_OF[name],
               "actor": _actor(token, body, services)}
     if body.get("note"):
         action["note"] = body["note"]
@@ -227,9 +227,6 @@ async def alert_action(request: Request) -> FastJSONResponse:
     except ActionNotApplied as exc:
         raise ApiError(503, "not_applied", str(exc)) from None
     return _json(alert)
-
-
-_ACTION_NAMES = {"ack": "acknowledge", "callback": "callback", "resolve": "resolve"}
 
 
 def _actor(token: ApiToken, body: dict, services: Services) -> str:

@@ -21,6 +21,9 @@ OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED = "open", "escalated", "acknowledged", "
 STATUSES = (OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED)
 UNACKNOWLEDGED = (OPEN, ESCALATED)
 ACTIONS = ("acknowledge", "callback", "resolve")
+# The short names `cxt alerts ack|callback|resolve` and POST /api/alerts/{id}/{name}
+# take, and the action each one sends.
+ACTION_OF: dict[str, str] = {"ack": "acknowledge", "callback": "callback", "resolve": "resolve"}
 CALLBACK_OUTCOMES = ("reached", "no_answer", "voicemail", "declined", "wrong_number")
 CONTEXT_SIZE = 10
 
