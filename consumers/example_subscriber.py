@@ -30,11 +30,14 @@ import sys
 import urllib.request
 from collections.abc import Sequence
 
+import aiokafka
 import orjson
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError
 
+from kernel.kafka import make_consumer
 from kernel.settings import Settings
+
+AIOKAFKA_CLIENT_ID = f"aiokafka-{aiokafka.__version__}"
 
 
 def handle(entry: dict, forward_url: str | None) -> None:
@@ -50,13 +53,11 @@ def handle(entry: dict, forward_url: str | None) -> None:
 
 async def subscribe(settings: Settings, *, group: str, from_beginning: bool,
                     forward_url: str | None, stop: asyncio.Event) -> int:
-    consumer = AIOKafkaConsumer(
-        settings.topics.timeline,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=group,
+    consumer = make_consumer(  # commits only what was handled (`consumer.commit` below)
+        settings, settings.topics.timeline, group_id=group,
         auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False,  # commit only what was handled
-    )
+        # aiokafka's own defaults, which this example always ran with:
+        client_id=AIOKAFKA_CLIENT_ID, session_timeout_ms=10_000, heartbeat_interval_ms=3_000)
     await consumer.start()
     handled = 0
     try:

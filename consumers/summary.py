@@ -50,16 +50,15 @@ import orjson
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from domain.alerts import ACKNOWLEDGED, UNACKNOWLEDGED
 from domain.contacts import contact_key, normalise_intent, parse_ms
 from domain.surveys import is_bottom_2_box
-from kernel import logsafe
-from kernel.kafka import make_producer, start_producer
+from kernel import logsafe, retry
+from kernel.kafka import make_consumer, make_producer, start_producer
 from kernel.settings import Settings, SettingsError, Topics
+from kernel.status import Throughput
 from kernel.times import iso_ms
 from kernel.topics import ensure_topics
 from schemas.validate import survey_scale
@@ -78,9 +77,6 @@ OPEN_STATUSES = frozenset({*UNACKNOWLEDGED, ACKNOWLEDGED})
 MAX_RECORDS = 2000
 POLL_MS = 500  # also how soon a stop signal is noticed when idle
 OLDER_PAGE = 100  # entries per look further back for a last contact older than 30 days
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, KafkaError, OSError)
-MAX_BACKOFF_S = 5.0
-STATUS_EVERY_S = 10.0
 
 
 # --------------------------------------------------------------------------- the summary (pure)
@@ -311,10 +307,6 @@ def run_summaries(settings: Settings) -> None:
     uvloop.run(SummaryFeed(settings).run())
 
 
-class _Stopping(Exception):
-    """A stop was asked for while a batch was being retried: leave it uncommitted."""
-
-
 class SummaryFeed:
     state: SummaryState  # set by run(): clients are made inside the event loop
     producer: AIOKafkaProducer
@@ -324,7 +316,7 @@ class SummaryFeed:
         self.topics = settings.topics
         self.counts: Counter[str] = Counter()
         self.stop = asyncio.Event()
-        self._last_status = (time.monotonic(), 0)
+        self._throughput = Throughput()
 
     async def run(self) -> None:
         settings = self.settings
@@ -335,13 +327,9 @@ class SummaryFeed:
         # an unreachable Kafka at start-up is an error (`cxt` prints it), not a retry.
         await ensure_topics(settings)
         group = f"{settings.app_id}-summary"
-        consumer = AIOKafkaConsumer(
-            self.topics.timeline, self.topics.alerts, self.topics.customers,
-            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group,
-            client_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=settings.session_timeout_s * 1000,
-            heartbeat_interval_ms=settings.session_timeout_s * 200)
+        consumer = make_consumer(
+            settings, self.topics.timeline, self.topics.alerts, self.topics.customers,
+            group_id=group, partition_assignment_strategy=(RangePartitionAssignor,))
         producer = make_producer(settings, client_id=group)
         self.state = stores_on(connect_redis(settings, socket_timeout=10,
                                              socket_connect_timeout=5), settings).summaries
@@ -368,11 +356,11 @@ class SummaryFeed:
             if records:
                 try:
                     await self._until_done(partial(self.process, records), "batch")
-                except _Stopping:
+                except retry.Stopped:  # a stop while the batch was retried: left uncommitted
                     return
                 await self._commit(consumer, {tp: part[-1].offset + 1
                                               for tp, part in batches.items() if part})
-            if time.monotonic() - self._last_status[0] >= STATUS_EVERY_S:
+            if self._throughput.due():
                 self.log_status()
 
     async def process(self, records: Sequence[ConsumerRecord]) -> None:
@@ -426,34 +414,21 @@ class SummaryFeed:
             # again and republishes the same snapshots.
             log.warning("commit not possible after a rebalance (%s); the batch will be "
                         "read again", exc)
-        except _Stopping:
+        except retry.Stopped:
             log.warning("stopped before the last batch was committed; it will be read again")
 
     async def _until_done(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
-        backoff = 0.1
-        while True:
-            try:
-                return await attempt()
-            except (CommitFailedError, IllegalStateError):
-                raise
-            except TRANSIENT as exc:
-                if self.stop.is_set():
-                    raise _Stopping from exc
-                log.warning("%s failed (%s: %s); retrying in %.1fs, offsets not committed",
-                            what, type(exc).__name__, exc, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+        # A commit refused after a rebalance is not retried: the partitions moved.
+        return await retry.until_done(attempt, what, log, stop=self.stop,
+                                      permanent=(CommitFailedError, IllegalStateError))
 
     def log_status(self) -> None:
-        then, seen = self._last_status
-        now, total = time.monotonic(), self.counts["in"]
-        self._last_status = (now, total)
+        total = self.counts["in"]
+        rate = self._throughput.rate(total)
         skipped = {k.split(":", 1)[1]: v for k, v in self.counts.items()
                    if k.startswith("skipped:") and v}
         log.info("status: %d records in (%.0f/s), %d summaries published, %d tombstones, "
-                 "%d withheld after erasure, skipped %s", total,
-                 (total - seen) / max(now - then, 1e-9), self.counts["summaries"],
+                 "%d withheld after erasure, skipped %s", total, rate, self.counts["summaries"],
                  self.counts["tombstones"], self.counts["withheld"], skipped or "none")
 
 

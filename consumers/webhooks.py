@@ -98,6 +98,7 @@ from aiokafka.errors import KafkaError
 
 from consumers.webhook_config import Endpoint, WebhookConfigError, load_webhooks
 from kernel import logsafe
+from kernel.kafka import make_consumer
 from kernel.logsafe import safe_url
 from kernel.settings import Settings
 from kernel.times import utc_now_iso
@@ -243,16 +244,10 @@ class EndpointDeliverer:
     async def run(self) -> None:
         endpoint = self.endpoint
         group = endpoint.group_id(self.settings.app_id)
-        self._consumer = consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=group, client_id=group,
-            enable_auto_commit=False,  # only what was delivered or dead-lettered (`_flush`)
-            # Only for a committed position that retention has since deleted: resume at
-            # the oldest message still there.  `start` is applied in `_assigned`.
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.settings.session_timeout_s * 1000,
-            heartbeat_interval_ms=self.settings.session_timeout_s * 200,
-        )
+        # Commits only what was delivered or dead-lettered (`_flush`).  "earliest" only
+        # applies to a committed position that retention has since deleted: resume at
+        # the oldest message still there.  `start` is applied in `_assigned`.
+        self._consumer = consumer = make_consumer(self.settings, group_id=group)
         consumer.subscribe(list(endpoint.topics), listener=_Rebalance(self))
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),
