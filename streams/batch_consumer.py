@@ -30,20 +30,16 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
 
 import mode
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from kernel.kafka import make_producer, start_producer
+from kernel.kafka import make_consumer
 from kernel.settings import Settings
-from streams.publisher import BatchPublisher
 from streams.records import Outgoing, Record
-
-if TYPE_CHECKING:  # streams.app imports this module
-    from streams.app import BatchRunner, Step
+from streams.runner import BatchRunner, Step
 
 log = logging.getLogger("cxt.worker")
 
@@ -67,25 +63,19 @@ class BatchConsumer(mode.Service):
         self.group = f"{settings.app_id}-{name}"
         self.batch_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
-        self.committed: dict[TopicPartition, int] = {}
         self._flights: deque[_Flight] = deque()
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
         settings = self.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=self.group,
-            client_id=self.group, enable_auto_commit=False, auto_offset_reset="earliest",
+        self.consumer = make_consumer(
+            settings, group_id=self.group,
             partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=settings.session_timeout_s * 1000,
-            heartbeat_interval_ms=settings.session_timeout_s * 200,
             # Room for a full batch per fetch across all partitions.
             max_partition_fetch_bytes=2 << 20, fetch_max_bytes=64 << 20)
         self.consumer.subscribe(self.topics, listener=_Rebalance(self))
-        # Its own producer: aiokafka's send costs half of faust's wrapper around it.
-        self.producer = await start_producer(make_producer(settings, client_id=self.group))
-        self.publisher = BatchPublisher(self.producer)
+        # The worker's one producer (the agents' too): up before the first batch.
+        await self.runner.outbound.maybe_start()
         await self.consumer.start()
         log.info("%s: reading %s as group %s", self.name, ", ".join(self.topics), self.group)
 
@@ -93,10 +83,10 @@ class BatchConsumer(mode.Service):
         if self.consumer is not None:
             # Let a batch in flight finish and commit before leaving the group.
             async with self.batch_lock:
-                await self._settle()
+                await self.settle()
                 await self.consumer.stop()
-        if self.producer is not None:
-            await self.producer.stop()
+        # After the last batch's messages, and after the app (and its agents) stopped.
+        await self.runner.outbound.stop()
 
     @mode.Service.task
     async def _consume(self) -> None:
@@ -153,14 +143,14 @@ class BatchConsumer(mode.Service):
 
     async def _send(self, outgoing: Sequence[Outgoing]) -> list[asyncio.Future]:
         """Hand the messages to the producer; the futures resolve when Kafka has them."""
-        return await self.publisher.send(outgoing)
+        return await self.runner.outbound.send(outgoing)
 
     def _raise_failures(self) -> None:
         """A batch that failed stops the worker now, not when its turn to be awaited comes."""
         while self._flights and self._flights[0].task.done():
             self._flights.popleft().task.result()
 
-    async def _settle(self) -> None:
+    async def settle(self) -> None:
         """Wait until every batch in flight is acknowledged and committed."""
         while self._flights:
             await self._flights.popleft().task
@@ -179,28 +169,10 @@ class BatchConsumer(mode.Service):
             # next reads it again from the last commit, and the store ignores repeats.
             log.warning("%s: offsets not committed (%s: %s); the batch will be read again",
                         self.name, type(exc).__name__, exc)
-            return
-        self.committed.update(mine)
 
-    async def lag(self) -> dict[tuple[str, int], int]:
-        """(topic, partition) -> records not yet committed, for the partitions assigned now."""
-        if self.consumer is None:
-            return {}
-        assigned = self.consumer.assignment()
-        for gone in self.committed.keys() - assigned:
-            del self.committed[gone]
-        if not assigned:
-            return {}
-        ends = await self.consumer.end_offsets(list(assigned))
-        unknown = [tp for tp in assigned if tp not in self.committed]
-        if unknown:
-            # Committed by an earlier owner, or never (then: from the log's start).
-            starts = await self.consumer.beginning_offsets(unknown)
-            for tp in unknown:
-                done = await self.consumer.committed(tp)
-                self.committed[tp] = starts[tp] if done is None else done
-        return {(tp.topic, tp.partition): max(0, ends[tp] - self.committed[tp])
-                for tp in assigned if tp in ends}
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions assigned now (for the lag gauge, `streams.lag`)."""
+        return set() if self.consumer is None else self.consumer.assignment()
 
 
 class _Flight:
@@ -219,9 +191,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Wait for the batch in flight: it commits before the partitions move.
         async with self.owner.batch_lock:
-            await self.owner._settle()
-            for tp in revoked:
-                self.owner.committed.pop(tp, None)
+            await self.owner.settle()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("%s: assigned %d partition(s)", self.owner.name, len(assigned))

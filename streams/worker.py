@@ -27,6 +27,7 @@ def run_worker(settings: Settings) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    # Started after the app (its producer publishes the batches), stopped before it.
+    # faust's worker starts `inbound` before the app and stops it after: it owns the
+    # producer (`Outbound`) that the agents publish through too.
     worker = faust.Worker(app, inbound, loop=loop, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
