@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cxt.localstack import free_port, port_in_use
 from kernel.settings import Settings
 from tests.helpers import REPO, envelope, eventually, produce_events, read_topic
@@ -191,3 +193,23 @@ def _kill_all(up: subprocess.Popen, children: list[int]) -> None:
     for pid in children:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # each runs in its own session
+
+
+def test_children_run_on_the_local_stack_settings_and_keep_their_token_file(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`cxt up`'s children get every setting of the running stack (Settings.to_env), but
+    API tokens stay where the user put them: a token file is inherited, not inlined."""
+    from cxt.up import _child_env
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"service:crm:{'s' * 20}\n")
+    monkeypatch.setenv("CXT_API_TOKENS_FILE", str(tokens))
+    monkeypatch.setenv("CXT_BATCH_SIZE", "17")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "localhost:1")
+    live = Settings.from_env().with_(kafka_bootstrap_servers="127.0.0.1:39092",
+                                     redis_url="redis://127.0.0.1:36379/0")
+    env = _child_env(live, {"CXT_DASHBOARD_PORT": "8123"})
+    assert env["CXT_API_TOKENS_FILE"] == str(tokens)
+    assert "s" * 20 not in env.get("CXT_API_TOKENS", "")
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert Settings.from_env(env) == live.with_(dashboard_port=8123)

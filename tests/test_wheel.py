@@ -17,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +30,8 @@ from usecases.timeline import read_timeline
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bin/ directory of a fresh venv with only the wheel of this checkout installed."""
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of this checkout, built by `python -m build` (sdist, then wheel from it)."""
     tmp = tmp_path_factory.mktemp("wheel")
     # Built from a copy of the checkout, so stale build/ leftovers cannot slip into it.
     source = tmp / "source"
@@ -40,9 +41,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(tmp / "dist"),
                             str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    (wheel,) = (tmp / "dist").glob("cx_timeline-*.whl")
+    (built_wheel,) = (tmp / "dist").glob("cx_timeline-*.whl")
+    return built_wheel
 
-    venv = tmp / "venv"
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bin/ directory of a fresh venv with only the wheel of this checkout installed."""
+    venv = tmp_path_factory.mktemp("venv") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
                    timeout=120)
     python = venv / "bin" / "python"
@@ -56,6 +62,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True, capture_output=True, text=True).stdout.strip())
     (site / "cxt_dev_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     return venv / "bin"
+
+
+PACKAGES = ("kernel", "domain", "schemas", "store", "usecases", "streams", "consumers",
+            "dashboard", "cxt", "config")
+
+
+def test_the_wheel_has_every_module_and_data_file(wheel: Path) -> None:
+    """Every file of our packages but caches, `config/` included (it has no __init__.py)."""
+    expected = {path.relative_to(REPO).as_posix()
+                for package in PACKAGES for path in (REPO / package).rglob("*")
+                if path.is_file() and "__pycache__" not in path.parts
+                and path.suffix != ".pyc"}
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name for name in archive.namelist() if ".dist-info/" not in name}
+    assert sorted(expected - shipped) == []
+    assert sorted(shipped - expected) == []
 
 
 def _env(**settings: str) -> dict[str, str]:
