@@ -18,24 +18,26 @@ from dashboard.auth import authorize
 from dashboard.errors import ApiError, FastJSONResponse, bad_request, not_found
 from dashboard.params import Query, check_id, json_body
 from dashboard.services import Services
-from domain.alerts import ACTION_OF, CALLBACK_OUTCOMES, RESOLVED, STATUSES
+from domain.alerts import ACTION_OF, CALLBACK_OUTCOMES, STATUSES
 from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
 from kernel.settings import CHANNELS, ApiToken
 from schemas.registry import load_schema
 from usecases.alerts import (
+    ALERT_SCAN,
+    MAX_PAGE,
     ActionNotApplied,
     ActionRefused,
     AlertNotFound,
-    alert_matches,
+    UnknownCursor,
+    open_alerts_of,
+    page_of,
     submit_action,
 )
 from usecases.report import survey_rows_from
 
 EVERYONE = ("advisor", "agent", "service")
 ADVISORY = ("advisor", "service")
-# Alerts are scanned newest first in this window for filtering and paging.
-ALERT_SCAN = 5000
 HEALTH_TIMEOUT_S = 2.0
 
 
@@ -135,20 +137,16 @@ async def list_alerts(request: Request) -> FastJSONResponse:
     statuses = query.choices("status", STATUSES)
     category = query.choice("category", CATEGORIES)
     queue, agent = query.text("queue"), query.text("agent")
-    limit = query.integer("limit", 50, 1, 500)
+    limit = query.integer("limit", 50, 1, MAX_PAGE)
     before = query.text("before")
     recent = await _services(request).alerts.recent(ALERT_SCAN)
-    if before is not None:
-        position = next((i for i, a in enumerate(recent) if a["alert_id"] == before), None)
-        if position is None:
-            raise bad_request(f"before={before!r}: no such alert among the newest "
-                              f"{ALERT_SCAN}; start again without `before`")
-        recent = recent[position + 1:]
-    picked = [a for a in recent if alert_matches(a, statuses=statuses, category=category,
-                                                 queue=queue, agent=agent)]
-    page = picked[:limit]
-    more = len(picked) > limit
-    return _json({"alerts": page, "next": page[-1]["alert_id"] if more else None})
+    try:
+        found = page_of(recent, statuses=statuses, category=category, queue=queue,
+                        agent=agent, limit=limit, before=before)
+    except UnknownCursor:
+        raise bad_request(f"before={before!r}: no such alert among the newest "
+                          f"{ALERT_SCAN}; start again without `before`") from None
+    return _json({"alerts": found.alerts, "next": found.next})
 
 
 async def get_alert(request: Request) -> FastJSONResponse:
@@ -168,16 +166,6 @@ async def get_alert(request: Request) -> FastJSONResponse:
     return _json({**alert, "customer": profiles[0],
                   "customer_open_alerts": open_alerts_of(theirs)})
 
-
-def open_alerts_of(alerts: list[dict]) -> list[dict]:
-    """The customer's unresolved alerts, newest first, each in brief."""
-    unresolved = sorted((a for a in alerts if a["status"] != RESOLVED),
-                        key=lambda a: (a["raised_at"], a["alert_id"]), reverse=True)
-    return [{field: a.get(field) for field in _BRIEF} for a in unresolved]
-
-
-_BRIEF = ("alert_id", "status", "version", "score", "scale_max", "category", "queue",
-          "agent_id", "comment", "raised_at", "ack_deadline", "acknowledged_by")
 
 _ACTION_SCHEMA = load_schema("alert-action.v1")["properties"]
 # The topic's contract decides how long a note may be and which categories a

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from domain.alerts import ActionRejected, apply_action
+from domain.alerts import RESOLVED, ActionRejected, apply_action
 from domain.rules import load_rules
 from kernel.errors import CxtError
 from kernel.kafka import make_producer, start_producer
@@ -36,6 +36,10 @@ class AlertCommandError(CxtError):
 
 class AlertNotFound(AlertCommandError):
     pass
+
+
+class UnknownCursor(AlertNotFound):
+    """The `before` of a page names no alert among the newest ALERT_SCAN."""
 
 
 class ActionRefused(AlertCommandError):
@@ -56,7 +60,8 @@ async def alert_store(settings: Settings) -> AsyncIterator[AlertStore]:
         yield stores.alerts
 
 
-# The list reads the newest this many alerts (the HTTP API's list scans as many).
+# The list reads the newest this many alerts, newest first, for filtering and paging
+# (`cxt alerts` and GET /api/alerts).
 ALERT_SCAN = 5000
 
 
@@ -88,7 +93,7 @@ def page_of(recent: list[dict], *, statuses: Collection[str] | None, category: s
     if before is not None:
         position = next((i for i, a in enumerate(recent) if a["alert_id"] == before), None)
         if position is None:
-            raise AlertNotFound(f"--before {before!r}: no such alert among the newest "
+            raise UnknownCursor(f"--before {before!r}: no such alert among the newest "
                                 f"{ALERT_SCAN}; start again without --before")
         start = position + 1
     matches = [i for i, a in enumerate(recent) if alert_matches(
@@ -107,6 +112,17 @@ def alert_matches(alert: dict, *, statuses: Collection[str] | None, category: st
             and (category is None or alert["category"] == category)
             and (queue is None or alert.get("queue") == queue)
             and (agent is None or alert.get("agent_id") == agent))
+
+
+def open_alerts_of(alerts: list[dict]) -> list[dict]:
+    """The customer's unresolved alerts, newest first, each in brief."""
+    unresolved = sorted((a for a in alerts if a["status"] != RESOLVED),
+                        key=lambda a: (a["raised_at"], a["alert_id"]), reverse=True)
+    return [{field: a.get(field) for field in _BRIEF} for a in unresolved]
+
+
+_BRIEF = ("alert_id", "status", "version", "score", "scale_max", "category", "queue",
+          "agent_id", "comment", "raised_at", "ack_deadline", "acknowledged_by")
 
 
 async def show_alert(settings: Settings, alert_id: str) -> dict:
