@@ -9,17 +9,41 @@ defensively: a missing or malformed field gives None, never an exception.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
 from kernel.times import epoch_ms, parse_rfc3339
 
-# One contact may be several entries (call.started + call.ended, a mail thread):
-# entries sharing the channel's id field are one contact.
-CONTACT_ID_FIELDS: dict[str, str] = {"call": "call_id", "chat": "chat_id", "email": "thread_id"}
 # A survey rates a contact; it is never one itself.
 SURVEY = "survey"
 SOCIAL = "social"
+
+
+@dataclass(frozen=True)
+class ChannelIds:
+    """The payload fields that name a channel's interaction in its own system."""
+
+    fields: tuple[str, ...]  # all of them: the ids a survey's contact_id may name
+    contact: str | None  # the one whose entries are one contact; None: each entry is one
+
+    def __post_init__(self) -> None:
+        assert self.contact is None or self.contact in self.fields
+
+
+# The one table of channel id fields.  A survey has none: it is not a contact and is
+# never rated.  Read as CONTACT_ID_FIELDS below (grouping entries into contacts) and
+# as domain.rated.CONTACT_ID_FIELDS (the ids a survey may name).
+CHANNEL_IDS: dict[str, ChannelIds] = {
+    "call": ChannelIds(("call_id",), contact="call_id"),
+    "chat": ChannelIds(("chat_id",), contact="chat_id"),
+    "email": ChannelIds(("message_id", "thread_id"), contact="thread_id"),
+    SOCIAL: ChannelIds(("post_id",), contact=None),  # each post is its own contact
+}
+# One contact may be several entries (call.started + call.ended, a mail thread):
+# entries sharing the channel's id field are one contact.
+CONTACT_ID_FIELDS: dict[str, str] = {
+    channel: ids.contact for channel, ids in CHANNEL_IDS.items() if ids.contact is not None}
 
 
 def contact_key(entry: dict, *, social: bool = False) -> tuple[str, str] | None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import orjson
 
-# Per channel, the payload fields that name the interaction in its own system.  A survey
-# is not a contact and is never rated, so it has none.
+from domain.contacts import CHANNEL_IDS
+
+# Per channel, the payload fields that name the interaction in its own system (the one
+# table is domain.contacts.CHANNEL_IDS).  A survey is not a contact and is never rated,
+# so it has none.
 CONTACT_ID_FIELDS: dict[str, tuple[str, ...]] = {
-    "call": ("call_id",),
-    "chat": ("chat_id",),
-    "email": ("message_id", "thread_id"),
-    "social": ("post_id",),
-}
+    channel: ids.fields for channel, ids in CHANNEL_IDS.items()}
 # The same as (field, channel) pairs, the form the Lua scripts take.
 CONTACT_ID_PAIRS: tuple[tuple[str, str], ...] = tuple(
     (name, channel) for channel, names in CONTACT_ID_FIELDS.items() for name in names)
