@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -137,7 +138,7 @@ def worker(installed: Path, stack: LocalStack, elsewhere: Path) -> Iterator[tupl
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
@@ -152,3 +153,8 @@ def test_the_installed_worker_stores_an_interaction(worker: tuple[Settings, Path
     events = asyncio.run(eventually(stored, timeout=90))
     assert events, log.read_text(errors="replace")[-4000:]
     assert events[0]["payload"]["intent"] == "billing"
+    # The faust side (customers, alert actions) up too; stopped mid-rebalance, a worker
+    # would take its whole stop timeout.
+    ready = asyncio.run(eventually(lambda: "[^Worker]: Ready" in log.read_text(errors="replace"),
+                                   timeout=60))
+    assert ready, log.read_text(errors="replace")[-4000:]
