@@ -30,11 +30,11 @@ from dashboard.prompts import (
     normalise_intent,
     resolve_intent,
 )
+from domain.alerts import OPEN_STATUSES
 from domain.contacts import contact_key, parse_ms
 from domain.rated import contact_ids
 from domain.surveys import entry_is_bottom_2_box
 
-OPEN_STATUSES = ("open", "escalated", "acknowledged")  # acknowledged is still being worked
 INTENT, ALERT, OTHER = "intent", "alert", "other"  # the `relevance` groups, in display order
 FLAG_OPEN_ALERT = "open_alert"  # the survey of an open alert, or the contact it rates
 FLAG_BOTTOM_2_BOX = "bottom_2_box"  # a survey scored in the two lowest points of its scale

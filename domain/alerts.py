@@ -20,6 +20,7 @@ from domain.rules import Classification
 OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED = "open", "escalated", "acknowledged", "resolved"
 STATUSES = (OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED)
 UNACKNOWLEDGED = (OPEN, ESCALATED)
+OPEN_STATUSES = (*UNACKNOWLEDGED, ACKNOWLEDGED)  # not resolved: acknowledged is still being worked
 ACTIONS = ("acknowledge", "callback", "resolve")
 # The short names `cxt alerts ack|callback|resolve` and POST /api/alerts/{id}/{name}
 # take, and the action each one sends.
