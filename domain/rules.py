@@ -32,8 +32,10 @@ from typing import Any
 
 from kernel.config_checks import reject_unknown, string_list
 from kernel.errors import ConfigError
+from schemas.registry import load_schema
 
-CATEGORIES = ("skill", "business_operations", "unclassified")
+# The alert contract's categories (schemas/alert.v1.json), in its order.
+CATEGORIES: tuple[str, ...] = tuple(load_schema("alert.v1")["properties"]["category"]["enum"])
 UNCLASSIFIED = "unclassified"
 DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "config" / "alert_rules.toml"
 

@@ -267,3 +267,11 @@ def test_describe_lists_rules_in_order(rules: Rules) -> None:
     text = rules.describe()
     assert text.index("skill-reason-codes") < text.index("many-transfers")
     assert "min_transfers: 2" in text
+
+
+def test_categories_are_the_contracts() -> None:
+    from schemas.registry import load_schema
+
+    assert CATEGORIES == ("skill", "business_operations", "unclassified")
+    for name in ("alert.v1", "alert-action.v1"):
+        assert tuple(load_schema(name)["properties"]["category"]["enum"]) == CATEGORIES
