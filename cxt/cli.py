@@ -20,7 +20,7 @@ from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS
 from kernel.errors import CxtError, InputError
 from kernel.settings import CHANNELS, ROLES, Settings
-from usecases.alerts import MAX_PAGE
+from usecases.alerts import DEFAULT_PAGE, MAX_PAGE
 
 
 class UsageError(InputError):
@@ -444,8 +444,8 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
     alerts.add_argument("--category", choices=CATEGORIES)
     alerts.add_argument("--queue")
     alerts.add_argument("--agent", help="agent_id")
-    alerts.add_argument("--limit", type=_int_up_to(MAX_PAGE), default=50,
-                        help=f"alerts per page (default 50, at most {MAX_PAGE})")
+    alerts.add_argument("--limit", type=_int_up_to(MAX_PAGE), default=DEFAULT_PAGE,
+                        help=f"alerts per page (default {DEFAULT_PAGE}, at most {MAX_PAGE})")
     alerts.add_argument("--before", metavar="ALERT_ID",
                         help="the next page: the alerts older than this one (the list's "
                         "last line names it)")

@@ -25,6 +25,7 @@ from kernel.settings import CHANNELS, ApiToken
 from schemas.registry import load_schema
 from usecases.alerts import (
     ALERT_SCAN,
+    DEFAULT_PAGE,
     MAX_PAGE,
     ActionNotApplied,
     ActionRefused,
@@ -137,7 +138,7 @@ async def list_alerts(request: Request) -> FastJSONResponse:
     statuses = query.choices("status", STATUSES)
     category = query.choice("category", CATEGORIES)
     queue, agent = query.text("queue"), query.text("agent")
-    limit = query.integer("limit", 50, 1, MAX_PAGE)
+    limit = query.integer("limit", DEFAULT_PAGE, 1, MAX_PAGE)
     before = query.text("before")
     recent = await _services(request).alerts.recent(ALERT_SCAN)
     try:

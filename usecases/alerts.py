@@ -66,6 +66,7 @@ ALERT_SCAN = 5000
 
 
 MAX_PAGE = 500  # the most one page shows (the API's limit too)
+DEFAULT_PAGE = 50  # a page when no limit is given (the API's default too)
 
 
 @dataclass(frozen=True)
