@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from domain.records import Alert
 from usecases.alerts import ALERT_SCAN, AlertPage
 
 # -- output ---------------------------------------------------------------------------
@@ -32,7 +33,7 @@ def print_list(found: AlertPage, out: TextIO = sys.stdout) -> None:
     out.write(f"{shown}{scope}, newest first{more}\n")
 
 
-def print_alert(alert: dict, out: TextIO = sys.stdout) -> None:
+def print_alert(alert: Alert, out: TextIO = sys.stdout) -> None:
     out.write(f"{alert['alert_id']}  {alert['status'].upper()}  bottom-2-box "
               f"{alert['score']}/{alert['scale_max']}  category {alert['category']}\n")
     out.write(f"  customer {alert['customer_id']}  agent {alert.get('agent_id') or '-'}  "

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import orjson
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -21,6 +21,9 @@ from domain.survey_metrics import MAX_DAYS, MAX_HOURS
 from kernel.errors import CxtError, InputError
 from kernel.settings import CHANNELS, ROLES, Settings
 from usecases.alerts import DEFAULT_PAGE, MAX_PAGE
+
+if TYPE_CHECKING:
+    from domain.records import AlertAction
 
 
 class UsageError(InputError):
@@ -226,8 +229,8 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     if args.alert_action == "show":
         alert = asyncio.run(alert_cases.show_alert(settings, args.alert_id))
     else:
-        action = {"alert_id": args.alert_id, "actor": args.actor,
-                  "action": ACTION_OF[args.alert_action], "note": args.note}
+        action: AlertAction = {"alert_id": args.alert_id, "actor": args.actor,
+                               "action": ACTION_OF[args.alert_action], "note": args.note}
         if args.alert_action == "callback":
             action["outcome"] = args.outcome
         if args.alert_action == "resolve" and args.category:

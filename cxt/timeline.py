@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
+if TYPE_CHECKING:
+    from domain.records import TimelineEntry
+    from usecases.timeline import TimelineRead
 
-def print_json(timeline: dict, out: TextIO = sys.stdout) -> None:
+
+def print_json(timeline: TimelineRead, out: TextIO = sys.stdout) -> None:
     out.write(orjson.dumps(timeline).decode() + "\n")
 
 
-def print_table(timeline: dict, out: TextIO = sys.stdout) -> None:
+def print_table(timeline: TimelineRead, out: TextIO = sys.stdout) -> None:
     events = timeline["events"]
     if not events:
         out.write(f"no timeline entries of {timeline['customer_id']} match the filters\n")
@@ -23,7 +27,7 @@ def print_table(timeline: dict, out: TextIO = sys.stdout) -> None:
     out.write(f"{len(events)} entries, newest first\n")
 
 
-def summary(entry: dict) -> str:
+def summary(entry: TimelineEntry) -> str:
     """A short human line per entry: what an agent would want to see at a glance."""
     p = entry.get("payload") or {}
     parts: list[str] = []

@@ -19,6 +19,7 @@ from dashboard.errors import ApiError, FastJSONResponse, bad_request, not_found
 from dashboard.params import Query, check_id, json_body
 from dashboard.services import Services
 from domain.alerts import ACTION_OF, CALLBACK_OUTCOMES, STATUSES
+from domain.records import AlertAction
 from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
 from kernel.settings import CHANNELS, ApiToken
@@ -190,8 +191,8 @@ async def alert_action(request: Request) -> FastJSONResponse:
     if name not in _ACTION_FIELDS:
         raise not_found(f"no action {name!r}; actions are {', '.join(_ACTION_FIELDS)}")
     body = await json_body(request, _ACTION_FIELDS[name], max_lengths={"note": NOTE_MAX_LENGTH})
-    action = {"alert_id": alert_id, "action": ACTION_OF[name],
-              "actor": _actor(token, body, services)}
+    action: AlertAction = {"alert_id": alert_id, "action": ACTION_OF[name],
+                           "actor": _actor(token, body, services)}
     if body.get("note"):
         action["note"] = body["note"]
     if name == "callback":

@@ -12,9 +12,11 @@ call-back.  Each change bumps `version` and appends to `history`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain.records import Alert, AlertAction, TimelineEntry
 from domain.rules import Classification
 
 OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED = "open", "escalated", "acknowledged", "resolved"
@@ -42,15 +44,15 @@ class ActionRejected:
 
 def new_alert(
     *,
-    survey: dict,
-    context: list[dict],
-    rated_contact: dict | None,
+    survey: TimelineEntry,
+    context: list[TimelineEntry],
+    rated_contact: TimelineEntry | None,
     classification: Classification,
     scale: tuple[int, int],
     raised_at: str,
     latency_ms: int,
     ack_deadline: str,
-) -> dict[str, Any]:
+) -> Alert:
     """The alert for a bottom-2-box survey entry (a timeline entry of channel survey)."""
     payload = survey["payload"]
     contact_id = payload.get("contact_id")
@@ -85,36 +87,39 @@ def new_alert(
     }
 
 
-def _mark_rated(context: list[dict], rated_contact: dict | None) -> list[dict]:
+def _mark_rated(context: list[TimelineEntry], rated_contact: TimelineEntry | None
+                ) -> list[Mapping[str, Any]]:
     rated_id = rated_contact["event_id"] if rated_contact else None
     return [{**entry, "rated": True} if entry["event_id"] == rated_id else entry
             for entry in context]
 
 
-def with_rated_contact(alert: dict, rated_contact: dict, context: list[dict],
-                       classification: Classification | None, now: str) -> dict | None:
+def with_rated_contact(alert: Alert, rated_contact: TimelineEntry, context: list[TimelineEntry],
+                       classification: Classification | None, now: str) -> Alert | None:
     """The alert once its rated contact has arrived after it was raised (event `updated`),
     or None when it already names that contact.  The rule's category replaces
     `unclassified` only while the alert is unresolved and no person has categorised
     it (`classification` None: the survey is no longer stored, keep the category)."""
-    current = alert.get("rated_contact") or {}
+    current: Mapping[str, Any] = alert.get("rated_contact") or {}
     if current.get("event_id") == rated_contact["event_id"]:
         return None
-    changed = dict(alert, rated_contact=rated_contact, context=_mark_rated(context, rated_contact))
+    changed: Alert = {**alert, "rated_contact": rated_contact,
+                      "context": _mark_rated(context, rated_contact)}
     step: dict[str, Any] = {"event": "updated", "at": now,
                             "rated_contact": rated_contact["event_id"]}
     by_person = alert.get("categorised_by") or any("category_from" in h for h in alert["history"])
     if (classification is not None and alert["category"] == "unclassified"
             and classification.category != alert["category"]
             and alert["status"] != RESOLVED and not by_person):
-        changed.update(category=classification.category, category_rule=classification.rule,
-                       category_reasons=list(classification.matched))
+        changed.update({"category": classification.category,
+                        "category_rule": classification.rule,
+                        "category_reasons": list(classification.matched)})
         step["category_to"] = classification.category
     return _advance(changed, step)
 
 
-def apply_action(alert: dict, action: dict, known_actors: frozenset[str],
-                 now: str) -> dict | ActionRejected:
+def apply_action(alert: Alert, action: AlertAction, known_actors: Collection[str],
+                 now: str) -> Alert | ActionRejected:
     """The alert after `action` (a validated cx.alert-actions.v1 value), or why not."""
     actor, kind = action["actor"], action["action"]
     if actor not in known_actors:
@@ -128,63 +133,63 @@ def apply_action(alert: dict, action: dict, known_actors: frozenset[str],
                                f"{_by(alert.get('resolved_by'))}")
     if kind in ("callback", "resolve") and status != ACKNOWLEDGED:
         return _bad_transition(alert, kind, "it must be acknowledged first")
-    changed = dict(alert)
+    changed = alert.copy()
     step: dict[str, Any] = {"event": _EVENT[kind], "at": now, "actor": actor,
                             "action_id": action.get("action_id")}
     if action.get("note"):
         step["note"] = action["note"]
     if kind == "acknowledge":
-        changed.update(status=ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor)
+        changed.update({"status": ACKNOWLEDGED, "acknowledged_at": now, "acknowledged_by": actor})
     elif kind == "callback":
         step["outcome"] = action["outcome"]
         changed["callbacks"] = [*alert.get("callbacks", []),
                                 {"at": now, "by": actor, "outcome": action["outcome"],
                                  "note": action.get("note")}]
     else:
-        changed.update(status=RESOLVED, resolved_at=now, resolved_by=actor,
-                       resolution_note=action.get("note"))
+        changed.update({"status": RESOLVED, "resolved_at": now, "resolved_by": actor,
+                        "resolution_note": action.get("note")})
         if action.get("category") and action["category"] != alert["category"]:
             _recategorise(changed, step, action["category"])
     return _advance(changed, step)
 
 
-def _recategorise(alert: dict, step: dict, category: str) -> None:
+def _recategorise(alert: Alert, step: dict[str, Any], category: str) -> None:
     """A person's judgement replaces the rule's: the alert must no longer say the
     rule decided, and its resolve step keeps what the rule had said (one history
     line per published event, so no line of its own)."""
     step.update(category_from=alert["category"], category_to=category,
                 rule_from=alert.get("category_rule"))
-    alert.update(category=category, category_rule=None, category_reasons=[],
-                 categorised_by=step["actor"])
+    alert.update({"category": category, "category_rule": None, "category_reasons": [],
+                  "categorised_by": step["actor"]})
 
 
 def _by(actor: str | None) -> str:
     return f" by {actor}" if actor else ""
 
 
-def escalate(alert: dict, now: str) -> dict | None:
+def escalate(alert: Alert, now: str) -> Alert | None:
     """The escalated alert, or None when it no longer needs escalating."""
     if alert["status"] != OPEN:
         return None
-    return _advance(dict(alert, status=ESCALATED, escalated_at=now),
+    return _advance({**alert, "status": ESCALATED, "escalated_at": now},
                     {"event": "escalated", "at": now})
 
 
-def has_action(alert: dict, action_id: str | None) -> bool:
+def has_action(alert: Alert, action_id: str | None) -> bool:
     return bool(action_id) and any(h.get("action_id") == action_id for h in alert["history"])
 
 
 _EVENT = {"acknowledge": "acknowledged", "callback": "callback_recorded", "resolve": "resolved"}
 
 
-def _advance(alert: dict, step: dict) -> dict:
+def _advance(alert: Alert, step: dict[str, Any]) -> Alert:
     alert["event"] = step["event"]
     alert["version"] = alert["version"] + 1
     alert["history"] = [*alert["history"], step]
     return alert
 
 
-def _bad_transition(alert: dict, kind: str, why: str) -> ActionRejected:
+def _bad_transition(alert: Alert, kind: str, why: str) -> ActionRejected:
     return ActionRejected(
         "invalid_transition",
         f"cannot {kind} alert {alert['alert_id']}: status is {alert['status']}, {why}")

@@ -22,6 +22,7 @@ from typing import cast
 import orjson
 
 from domain.rated import needles
+from domain.records import Alert, TimelineEntry
 from kernel.redis_client import RedisClient, text
 from store.keys import Keys
 from store.scripts import ScriptCall, run_scripts
@@ -174,8 +175,8 @@ class RatedLookup:
 
 @dataclass(frozen=True, slots=True)
 class Rated:
-    context: list[dict]  # the customer's newest entries, newest first
-    contact: dict | None  # the rated entry; None: not stored (or no contact_id)
+    context: list[TimelineEntry]  # the customer's newest entries, newest first
+    contact: TimelineEntry | None  # the rated entry; None: not stored (or no contact_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +221,7 @@ class AlertStore:
                 [w.context_size, SCAN_CHUNK, contact_id, w.alert_id or "", RATED_WAIT_TTL_S,
                  *found_by])
 
-    async def get_for_rating(self, alert_id: str) -> dict | None:
+    async def get_for_rating(self, alert_id: str) -> Alert | None:
         """The alert, to give it its rated contact; when it is not stored yet (its survey
         registered the wait a moment ago), marks it for `rated_early`."""
         [reply] = await run_scripts(self.redis, [
@@ -252,12 +253,13 @@ class AlertStore:
                 for (ref, alert_id), rated in zip(pending, found, strict=True)
                 if rated.contact is not None]
 
-    async def entries(self, customer_id: str, event_ids: Sequence[str]) -> list[dict | None]:
+    async def entries(self, customer_id: str, event_ids: Sequence[str]
+                      ) -> list[TimelineEntry | None]:
         bodies = await self.redis.hmget(self.keys.entries(customer_id), list(event_ids))
         return [None if b is None else orjson.loads(b) for b in bodies]
 
-    async def put_new(self, alerts: Sequence[dict], raised_ms: int, ack_timeout_ms: int
-                      ) -> list[tuple[AddResult, dict]]:
+    async def put_new(self, alerts: Sequence[Alert], raised_ms: int, ack_timeout_ms: int
+                      ) -> list[tuple[AddResult, Alert]]:
         """Store raised alerts unless already there; index them for lookup and escalation.
 
         Returns each alert's outcome with the alert as stored (the earlier one
@@ -284,7 +286,7 @@ class AlertStore:
 
     # -- reading and changing -------------------------------------------------------
 
-    async def get_many(self, alert_ids: Sequence[str]) -> list[dict | None]:
+    async def get_many(self, alert_ids: Sequence[str]) -> list[Alert | None]:
         if not alert_ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
@@ -292,22 +294,22 @@ class AlertStore:
             pipe.get(self.keys.alert(alert_id))
         return [None if b is None else orjson.loads(b) for b in await pipe.execute()]
 
-    async def get(self, alert_id: str) -> dict | None:
+    async def get(self, alert_id: str) -> Alert | None:
         return (await self.get_many([alert_id]))[0]
 
-    async def replace(self, alert: dict, expected_version: int) -> bool:
+    async def replace(self, alert: Alert, expected_version: int) -> bool:
         """Write `alert` if nobody changed it since `expected_version` was read."""
         reply = await self._replace(keys=[self.keys.alert(alert["alert_id"])],
                                     args=[expected_version, orjson.dumps(alert)])
         return reply == 1
 
-    async def recent(self, limit: int) -> list[dict]:
+    async def recent(self, limit: int) -> list[Alert]:
         """The most recently raised alerts, newest first."""
         ids = [text(i) for i in cast(list[bytes], await self.redis.zrevrange(
             self.keys.alerts_recent(), 0, limit - 1))]
         return [a for a in await self.get_many(ids) if a is not None]
 
-    async def of_customer(self, customer_id: str) -> list[dict]:
+    async def of_customer(self, customer_id: str) -> list[Alert]:
         """Every alert of the customer that is still stored, in no particular order."""
         members = await self.redis.smembers(self.keys.customer_alerts(customer_id))
         found = await self.get_many(sorted(text(m) for m in members))
@@ -361,6 +363,7 @@ class AlertStore:
         return dict(zip(buckets, await pipe.execute(), strict=True))
 
 
-def _outcome(reply: object, alert: dict) -> tuple[AddResult, dict]:
+def _outcome(reply: object, alert: Alert) -> tuple[AddResult, Alert]:
     result, stored = classify_insert(reply, alert.get("source"))
-    return result, alert if stored is None else stored
+    # What the script found under the alert's key: the alert stored earlier.
+    return result, alert if stored is None else cast(Alert, stored)

@@ -22,6 +22,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from domain.rated import CONTACT_ID_PAIRS
+from domain.records import TimelineEntry
 from kernel.redis_client import RedisClient, RedisPipeline, text
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
@@ -216,7 +217,7 @@ class TimelineStore:
         until_ms: int | None = None,
         channel: str | None = None,
         limit: int | None = None,
-    ) -> list[dict]:
+    ) -> list[TimelineEntry]:
         """Entries newest `occurred_at` first, filtered as asked."""
         ids = cast(list[bytes], await self.redis.zrevrangebyscore(
             self.keys.timeline(customer_id),
@@ -226,7 +227,7 @@ class TimelineStore:
         if not ids:
             return []
         bodies = await self.redis.hmget(self.keys.entries(customer_id), ids)
-        out: list[dict] = []
+        out: list[TimelineEntry] = []
         for body in bodies:
             if body is None:  # trimmed between the two reads
                 continue
@@ -247,7 +248,7 @@ class TimelineStore:
         until_ms: int | None = None,
         channel: str | None = None,
         before: tuple[int, str] | None = None,
-    ) -> tuple[list[dict], tuple[int, str] | None]:
+    ) -> tuple[list[TimelineEntry], tuple[int, str] | None]:
         """One page, newest first, and the cursor of the next page (None: no more).
 
         The cursor is the (occurred ms, event_id) of the last entry returned, so
@@ -262,7 +263,7 @@ class TimelineStore:
         score_of = {eid: int(score) for eid, score in scored
                     if before is None or (int(score), eid.decode()) < before}
         ids = list(score_of)
-        out: list[dict] = []
+        out: list[TimelineEntry] = []
         chunk = max(limit + 1, 64)
         # Bodies are fetched a chunk at a time: a page of 50 reads ~50 bodies, not
         # the whole timeline, unless a channel filter has to look further.

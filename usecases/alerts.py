@@ -14,11 +14,13 @@ import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from domain.alerts import RESOLVED, ActionRejected, apply_action
+from domain.records import Alert, AlertAction
 from domain.rules import load_rules
 from kernel.errors import CxtError
 from kernel.kafka import make_producer, start_producer
@@ -71,7 +73,7 @@ DEFAULT_PAGE = 50  # a page when no limit is given (the API's default too)
 
 @dataclass(frozen=True)
 class AlertPage:
-    alerts: list[dict]  # newest first
+    alerts: list[Alert]  # newest first
     matching: int  # alerts matching the filters among the newest ALERT_SCAN
     skipped: int  # of those, how many are newer than this page (before the cursor)
     next: str | None  # the `--before` of the next page; None: this is the last
@@ -86,7 +88,7 @@ async def list_alerts(settings: Settings, *, statuses: set[str] | None, category
                    limit=limit, before=before)
 
 
-def page_of(recent: list[dict], *, statuses: Collection[str] | None, category: str | None,
+def page_of(recent: list[Alert], *, statuses: Collection[str] | None, category: str | None,
             queue: str | None, agent: str | None, limit: int,
             before: str | None = None) -> AlertPage:
     """One page of `recent` (newest first): the matching alerts older than `before`."""
@@ -106,7 +108,7 @@ def page_of(recent: list[dict], *, statuses: Collection[str] | None, category: s
                      page[-1]["alert_id"] if more else None)
 
 
-def alert_matches(alert: dict, *, statuses: Collection[str] | None, category: str | None,
+def alert_matches(alert: Alert, *, statuses: Collection[str] | None, category: str | None,
                   queue: str | None, agent: str | None) -> bool:
     """The list filters; None (or an empty set of statuses) lets everything through."""
     return ((not statuses or alert["status"] in statuses)
@@ -115,7 +117,7 @@ def alert_matches(alert: dict, *, statuses: Collection[str] | None, category: st
             and (agent is None or alert.get("agent_id") == agent))
 
 
-def open_alerts_of(alerts: list[dict]) -> list[dict]:
+def open_alerts_of(alerts: list[Alert]) -> list[dict[str, Any]]:
     """The customer's unresolved alerts, newest first, each in brief."""
     unresolved = sorted((a for a in alerts if a["status"] != RESOLVED),
                         key=lambda a: (a["raised_at"], a["alert_id"]), reverse=True)
@@ -126,7 +128,7 @@ _BRIEF = ("alert_id", "status", "version", "score", "scale_max", "category", "qu
           "agent_id", "comment", "raised_at", "ack_deadline", "acknowledged_by")
 
 
-async def show_alert(settings: Settings, alert_id: str) -> dict:
+async def show_alert(settings: Settings, alert_id: str) -> Alert:
     async with alert_store(settings) as store:
         alert = await store.get(alert_id)
     if alert is None:
@@ -134,7 +136,7 @@ async def show_alert(settings: Settings, alert_id: str) -> dict:
     return alert
 
 
-async def act(settings: Settings, action: dict) -> dict:
+async def act(settings: Settings, action: AlertAction) -> Alert:
     """Publish an action after checking it; return the alert once the worker applied it."""
     rules = load_rules(settings.alert_rules_path)
     producer = await start_producer(make_producer(settings))
@@ -147,7 +149,7 @@ async def act(settings: Settings, action: dict) -> dict:
 
 
 async def submit_action(store: AlertStore, producer: AIOKafkaProducer, topic: str,
-                        actors: Collection[str], action: dict) -> dict:
+                        actors: Collection[str], action: AlertAction) -> Alert:
     """Check `action` against the alert as stored, publish it, wait until it is applied."""
     action = {"action_id": uuid.uuid4().hex, **action, "at": utc_now_iso()}
     alert = await store.get(action["alert_id"])
@@ -160,7 +162,7 @@ async def submit_action(store: AlertStore, producer: AIOKafkaProducer, topic: st
     return await _wait_applied(store, action)
 
 
-async def _wait_applied(store: AlertStore, action: dict) -> dict:
+async def _wait_applied(store: AlertStore, action: AlertAction) -> Alert:
     deadline = time.monotonic() + APPLY_TIMEOUT_S
     while time.monotonic() < deadline:
         alert = await store.get(action["alert_id"])

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from domain.records import Alert
 from kernel.errors import CxtError
 from kernel.kafka import make_producer, start_producer
 from kernel.settings import Settings
@@ -44,7 +45,7 @@ class CustomerView:
     overview: CustomerOverview
     identifiers: list[tuple[str, str | None]]  # identifier key -> who it resolves to
     waiting: list[str]  # provisional profiles of its identifiers not linked yet
-    alerts: list[dict]
+    alerts: list[Alert]
 
     @property
     def known(self) -> bool:

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
+from domain.records import TimelineEntry
 from kernel.settings import Settings
 from store.stores import open_stores
+
+
+class TimelineRead(TypedDict):
+    customer_id: str
+    events: list[TimelineEntry]  # newest first
 
 
 async def read_timeline(
@@ -14,7 +22,7 @@ async def read_timeline(
     since_ms: int | None = None,
     until_ms: int | None = None,
     limit: int | None = None,
-) -> dict:
+) -> TimelineRead:
     """The contract's timeline read: {"customer_id": ..., "events": [newest first]}."""
     async with open_stores(settings) as stores:
         events = await stores.timelines.read(customer_id, since_ms=since_ms,
