@@ -221,6 +221,7 @@ async def alert_action(request: Request) -> FastJSONResponse:
 
 def _actor(token: ApiToken, body: dict, services: Services) -> str:
     """An advisor acts as themselves; a service names the person it acts for."""
+    actor: str | None
     if token.role == "advisor":
         if body.get("actor") not in (None, token.subject):
             raise ApiError(403, "forbidden", "an advisor token acts only as its own subject "

@@ -92,7 +92,7 @@ class _Matcher:
         return folded == self.intent
 
     def directly(self, entry: Mapping[str, Any]) -> bool:
-        payload = entry.get("payload")
+        payload: Any = entry.get("payload")  # any JSON: tested below
         if payload.__class__ is not dict:
             return False
         if self._is_intent(payload.get("intent")):
@@ -181,8 +181,9 @@ def _order(
     contact_event_id: str | None,
     open_alerts: list[dict],
     config: AgentConfig,
-) -> tuple[list[tuple[dict, str, bool]], int]:
-    """(entry, group, tied to an open alert) in the agent's order, and the size of group one.
+) -> tuple[list[tuple[list[dict], str, bool]], int]:
+    """(a contact's entries, group, tied to an open alert) in the agent's order, and the
+    size of group one.
 
     Entries are not copied here: a request shows only the first few of ~1,000.
     """

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 from starlette.responses import JSONResponse
 
@@ -29,7 +31,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> FastJSONResponse:
+                   headers: Mapping[str, str] | None = None) -> FastJSONResponse:
     return FastJSONResponse({"error": code, "message": message}, status_code=status,
                             headers=headers)
 

@@ -36,7 +36,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from domain.contacts import contact_key, normalise_intent, parse_ms
 from domain.surveys import is_bottom_2_box
@@ -385,7 +385,7 @@ def _whole(raw: dict, key: str, minimum: int, where: str) -> int:
     return value
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     # bool is an int in Python, but `priority = true` is a mistake, not 1.
     return isinstance(value, int) and not isinstance(value, bool)
 

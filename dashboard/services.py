@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from redis.asyncio import Redis
 
 from dashboard.auth import TokenBook
 from dashboard.metrics import DashboardMetrics
@@ -16,6 +15,7 @@ from dashboard.prompts import AgentConfig, load_agent_config
 from domain.rules import Rules, load_rules
 from kernel.errors import ConfigError
 from kernel.kafka import make_producer, start_producer
+from kernel.redis_client import RedisClient
 from kernel.settings import Settings
 from kernel.topics import ensure_topics
 from store.alerts import AlertStore
@@ -26,7 +26,7 @@ from store.timeline import TimelineStore
 @dataclass
 class Services:
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     timelines: TimelineStore
     alerts: AlertStore
     producer: AIOKafkaProducer
