@@ -71,22 +71,25 @@ EMAIL_SUBJECTS: dict[str, tuple[str, ...]] = {
 
 # (comment, reason codes); bottom-2-box comments are split into the two causes
 # the advisory group classifies: agent skill vs business operations.
-SKILL_COMMENTS = (
+Comments = tuple[tuple[str, list[str]], ...]
+SKILL_COMMENTS: Comments = (
     ("agent was rude", ["agent_attitude"]),
     ("had to repeat myself three times", ["repeat_information"]),
     ("agent didn't know the answer", ["agent_knowledge"]),
     ("was transferred again and again", ["too_many_transfers"]),
     ("promised a call back that never came", ["broken_promise"]),
 )
-BUSINESS_COMMENTS = (
+BUSINESS_COMMENTS: Comments = (
     ("price went up again without warning", ["price_increase"]),
     ("delivery late for the second time", ["delivery_delay"]),
     ("billing error still not fixed", ["billing_error"]),
     ("cancellation fee is unfair", ["policy_fee"]),
     ("waited 40 minutes in the queue", ["long_wait"]),
 )
-NEUTRAL_COMMENTS = (("ok in the end but slow", ["slow_resolution"]), ("fine", []), ("", []))
-POSITIVE_COMMENTS = (
+NEUTRAL_COMMENTS: Comments = (
+    ("ok in the end but slow", ["slow_resolution"]), ("fine", []), ("", []),
+)
+POSITIVE_COMMENTS: Comments = (
     ("quick and helpful, thanks", []), ("agent sorted it first time", []),
     ("great service", []), ("", []),
 )

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlparse
 
 from cxt.localstack import LocalStack, die_with_parent, port_in_use
@@ -167,7 +168,8 @@ def run_up(settings: Settings, *, rate: float, customers: int, demo: bool) -> in
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         failed = next(c for c in children if c.poll() is not None)
-        print(f"cxt up: {' '.join(failed.args[3:4])} exited with status {failed.returncode}; "
+        command = cast(list[str], failed.args)  # the list _spawn passed to Popen
+        print(f"cxt up: {' '.join(command[3:4])} exited with status {failed.returncode}; "
               "stopping", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
