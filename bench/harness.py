@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from cxt.traffic import TrafficGenerator
 from domain.rated import CONTACT_ID_FIELDS
 from kernel.settings import Settings
+from kernel.topics import describe_topics
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_STOP_TIMEOUT = 20.0
@@ -165,7 +166,7 @@ class Watcher:
                   self.settings.topics.alerts)
         partitions = []
         for topic in topics:
-            ids = await partitions_of(self.consumer, topic)
+            ids = await partitions_of(self.settings, topic)
             partitions += [TopicPartition(topic, p) for p in ids]
         self.consumer.assign(partitions)
         await self.consumer.seek_to_end(*partitions)
@@ -193,14 +194,13 @@ class Watcher:
         await self.consumer.stop()
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    # Metadata for a just-created topic can take a moment to appear; aiokafka
-    # has no public call that refreshes it for a consumer without a subscription.
+async def partitions_of(settings: Settings, topic: str) -> set[int]:
+    # A just-created topic can take a moment to appear; the admin client's
+    # description is public and always asks the cluster.
     for _ in range(50):
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return partitions
-        await consumer._client.force_metadata_update()
+        count = (await describe_topics(settings)).get(topic)
+        if count:
+            return set(range(count))
         await asyncio.sleep(0.2)
     raise RuntimeError(f"topic {topic} does not exist (is the pipeline set up?)")
 

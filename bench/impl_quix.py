@@ -46,13 +46,13 @@ from quixstreams.models import TopicConfig
 from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
 from domain.alerts import alert_id_for
+from domain.surveys import is_bottom_2_box
 from kernel.settings import Settings
 from kernel.times import iso_ms, utc_now_iso
 from schemas.validate import (
     Interaction,
     Rejection,
     check_interaction,
-    is_bottom_2_box,
     survey_scale,
 )
 from store.keys import Keys, is_provisional
