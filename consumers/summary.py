@@ -52,12 +52,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from domain.alerts import ACKNOWLEDGED, UNACKNOWLEDGED
+from domain.alerts import OPEN_STATUSES
 from domain.contacts import contact_key, normalise_intent, parse_ms
 from domain.surveys import is_bottom_2_box
 from kernel import logsafe, retry
 from kernel.kafka import make_consumer, make_producer, start_producer
-from kernel.settings import Settings, SettingsError, Topics
+from kernel.settings import CHANNELS, Settings, SettingsError, Topics
 from kernel.status import Throughput
 from kernel.times import iso_ms
 from kernel.topics import ensure_topics
@@ -72,8 +72,8 @@ T = TypeVar("T")
 DAY_MS = 86_400_000
 WEEK_DAYS, MONTH_DAYS = 7, 30
 # A contact is an entry of one of these channels (surveys rate contacts, they are none).
-CONTACT_CHANNELS: tuple[str, ...] = ("call", "chat", "email", "social")
-OPEN_STATUSES = frozenset({*UNACKNOWLEDGED, ACKNOWLEDGED})
+CONTACT_CHANNELS: tuple[str, ...] = tuple(c for c in CHANNELS if c != "survey")
+OPEN = frozenset(OPEN_STATUSES)
 MAX_RECORDS = 2000
 POLL_MS = 500  # also how soon a stop signal is noticed when idle
 OLDER_PAGE = 100  # entries per look further back for a last contact older than 30 days
@@ -190,7 +190,7 @@ def survey_summary(entry: dict) -> dict | None:
 
 def open_alert_ids(alerts: Mapping[str, str]) -> list[str]:
     """Ids of the alerts whose latest status is open, escalated or acknowledged."""
-    return sorted(alert_id for alert_id, status in alerts.items() if status in OPEN_STATUSES)
+    return sorted(alert_id for alert_id, status in alerts.items() if status in OPEN)
 
 
 def _payload(entry: dict) -> dict:

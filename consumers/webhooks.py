@@ -98,7 +98,7 @@ from aiokafka.errors import KafkaError
 
 from consumers.webhook_config import Endpoint, WebhookConfigError, load_webhooks
 from kernel import logsafe
-from kernel.kafka import make_consumer
+from kernel.kafka import make_consumer, make_producer, start_producer
 from kernel.logsafe import safe_url
 from kernel.settings import Settings
 from kernel.times import utc_now_iso
@@ -512,9 +512,8 @@ async def deliver_webhooks(settings: Settings, endpoints: Sequence[Endpoint],
                            stop: asyncio.Event, *,
                            status_interval_s: float = STATUS_INTERVAL_S) -> None:
     """Deliver to every endpoint until `stop` is set; a deliverer's failure stops all."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                acks="all", enable_idempotence=True)
-    await producer.start()
+    producer = await start_producer(make_producer(settings,
+                                                  client_id=f"{settings.app_id}-webhooks"))
     deliverers = [EndpointDeliverer(settings, e, producer, stop) for e in endpoints]
     tasks = [asyncio.create_task(d.run(), name=f"webhook-{d.endpoint.name}")
              for d in deliverers]

@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxt",
         description="cx-timeline: real-time customer timelines for contact centres. "
-        "Settings come from environment variables (see README, Configuration).",
+        "Settings come from environment variables (see docs/configuration.md).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

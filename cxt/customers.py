@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from domain.alerts import RESOLVED
 from usecases.customers import CustomerCommandError, CustomerView
 
 
@@ -40,7 +41,7 @@ def print_view(view: CustomerView, out: TextIO = sys.stdout) -> None:
                  else "claimed by no one yet" if owner is None else f"claimed by {owner}")
         out.write(f"    {key}  ({state})\n")
     _print_links(view, out)
-    open_alerts = [a for a in view.alerts if a.get("status") != "resolved"]
+    open_alerts = [a for a in view.alerts if a.get("status") != RESOLVED]
     out.write(f"  timeline: {view.overview.entries} entries; alerts: {len(view.alerts)} "
               f"({len(open_alerts)} not resolved)\n")
 

@@ -185,7 +185,7 @@ _ACTION_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 async def alert_action(request: Request) -> FastJSONResponse:
     token = _caller(request, ADVISORY)
     services = _services(request)
-    Query(request, ())  # the README promises that an unknown parameter is refused
+    Query(request, ())  # docs/dashboard.md promises that an unknown parameter is refused
     alert_id = check_id(request.path_params["alert_id"], "alert id")
     name = request.path_params["action"]
     if name not in _ACTION_FIELDS:

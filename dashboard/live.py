@@ -33,6 +33,7 @@ from dashboard.auth import SUBPROTOCOL, authorize, offered_subprotocols
 from dashboard.errors import ApiError, not_found
 from dashboard.params import check_id
 from dashboard.services import Services
+from kernel.kafka import make_consumer
 from kernel.settings import ApiToken
 
 log = logging.getLogger("cxt.dashboard")
@@ -109,11 +110,10 @@ class Hub:
         """Read the output topics until cancelled; reconnect after Kafka errors."""
         topics = self.services.settings.topics
         while True:
-            consumer = AIOKafkaConsumer(
-                topics.alerts, topics.timeline,
-                bootstrap_servers=self.services.settings.kafka_bootstrap_servers,
-                group_id=None, enable_auto_commit=False, auto_offset_reset="latest",
-                client_id=f"{self.services.settings.app_id}-dashboard")
+            # No group: every dashboard sees every message, from now on.
+            consumer = make_consumer(
+                self.services.settings, topics.alerts, topics.timeline, group_id=None,
+                auto_offset_reset="latest", client_id=f"{self.services.settings.app_id}-dashboard")
             try:
                 await consumer.start()
                 await self._read(consumer)
