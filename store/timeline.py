@@ -134,7 +134,7 @@ class NewEntry:
     occurred_ms: int
     body: bytes  # the entry's JSON, also what is published on cx.timeline.v1
     source: dict
-    entry: dict  # the same entry, parsed
+    entry: TimelineEntry  # the same entry, parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ class Added:
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
-    entry: dict
+    entry: TimelineEntry
     occurred_ms: int
 
 

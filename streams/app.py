@@ -130,7 +130,8 @@ def _batch_agent(app: faust.App, name: str, topic: faust.TopicT, runner: BatchRu
 
     @app.agent(topic, name=name)
     async def ingest(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(size, within):
+        # noack_take is public on faust.Stream, but faust's StreamT interface does not declare it.
+        async for events in stream.noack_take(size, within):  # type: ignore[attr-defined]
             await runner.run(name, [_record(event.message) for event in events], step)
             for event in events:
                 await stream.ack(event)

@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -53,7 +54,7 @@ class BatchConsumer(mode.Service):
     """Feeds batches of `topics` to `runner.run(name, records, step)`, then commits."""
 
     def __init__(self, settings: Settings, name: str, topics: Sequence[str],
-                 runner: BatchRunner, step: Step, **kwargs: object) -> None:
+                 runner: BatchRunner, step: Step, **kwargs: Any) -> None:
         self.settings = settings
         self.name = name
         self.topics = list(topics)

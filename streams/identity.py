@@ -82,7 +82,7 @@ async def link(store: TimelineStore, pid: str, customer_id: str) -> Linked:
     """
     moved: list[NewEntry] = []
     for stored in await store.take_all(pid):
-        entry = dict(stored.entry)
+        entry = stored.entry.copy()
         entry["customer_id"] = customer_id
         entry.pop("provisional", None)
         entry["linked_from"] = pid

@@ -11,6 +11,7 @@ consumer is asked (faust keeps what it committed only in private state).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,7 +26,7 @@ Lag = dict[tuple[str, int], int]
 class LagReader(mode.Service):
     """The two clients the lag is read with; a service so they are closed on stop."""
 
-    def __init__(self, settings: Settings, **kwargs: object) -> None:
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
         self.settings = settings
         self.admin: AIOKafkaAdminClient | None = None
         self.offsets: AIOKafkaConsumer | None = None

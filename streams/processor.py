@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import orjson
 
@@ -26,6 +27,7 @@ from domain.alerts import (
     new_alert,
     with_rated_contact,
 )
+from domain.records import Alert, AlertAction, TimelineEntry
 from domain.rules import Rules
 from domain.survey_metrics import hour_of, metric_fields
 from domain.surveys import payload_is_bottom_2_box
@@ -134,7 +136,8 @@ class Processor:
         return out + await self._catch_up_rated(bottom, found, stored)
 
     async def _catch_up_rated(self, bottom: Sequence[tuple[NewEntry, Record]],
-                              found: Sequence[Rated], stored: Sequence[tuple[AddResult, dict]]
+                              found: Sequence[Rated],
+                              stored: Sequence[tuple[AddResult, Alert]]
                               ) -> list[Outgoing]:
         """Alerts stored without a rated contact that is there now: another worker stored
         it after our lookup registered the wait but before the alert existed (its update
@@ -148,7 +151,7 @@ class Processor:
             return []
         early = await self.alerts.rated_early([alert["alert_id"] for _, _, alert, _ in unrated])
         return await self._rated_late([
-            RatedWait(e.customer_id, alert["contact_id"], (alert["alert_id"],),
+            RatedWait(e.customer_id, cast(str, alert["contact_id"]), (alert["alert_id"],),
                       retry=result is not AddResult.NEW)
             for (e, result, alert, rated), marked in zip(unrated, early, strict=True)
             if marked or rated.contact is not None])
@@ -169,17 +172,19 @@ class Processor:
                     out.append(self._alert_out(updated))
         return out
 
-    async def _rate(self, alert_id: str, wait: RatedWait, context: list[dict], rated: dict
-                    ) -> dict | None:
+    async def _rate(self, alert_id: str, wait: RatedWait, context: list[TimelineEntry],
+                    rated: TimelineEntry) -> Alert | None:
         """The alert with its rated contact, to publish; None when there is nothing to say."""
-        survey: dict | None = None
+        survey: TimelineEntry | None = None
+        fetched = False  # the survey is read once, even when it is gone (erased, trimmed)
         while True:
             alert = await self.alerts.get_for_rating(alert_id)
             if alert is None:  # not stored yet: its raise catches up (`_catch_up_rated`)
                 return None
-            if survey is None:
+            if not fetched:
                 survey = (await self.alerts.entries(wait.customer_id,
-                                                    [alert["survey_event_id"]]))[0] or {}
+                                                    [alert["survey_event_id"]]))[0]
+                fetched = True
             classification = (self.rules.classify(survey["payload"], rated["payload"])
                               if survey else None)
             changed = with_rated_contact(alert, rated, context, classification, utc_now_iso())
@@ -189,8 +194,8 @@ class Processor:
             if await self.alerts.replace(changed, alert["version"]):
                 return changed
 
-    def _raise(self, survey: dict, record: Record, context: list[dict], rated: dict | None,
-               now_ms: int) -> dict:
+    def _raise(self, survey: TimelineEntry, record: Record, context: list[TimelineEntry],
+               rated: TimelineEntry | None, now_ms: int) -> Alert:
         payload = survey["payload"]
         return new_alert(
             survey=survey, context=context, rated_contact=rated,
@@ -209,14 +214,15 @@ class Processor:
             if isinstance(action, Rejection):
                 out.append(self._reject(record, action))
                 continue
-            outcome = await self._apply(action)
+            # Validated against alert-action.v1.json, which AlertAction mirrors.
+            outcome = await self._apply(cast(AlertAction, action))
             if isinstance(outcome, ActionRejected):
                 out.append(self._reject(record, Rejection(outcome.reason, outcome.message)))
             elif outcome is not None:
                 out.append(self._alert_out(outcome))
         return out
 
-    async def _apply(self, action: dict) -> dict | ActionRejected | None:
+    async def _apply(self, action: AlertAction) -> Alert | ActionRejected | None:
         """The changed alert to publish; retried when another writer got there first."""
         while True:
             alert = await self.alerts.get(action["alert_id"])
@@ -249,7 +255,7 @@ class Processor:
                 log.debug("alert %s no longer needs escalating", alert_id)
         return out, due
 
-    def _alert_out(self, alert: dict) -> Outgoing:
+    def _alert_out(self, alert: Alert) -> Outgoing:
         return Outgoing(self.topics.alerts, alert["customer_id"].encode(), orjson.dumps(alert))
 
     # -- customer records (cx.customers.v1, compacted) -----------------------
@@ -270,7 +276,8 @@ class Processor:
         current = dict(zip(ids, await self.store.profiles(ids), strict=True))
         changes: list[ProfileChange] = []
         for cid, new in updates:
-            old_keys = customer_identity_keys(current[cid]) if current[cid] else []
+            old = current[cid]
+            old_keys = customer_identity_keys(old) if old else []
             new_keys = customer_identity_keys(new) if new else []
             released = tuple(k for k in old_keys if k not in new_keys)
             changes.append(ProfileChange(cid, new, claimed=tuple(new_keys), released=released))
@@ -351,7 +358,7 @@ def _survey_count(entry: NewEntry) -> SurveyCount:
 def _timeline_entry(record: Record, item: Interaction, owner: str, accepted_at: str) -> NewEntry:
     """The normalised entry (schemas/timeline-entry.v1.json) for an accepted event."""
     source = record.source
-    entry: dict = {
+    entry: TimelineEntry = {
         "event_id": item.event_id,
         "customer_id": owner,
         "channel": item.channel,

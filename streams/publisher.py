@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import mode
 from aiokafka import AIOKafkaProducer
@@ -90,7 +91,7 @@ class Outbound(mode.Service):
     faust's wrapper around it, and `send_batch` saves most of what remains.
     """
 
-    def __init__(self, settings: Settings, client_id: str, **kwargs: object) -> None:
+    def __init__(self, settings: Settings, client_id: str, **kwargs: Any) -> None:
         self.settings = settings
         self.client_id = client_id
         self.producer: AIOKafkaProducer | None = None
