@@ -26,6 +26,7 @@ import orjson
 from domain.contacts import parse_ms
 from kernel.redis_client import RedisClient, on_pipeline
 from store.keys import Keys
+from store.timeline import is_survey_body
 
 # How long an erasure marker is kept: a message published before an erasure and
 # read more than this later (the feed stopped for over a week) is no longer caught.
@@ -96,8 +97,6 @@ if #ids == 0 then return {} end
 return redis.call('HMGET', KEYS[2], unpack(ids))
 """
 
-
-_SURVEY_MARK = b'"channel":"survey"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +226,8 @@ class SummaryState:
 
     @staticmethod
     def _kept(state: CustomerState, bodies: Sequence[bytes | None]) -> list[dict]:
-        # Parsing is most of a read's cost, and surveys are no contacts: their bodies are
-        # recognised by the bytes the worker's (compact) JSON has for them and not parsed.
+        # Parsing is most of a read's cost, and surveys are no contacts: they are
+        # recognised unparsed (store.timeline.is_survey_body).
         # The worker writes an id and its body atomically, so None is not expected.
-        entries = [orjson.loads(b) for b in bodies if b is not None and _SURVEY_MARK not in b]
+        entries = [orjson.loads(b) for b in bodies if b is not None and not is_survey_body(b)]
         return entries if state.erased_ms is None else [e for e in entries if state.keeps(e)]

@@ -27,6 +27,21 @@ from kernel.redis_client import RedisClient, RedisPipeline, text
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 
+# An entry's body is orjson's compact JSON of a TimelineEntry, whose keys start
+# event_id, customer_id, channel (schemas/timeline-entry.v1.json's order, kept by
+# the worker and by linking).  The first `"channel":"` in a body is therefore the
+# entry's own: ids are JSON strings, whose quotes are escaped.
+_CHANNEL_KEY = b'"channel":"'
+_SURVEY_VALUE = b'survey"'
+
+
+def is_survey_body(body: bytes) -> bool:
+    """Whether a stored entry is a survey, without parsing it (readers that skip
+    surveys save most of their cost this way)."""
+    at = body.find(_CHANNEL_KEY)
+    return at >= 0 and body.startswith(_SURVEY_VALUE, at + len(_CHANNEL_KEY))
+
+
 # One call stores many entries (a batch, or the part of it in one cluster slot).
 # KEYS: per entry its timeline zset, entries hash and rated-contact waits (store.keys).
 # ARGV: max entries, min score (oldest occurred ms kept), the number k of channel-id
