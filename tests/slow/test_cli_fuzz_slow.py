@@ -1,10 +1,10 @@
-"""The CLI fuzz of tests/test_cli_fuzz.py with ten times the examples."""
+"""The CLI fuzz of tests/integration/cxt/test_cli_fuzz.py with ten times the examples."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.test_cli_fuzz import _EXAMPLES, COMMANDS, files, fuzz_command, fuzz_env
+from tests.support.cli_fuzz import _EXAMPLES, COMMANDS, files, fuzz_command, fuzz_env
 
 pytestmark = pytest.mark.slow
 __all__ = ["files", "fuzz_env"]  # the module's fixtures, used here too

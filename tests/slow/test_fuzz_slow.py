@@ -1,4 +1,5 @@
-"""The properties of tests/test_fuzz.py with ten to twenty times the examples."""
+"""The properties of tests/integration/dashboard/test_fuzz.py, with ten to twenty times
+the examples."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from redis.crc import key_slot
 
 from schemas.validate import check_interaction
 from tests.conftest import LiveDashboard
-from tests.test_fuzz import (
+from tests.support.fuzz import (
     _CUSTOMER_KEYS,
     CHANNELS,
     MAX_BYTES,

@@ -24,8 +24,7 @@ import redis
 
 from cxt.localstack import LocalStack
 from cxt.traffic import make_customers
-from tests.helpers import WorkerProcess, create_topics, isolated, produce
-from tests.test_faults_slow import (
+from tests.support.faults import (
     ARTIFACTS,
     RECOVERY_TIMEOUT_S,
     GroupOffsets,
@@ -33,6 +32,8 @@ from tests.test_faults_slow import (
     assert_exactly_once,
     wait_for,
 )
+from tests.support.helpers import create_topics, isolated, produce
+from tests.support.processes import WorkerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -38,8 +38,9 @@ import redis
 
 from cxt.localstack import LocalStack
 from cxt.traffic import make_customers
-from tests.helpers import WorkerProcess, create_topics, isolated, produce
-from tests.test_faults_slow import ARTIFACTS, GroupOffsets, SteadySender
+from tests.support.faults import ARTIFACTS, GroupOffsets, SteadySender
+from tests.support.helpers import create_topics, isolated, produce
+from tests.support.processes import WorkerProcess
 
 pytestmark = pytest.mark.slow
 

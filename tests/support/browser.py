@@ -15,7 +15,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.helpers import REPO
+from tests.support.helpers import REPO
 
 CHROMIUM = Path(os.environ.get("CXT_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("CXT_TEST_ARTIFACTS", REPO / "test-artifacts"))

@@ -1,15 +1,13 @@
-"""Test helpers: a worker in a child process, and Kafka produce/consume calls."""
+"""Test helpers: isolated settings and their environment, Kafka produce/read calls,
+`eventually`, test envelopes, and `REPO` (the repository root, for paths to its files).
+
+The cxt processes are in tests.support.processes."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -21,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kernel.settings import TOPIC_NAMES, Settings, Topics
 from kernel.topics import ensure_topics
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # tests/support/helpers.py
 
 
 def isolated(settings: Settings, **changes: object) -> Settings:
@@ -45,80 +43,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
     CXT_API_TOKENS_FILE is emptied, since `settings.api_tokens` already holds its tokens.
     """
     return {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
-
-
-def run_cxt(settings: Settings, *args: str, timeout: float = 60
-            ) -> subprocess.CompletedProcess[str]:
-    """`python -m cxt ARGS` against `settings`, to completion, output captured."""
-    return subprocess.run([sys.executable, "-m", "cxt", *args], cwd=REPO,
-                          env=settings_env(settings), capture_output=True, text=True,
-                          timeout=timeout)
-
-
-class CxtProcess:
-    """`python -m cxt COMMAND` as a child process, with its output in a log file."""
-
-    command: tuple[str, ...] = ()
-
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.settings = settings
-        self.log_path = log_dir / f"{self.command[0]}-{uuid.uuid4().hex[:6]}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> CxtProcess:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cxt", *self.command], cwd=REPO,
-                env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        return self
-
-    def stop(self, timeout: float = 20) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def assert_alive(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, (
-            f"{self.command[0]} exited with {self.proc and self.proc.returncode}:\n{self.log()}")
-
-
-class WorkerProcess(CxtProcess):
-    command = ("worker",)
-
-
-class DashboardProcess(CxtProcess):
-    """`cxt dashboard` on `settings.dashboard_port`; `wait_ready` once started."""
-
-    command = ("dashboard",)
-
-    def wait_ready(self, token: str, timeout: float = 60) -> None:
-        """Until /healthz says Kafka, Redis and the live feed are all up."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.assert_alive()
-            request = urllib.request.Request(f"{self.settings.dashboard_url}/healthz",
-                                             headers={"Authorization": f"Bearer {token}"})
-            try:
-                with urllib.request.urlopen(request, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (OSError, urllib.error.HTTPError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"the dashboard was not ready within {timeout} s:\n{self.log()}")
 
 
 async def create_topics(settings: Settings) -> None:
@@ -204,3 +128,11 @@ def envelope(channel: str, customer_id: str | None = None, *, event_id: str | No
     if channel == "survey":
         event["payload"].setdefault("score", 4)
     return event
+
+
+def b2b_survey(cid: str | None, comment: str, **fields: object) -> dict:
+    """A bottom-2-box B2B survey response (score 1 of 5) occurring now, which raises an alert."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return envelope("survey", cid, occurred_at=now, survey_id=f"S-{uuid.uuid4().hex[:8]}",
+                    score=1, queue="billing-uk", agent_id="A-007", comment=comment,
+                    reason_codes=["agent_attitude"], **fields)  # type: ignore[arg-type]

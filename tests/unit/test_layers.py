@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.helpers import REPO
 
 # Lower rank = more basic.  A package imports only packages of a lower rank;
 # packages of equal rank (the three runtimes) never import each other.

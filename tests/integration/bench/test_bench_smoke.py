@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from cxt.localstack import LocalStack
-from tests.helpers import REPO, isolated, settings_env
+from tests.support.helpers import REPO, isolated, settings_env
 
 # name -> (script, Python module it needs); ours is always there.
 PEERS = {"ceiling": ("bench/impl_ceiling.py", "aiokafka"),

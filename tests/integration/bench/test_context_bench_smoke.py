@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.helpers import REPO
+from tests.support.helpers import REPO
 
 
 def test_context_benchmark_runs_end_to_end(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from cxt.localstack import LocalStack
 from kernel.settings import Settings
-from tests.helpers import REPO, create_topics, isolated, produce, settings_env
+from tests.support.helpers import REPO, create_topics, isolated, produce, settings_env
 
 
 @pytest.fixture(scope="module")

@@ -32,10 +32,8 @@ from store.summaries import (
     SurveySeen,
 )
 from store.timeline import NewEntry, TimelineStore
-from tests.helpers import (
+from tests.support.helpers import (
     REPO,
-    CxtProcess,
-    WorkerProcess,
     create_topics,
     envelope,
     eventually,
@@ -43,6 +41,10 @@ from tests.helpers import (
     produce,
     produce_events,
     read_topic,
+)
+from tests.support.processes import (
+    SummaryProcess,
+    WorkerProcess,
     run_cxt,
 )
 
@@ -311,10 +313,6 @@ def test_state_reads_older_pages_for_a_last_contact(stack) -> None:
 # --------------------------------------------------------------------------- end to end
 
 
-class SummaryProcess(CxtProcess):
-    command = ("summaries",)
-
-
 @pytest.fixture(scope="module")
 def feed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[tuple[Settings, SummaryProcess]]:
@@ -385,7 +383,6 @@ def _latest(settings: Settings, customer_id: str, check: Callable[[dict], bool],
         f"no such summary of {customer_id}; the last is {found[-1] if found else None}")
     validate_summary(found[-1])
     return found[-1]
-
 
 
 def test_summary_of_a_known_history(feed) -> None:

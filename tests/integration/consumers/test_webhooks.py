@@ -19,12 +19,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
-from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.webhook_config import Endpoint
@@ -32,18 +31,18 @@ from consumers.webhooks import deliver_webhooks
 from cxt.localstack import LocalStack, free_port
 from kernel.settings import Settings
 from schemas import validator
-from tests.helpers import (
-    CxtProcess,
-    create_topics,
-    eventually,
-    isolated,
-    produce,
-    read_topic,
+from tests.support.helpers import create_topics, eventually, isolated, produce, read_topic
+from tests.support.processes import (
+    WebhooksProcess,
     run_cxt,
+)
+from tests.support.receiver import (
+    TIMEOUT_S,
+    Receiver,
+    receiving,
 )
 
 SECRET = b"test-secret-0123456789abcdef"
-TIMEOUT_S = 0.5
 
 
 @pytest.fixture
@@ -59,89 +58,6 @@ def endpoint(settings: Settings, name: str, url: str, **changes: object) -> Endp
                     secret_env="UNUSED", secret=SECRET, timeout_s=TIMEOUT_S, max_attempts=6,
                     backoff_initial_s=0.05, backoff_max_s=0.2, start="earliest")
     return replace(base, **changes)  # type: ignore[arg-type]
-
-
-@dataclass
-class Request:
-    headers: dict[str, str]
-    body: bytes
-    at: float
-    status: int | None = None  # None: slept past the client's time-out
-
-    @property
-    def delivery(self) -> str:
-        return self.headers["X-CXT-Delivery"]
-
-    @property
-    def attempt(self) -> int:
-        return int(self.headers["X-CXT-Attempt"])
-
-    @property
-    def message(self) -> dict:
-        return orjson.loads(self.body)
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-
-@dataclass
-class Receiver:
-    """A real HTTP endpoint; `failing` answers every request with 500, `slow` sleeps all,
-    `holding` answers 503 to the messages of those customers."""
-
-    port: int = field(default_factory=free_port)
-    requests: list[Request] = field(default_factory=list)
-    failing: bool = False
-    slow: bool = False
-    holding: set[str] = field(default_factory=set)
-    pause_s: float = 0.0  # before answering each request
-    _seen: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    async def handle(self, http: web.Request) -> web.Response:
-        request = Request(dict(http.headers), await http.read(), time.monotonic())
-        if self.pause_s:
-            await asyncio.sleep(self.pause_s)
-        self.requests.append(request)
-        self._seen[request.delivery] += 1
-        test = orjson.loads(request.body).get("test") or {}
-        if self.slow or self._seen[request.delivery] <= test.get("sleep", 0):
-            await asyncio.sleep(TIMEOUT_S * 3)
-            return web.Response(status=200)
-        status = 204
-        if self.failing or self._seen[request.delivery] <= test.get("fail", 0):
-            status = test.get("status", 500)
-        if request.message.get("customer_id") in self.holding:
-            status = 503
-        request.status = status
-        return web.Response(status=status, text="boom" if status >= 300 else "")
-
-    def delivered(self) -> list[Request]:
-        return [r for r in self.requests if r.ok]
-
-    def delivered_ids(self) -> list[str]:
-        return [r.message["id"] for r in self.delivered()]
-
-
-@contextlib.asynccontextmanager
-async def receiving(*receivers: Receiver) -> AsyncIterator[None]:
-    runners = []
-    for receiver in receivers:
-        app = web.Application()
-        app.router.add_post("/hook", receiver.handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", receiver.port).start()
-        runners.append(runner)
-    try:
-        yield
-    finally:
-        for runner in runners:
-            await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
@@ -411,11 +327,6 @@ def test_a_new_endpoint_starts_at_the_end_and_keeps_that_start(settings: Setting
 
 
 # --------------------------------------------------------------------------- the command
-
-
-class WebhooksProcess(CxtProcess):
-    command = ("webhooks", "run")
-
 
 
 def test_the_shipped_file_runs_nothing() -> None:

@@ -15,18 +15,17 @@ import pytest
 
 from cxt.localstack import LocalStack
 from kernel.settings import Settings
-from tests.helpers import (
+from tests.support.helpers import (
     REPO,
-    WorkerProcess,
     create_topics,
     envelope,
     eventually,
     isolated,
     produce,
     produce_events,
-    run_cxt,
     settings_env,
 )
+from tests.support.processes import WorkerProcess, run_cxt
 from usecases.timeline import read_timeline
 
 PHONE = "+442071234567"

@@ -25,8 +25,7 @@ from cxt.localstack import (
     port_in_use,
 )
 from cxt.localstack import kafka as kafka_module
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.helpers import REPO
 
 
 def _pid_gone(pid: int) -> bool:

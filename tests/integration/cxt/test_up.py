@@ -19,7 +19,7 @@ import pytest
 
 from cxt.localstack import free_port, port_in_use
 from kernel.settings import Settings
-from tests.helpers import REPO, envelope, eventually, produce_events, read_topic
+from tests.support.helpers import REPO, envelope, eventually, produce_events, read_topic
 from usecases.timeline import read_timeline
 
 

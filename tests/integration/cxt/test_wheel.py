@@ -26,7 +26,7 @@ import pytest
 
 from cxt.localstack import LocalStack, free_port
 from kernel.settings import Settings
-from tests.helpers import REPO, create_topics, envelope, eventually, produce_events
+from tests.support.helpers import REPO, create_topics, envelope, eventually, produce_events
 from usecases.timeline import read_timeline
 
 

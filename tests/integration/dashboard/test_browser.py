@@ -14,9 +14,9 @@ import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import checked_page, chromium, iso, off_loop, screenshot
 from tests.conftest import LiveDashboard
-from tests.helpers import envelope, produce, produce_events
+from tests.support.browser import checked_page, chromium, iso, off_loop, screenshot
+from tests.support.helpers import envelope, produce, produce_events
 
 
 @pytest.fixture(scope="module")

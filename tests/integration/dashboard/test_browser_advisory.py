@@ -20,9 +20,9 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from cxt.localstack import LocalStack
 from schemas.registry import load_schema
-from tests.browser import checked_page, chromium, iso, off_loop, screenshot
 from tests.conftest import LiveDashboard, running_dashboard
-from tests.helpers import envelope, produce, produce_events
+from tests.support.browser import checked_page, chromium, iso, off_loop, screenshot
+from tests.support.helpers import envelope, produce, produce_events
 
 T = TypeVar("T")
 

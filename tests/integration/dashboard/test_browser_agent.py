@@ -20,9 +20,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from dashboard.live import close_reason
-from tests.browser import ARTIFACTS, checked_page, chromium, iso, off_loop, screenshot
 from tests.conftest import LiveDashboard
-from tests.helpers import envelope, produce, produce_events
+from tests.support.browser import ARTIFACTS, checked_page, chromium, iso, off_loop, screenshot
+from tests.support.helpers import envelope, produce, produce_events
 
 PHONE, EMAIL = "+447700900457", "grace.hopper.457@example.org"
 MASKED_PHONE = "+44 \u2022\u2022\u2022\u2022 \u2022\u20220457"

@@ -17,7 +17,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from dashboard.api import NOTE_MAX_LENGTH
 from tests.conftest import LiveDashboard
-from tests.helpers import envelope, produce, produce_events
+from tests.support.helpers import envelope, produce, produce_events
 
 T = TypeVar("T")
 

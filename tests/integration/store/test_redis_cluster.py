@@ -26,17 +26,15 @@ from redis.cluster import RedisCluster
 from cxt.localstack import LocalStack, ensure_redis_server, free_port
 from domain.alerts import alert_id_for
 from kernel.settings import ApiToken, Settings, SettingsError
-from tests.helpers import (
-    DashboardProcess,
-    WorkerProcess,
+from tests.support.helpers import (
     create_topics,
     envelope,
     eventually,
     isolated,
     produce,
     produce_events,
-    run_cxt,
 )
+from tests.support.processes import DashboardProcess, WorkerProcess, run_cxt
 
 MASTERS = 3
 

@@ -14,17 +14,16 @@ from cxt.localstack import LocalStack
 from domain.alerts import alert_id_for
 from kernel.settings import Settings
 from schemas import validator
-from tests.helpers import (
-    WorkerProcess,
+from tests.support.helpers import (
     create_topics,
     envelope,
     eventually,
     produce,
     produce_events,
     read_topic,
-    run_cxt,
 )
-from tests.helpers import isolated as isolated_settings
+from tests.support.helpers import isolated as isolated_settings
+from tests.support.processes import WorkerProcess, run_cxt
 from usecases.report import survey_rows
 
 ACK_TIMEOUT_S = 4
@@ -65,7 +64,6 @@ async def _alert_events(settings: Settings, survey_event_id: str | None, *, coun
     records = await read_topic(settings, settings.topics.alerts, timeout=timeout,
                                until=lambda ms: len(mine(ms)) >= count)
     return mine(records)
-
 
 
 def _customer() -> str:

@@ -15,17 +15,16 @@ import pytest
 from cxt.localstack import LocalStack
 from domain.alerts import alert_id_for
 from kernel.settings import CHANNELS, Settings
-from tests.helpers import (
-    WorkerProcess,
+from tests.support.helpers import (
     create_topics,
     envelope,
     eventually,
     produce,
     produce_events,
     read_topic,
-    run_cxt,
 )
-from tests.helpers import isolated as isolated_settings
+from tests.support.helpers import isolated as isolated_settings
+from tests.support.processes import WorkerProcess, run_cxt
 from usecases.timeline import read_timeline
 
 
@@ -66,7 +65,6 @@ async def _wait_for_entries(settings: Settings, customer_id: str, count: int,
 
 def _customer() -> str:
     return f"C-{uuid.uuid4().hex[:10]}"
-
 
 
 def test_each_channel_reaches_the_timeline_and_the_output_topic(pipeline) -> None:

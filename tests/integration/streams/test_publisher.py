@@ -10,7 +10,7 @@ from cxt.localstack import LocalStack
 from kernel.kafka import make_producer
 from streams.publisher import BatchPublisher
 from streams.records import Outgoing
-from tests.helpers import create_topics, isolated, read_topic
+from tests.support.helpers import create_topics, isolated, read_topic
 
 
 def test_messages_land_where_kafkas_partitioner_puts_them_in_order(stack: LocalStack) -> None:

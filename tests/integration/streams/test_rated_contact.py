@@ -22,8 +22,7 @@ from store.keys import Keys
 from store.timeline import TimelineStore
 from streams.processor import Processor
 from streams.records import Record
-from tests.helpers import (
-    WorkerProcess,
+from tests.support.helpers import (
     create_topics,
     envelope,
     eventually,
@@ -32,6 +31,7 @@ from tests.helpers import (
     produce_events,
     read_topic,
 )
+from tests.support.processes import WorkerProcess
 
 CHECK_ALERT = validator("alert.v1")
 

@@ -13,7 +13,8 @@ import redis
 
 from cxt.localstack import LocalStack
 from cxt.traffic import TrafficGenerator, make_customers
-from tests.helpers import WorkerProcess, create_topics, isolated, produce
+from tests.support.helpers import create_topics, isolated, produce
+from tests.support.processes import WorkerProcess
 
 EVENTS = 20000
 

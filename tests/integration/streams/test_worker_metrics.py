@@ -12,8 +12,7 @@ from prometheus_client.samples import Sample
 
 from cxt.localstack import LocalStack, free_port
 from streams.metrics import WorkerMetrics
-from tests.helpers import (
-    WorkerProcess,
+from tests.support.helpers import (
     create_topics,
     envelope,
     eventually,
@@ -21,6 +20,7 @@ from tests.helpers import (
     produce,
     produce_events,
 )
+from tests.support.processes import WorkerProcess
 from usecases.timeline import read_timeline
 
 

@@ -28,10 +28,11 @@ from consumers.webhooks import (
 )
 from kernel.settings import Settings, Topics
 from schemas import validator
+from tests.support.helpers import REPO
 
 SECRET = "0123456789abcdef-secret"
 ENV = {"CRM_SECRET": SECRET}
-SHIPPED = Path(__file__).resolve().parent.parent / "config" / "webhooks.toml"
+SHIPPED = REPO / "config" / "webhooks.toml"
 
 
 def parse(text: str, env: dict[str, str] | None = None, topics: Topics | None = None):

@@ -15,7 +15,7 @@ from cxt.alerts import print_list
 from cxt.localstack import free_port
 from kernel.settings import Settings, SettingsError, parse_tokens
 from kernel.times import BadTime, parse_time
-from tests.helpers import REPO
+from tests.support.helpers import REPO
 from usecases.alerts import AlertNotFound, page_of
 
 COMMANDS = ["up", "worker", "topics", "produce", "simulate", "timeline", "dashboard", "tokens",

@@ -6,7 +6,6 @@ import copy
 import random
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +28,8 @@ from dashboard.context import (
     rank,
 )
 from dashboard.prompts import AgentConfig, CustomerField, load_agent_config, parse_agent_config
+from tests.support.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 

@@ -22,8 +22,8 @@ from dashboard.prompts import (
     parse_agent_config,
 )
 from domain.contacts import contact_key, parse_ms
+from tests.support.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "config" / "agent_context.toml"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)

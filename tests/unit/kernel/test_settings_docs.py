@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 from kernel.settings import VARIABLES, configuration_markdown
+from tests.support.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs" / "configuration.md"
 REGENERATE = "python -m kernel.settings --markdown > docs/configuration.md"
 

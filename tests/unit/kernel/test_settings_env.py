@@ -16,6 +16,7 @@ from kernel.settings import (
     SettingsError,
     Topics,
 )
+from tests.support.helpers import REPO
 
 
 def _unusual() -> Settings:
@@ -80,7 +81,7 @@ def test_to_env_omits_what_it_is_told_to() -> None:
 
 def test_the_shipped_config_files_are_the_defaults() -> None:
     d = Settings()
-    assert Path(__file__).resolve().parent.parent / "config" == CONFIG_DIR
+    assert REPO / "config" == CONFIG_DIR
     for path in (d.alert_rules_path, d.agent_context_path, d.webhooks_path):
         assert path.parent == CONFIG_DIR and path.is_file(), path
 

@@ -20,7 +20,7 @@ import pytest
 
 from kernel.settings import CHANNELS, TOPIC_NAMES, Topics
 from schemas.catalog import ASYNCAPI, names, refs, topics_by_schema
-from tests.helpers import REPO
+from tests.support.helpers import REPO
 
 DRAFT_07 = "application/schema+json;version=draft-07"
 # The topics cx-timeline reads; it writes every other one.
