@@ -497,7 +497,8 @@ def configuration_markdown() -> str:
         "# Configuration",
         "",
         "<!-- Generated from kernel/settings.py by `python -m kernel.settings --markdown >"
-        " docs/configuration.md`; tests/test_settings_docs.py fails when they disagree. -->",
+        " docs/configuration.md`; tests/unit/kernel/test_settings_docs.py fails when they"
+        " disagree. -->",
         "",
         "All settings are environment variables, read and checked once at start",
         "(`kernel/settings.py`): a value that cannot work (a `REDIS_URL` redis-py cannot",

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,27 @@ import redis
 
 from cxt.localstack import LocalStack, free_port
 from kernel.settings import ApiToken, Settings
-from tests.helpers import DashboardProcess, WorkerProcess, create_topics, isolated
+from tests.support.helpers import create_topics, isolated
+from tests.support.processes import DashboardProcess, WorkerProcess
+
+TESTS = Path(__file__).resolve().parent
+SERVICE_FIXTURES = {"stack", "redis_client", "live_dashboard", "live", "http"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The layout's rules (tests/README.md): a test under tests/unit/ uses no Kafka or
+    Redis fixture; a test under tests/slow/ is marked slow."""
+    for item in items:
+        try:
+            where = item.path.relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        services = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if where == "unit" and services:
+            raise pytest.UsageError(f"{item.nodeid} is a unit test but uses {sorted(services)}: "
+                                    "move it to tests/integration/")
+        if where == "slow" and item.get_closest_marker("slow") is None:
+            raise pytest.UsageError(f"{item.nodeid} is under tests/slow/ but not marked slow")
 
 
 def _test_settings() -> Settings:

@@ -1,0 +1,269 @@
+"""The agent page in real headless Chromium (Debian's) against the real stack, and the
+websocket refusals it relies on.
+
+Screenshots are kept in CXT_TEST_ARTIFACTS (default test-artifacts/), agent-*.png.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from dashboard.live import close_reason
+from tests.conftest import LiveDashboard
+from tests.support.browser import ARTIFACTS, checked_page, chromium, iso, off_loop, screenshot
+from tests.support.helpers import envelope, produce, produce_events
+
+PHONE, EMAIL = "+447700900457", "grace.hopper.457@example.org"
+MASKED_PHONE = "+44 \u2022\u2022\u2022\u2022 \u2022\u20220457"
+MASKED_EMAIL = "g\u2022\u2022@example.org"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with checked_page(browser, expected_errors=("WebSocket connection",)) as checked:
+        yield checked
+
+
+@dataclass(frozen=True)
+class Customer:
+    customer_id: str
+    call_started: dict
+    call_ended: dict
+
+
+def _stored(http: httpx.Client, live: LiveDashboard, customer_id: str, entries: int) -> None:
+    """Until the record and `entries` timeline entries can be read back."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reply = http.get(f"/api/customers/{customer_id}/timeline",
+                         headers=live.headers("service"))
+        context = http.get(f"/api/customers/{customer_id}/context",
+                           headers=live.headers("service"))
+        if (reply.status_code == 200 and len(reply.json()["events"]) >= entries
+                and context.json().get("customer") is not None):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{customer_id} was not stored within 30 s:\n{live.worker.log()}")
+
+
+@pytest.fixture(scope="module")
+def customer(live: LiveDashboard, http: httpx.Client) -> Customer:
+    """A customer whose one prompt is the upsell (plan used 4%), with one call (started
+    and ended) and a chat; the record has identifiers and CRM fields with units."""
+    customer_id = f"C-{uuid.uuid4().hex[:10]}"
+    now = datetime.now(UTC)
+    started = envelope("call", customer_id, occurred_at=iso(now - timedelta(hours=2)),
+                       event_type="call.started", call_id=f"call-{customer_id}",
+                       intent="billing", queue="billing-uk", agent_id="A-013",
+                       ivr_path=["main", "billing"])
+    ended = envelope("call", customer_id,
+                     occurred_at=iso(now - timedelta(hours=2) + timedelta(seconds=290)),
+                     event_type="call.ended", call_id=f"call-{customer_id}", intent="billing",
+                     queue="billing-uk", agent_id="A-013", handle_seconds=287,
+                     outcome="resolved", transfers=0)
+    chat = envelope("chat", customer_id, occurred_at=iso(now - timedelta(days=1)),
+                    event_type="chat.ended", chat_id=f"chat-{customer_id}",
+                    intent="technical", queue="tech-chat", agent_id="A-012",
+                    outcome="resolved", handle_seconds=600)
+    record = {"customer_id": customer_id, "name": "Grace Hopper",
+              "identifiers": {"phones": [PHONE], "emails": [EMAIL]},
+              "segment": "consumer", "plan": "plus", "region": "north_west",
+              "customer_since": "2015-06-01", "lifetime_value_gbp": 1234.5,
+              "marketing_consent": True, "plan_usage_pct": 4, "tenure_flag": "gold"}
+    off_loop(produce(live.settings, live.settings.topics.customers,
+                     [(customer_id.encode(), orjson.dumps(record))]))
+    off_loop(produce_events(live.settings, [chat, started, ended]))
+    _stored(http, live, customer_id, 3)
+    return Customer(customer_id, started, ended)
+
+
+def _open(page: Page, live: LiveDashboard, token: str = "agent") -> None:
+    page.goto(f"{live.url}/agent?agent=A-007#token={live.tokens[token]}")
+
+
+def _look_up(page: Page, customer_id: str, intent: str = "") -> None:
+    page.fill("#lookup-customer", customer_id)
+    page.fill("#lookup-intent", intent)
+    page.click("#lookup-form button[type=submit]")
+    expect(page.locator("#context")).to_have_attribute("data-customer-id", customer_id,
+                                                       timeout=15_000)
+
+
+# -- the page --------------------------------------------------------------------------
+
+
+def test_lookup_without_intent_shows_no_null_and_one_row_per_call(
+        live: LiveDashboard, page: Page, customer: Customer) -> None:
+    _open(page, live)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
+    _look_up(page, customer.customer_id)
+    contact = page.locator("#contact")
+    expect(contact).to_contain_text("none given")
+    assert "null" not in contact.inner_text()
+    # Again from the "previous" list: still without an intent.
+    page.locator(".previous-contact", has_text=customer.customer_id).click()
+    expect(page.locator("body")).not_to_have_attribute("aria-busy", "true")
+    assert "null" not in page.locator("#context").inner_text()
+
+    events = page.locator("#events .event")
+    expect(events).to_have_count(2)  # the call (two entries) and the chat
+    call = page.locator(f'#events .event[data-event-id="{customer.call_ended["event_id"]}"]')
+    expect(call.locator(".event-type")).to_have_text("call.started \u2192 call.ended")
+    expect(call).to_contain_text("4 min 47 s")
+    expect(call).to_contain_text("resolved")
+    assert call.get_attribute("data-event-ids") == (
+        f"{customer.call_ended['event_id']} {customer.call_started['event_id']}")
+    expect(page.locator("#event-counts")).to_have_text("0 relevant of 2")
+    screenshot(page, "agent-lookup-no-intent.png")
+
+
+def test_crm_fields_have_labels_and_units_and_identifiers_are_masked(
+        live: LiveDashboard, page: Page, customer: Customer) -> None:
+    _open(page, live)
+    _look_up(page, customer.customer_id)
+    card = page.locator("#customer")
+    expect(card.locator('dd[data-field="plan_usage_pct"]')).to_have_text("4%")
+    expect(card.locator('dt[data-field="plan_usage_pct"]')).to_have_text("Plan usage")
+    expect(card.locator('dd[data-field="lifetime_value_gbp"]')).to_have_text("\u00a31,234.50")
+    expect(card.locator('dt[data-field="lifetime_value_gbp"]')).to_have_text("Lifetime value")
+    expect(card.locator('dd[data-field="marketing_consent"]')).to_have_text("yes")
+    expect(card.locator('dt[data-field="tenure_flag"]')).to_have_text("Tenure flag")
+    text = card.inner_text()
+    assert "lifetime value gbp" not in text.casefold() and "plan usage pct" not in text.casefold()
+    identity = card.locator(".identity")
+    expect(identity).to_contain_text(MASKED_PHONE)
+    expect(identity).to_contain_text(MASKED_EMAIL)
+    html = page.content()
+    assert PHONE not in html and EMAIL not in html and "900457" not in html
+    screenshot(page, "agent-crm-fields.png")
+
+
+def test_an_upsell_alone_is_styled_as_an_offer_not_an_alarm(
+        live: LiveDashboard, page: Page, customer: Customer) -> None:
+    _open(page, live)
+    _look_up(page, customer.customer_id)
+    prompts = page.locator("#prompts .prompt")
+    expect(prompts).to_have_count(1)
+    offer = prompts.first
+    expect(offer).to_have_attribute("data-rule", "plan-under-used")
+    expect(offer).to_have_attribute("data-tone", "offer")
+    expect(offer).to_contain_text("Offer")
+    assert offer.get_attribute("role") is None  # not announced as an alert
+    # Green, not the alarm red of an alert prompt (#fdecea).
+    background = offer.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert background == "rgb(237, 247, 238)", background
+    offer.screenshot(path=str(ARTIFACTS / "agent-offer-prompt.png"))
+    screenshot(page, "agent-offer-page.png")
+
+
+def test_a_live_contact_after_a_survey_without_channel_reads_well(
+        live: LiveDashboard, page: Page) -> None:
+    customer_id = f"C-{uuid.uuid4().hex[:10]}"
+    survey = envelope("survey", customer_id,
+                      occurred_at=iso(datetime.now(UTC) - timedelta(days=1)),
+                      survey_id="S-nochan", score=2, comment="nobody called back")
+    record = {"customer_id": customer_id, "name": "Alan Turing", "plan": "basic"}
+    off_loop(produce(live.settings, live.settings.topics.customers,
+                     [(customer_id.encode(), orjson.dumps(record))]))
+    off_loop(produce_events(live.settings, [survey]))
+    _open(page, live)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
+    page.wait_for_timeout(3000)  # the survey stored before the call arrives
+    call = envelope("call", customer_id, occurred_at=iso(datetime.now(UTC)),
+                    event_type="call.started", call_id=f"call-{customer_id}",
+                    intent="billing", agent_id="A-007", queue="billing-uk")
+    off_loop(produce_events(live.settings, [call]))
+    expect(page.locator("#customer")).to_contain_text("Alan Turing", timeout=15_000)
+    top = page.locator("#prompts .prompt").first
+    expect(top).to_have_attribute("data-tone", "alert")
+    expect(top).to_contain_text("they scored a contact with us 2/5")
+    assert "contact contact" not in top.inner_text()
+    expect(page.locator("#contact .tag-intent")).to_have_text("billing")
+    screenshot(page, "agent-live-contact.png")
+
+
+def test_a_token_for_another_agent_shows_the_reason_and_stops_retrying(
+        live: LiveDashboard, page: Page) -> None:
+    attempts: list[str] = []
+    page.on("websocket", lambda ws: attempts.append(ws.url))
+    _open(page, live, token="other_agent")  # A-008's token on A-007's page
+    conn = page.locator("#conn")
+    expect(conn).to_have_attribute("data-state", "refused", timeout=15_000)
+    banner = page.locator("#banner")
+    expect(banner).to_contain_text("this agent token belongs to A-008, not to A-007")
+    expect(banner).to_contain_text("Open the URL printed by ./dev up")
+    assert "[object" not in banner.inner_text()
+    page.wait_for_timeout(4000)  # the first retries were due after 1 s and 2 s
+    assert len(attempts) == 1, attempts
+    expect(conn).to_have_attribute("data-state", "refused")
+    assert "retry" not in conn.inner_text()
+    expect(page.locator("#waiting")).to_contain_text("Live contacts are off")
+    screenshot(page, "agent-refused-token.png")
+
+
+# -- the websocket refusals -------------------------------------------------------------
+
+
+def _ws(live: LiveDashboard, path: str) -> str:
+    return f"ws://{live.settings.dashboard_host}:{live.settings.dashboard_port}{path}"
+
+
+@pytest.mark.parametrize(("path", "who", "code", "reason"), [
+    ("/ws/agents/A-007", "other_agent", 4403, "this agent token belongs to A-008, not to A-007"),
+    ("/ws/agents/A-007", None, 4401, "this call needs a bearer token"),
+    ("/ws/alerts", "agent", 4403, "token may not do this"),
+    ("/ws/unknown", "agent", 4404, "no websocket at '/ws/unknown'"),
+])
+def test_a_close_reasons_client_is_told_why_in_the_close_frame(
+        live: LiveDashboard, path: str, who: str | None, code: int, reason: str) -> None:
+    protocols = ["cxt.v1", "cxt.close-reasons"]
+    if who is not None:
+        protocols.append(f"bearer.{live.tokens[who]}")
+    with (connect(_ws(live, path), subprotocols=protocols,  # type: ignore[arg-type]
+                  open_timeout=10) as ws,
+          pytest.raises(ConnectionClosed) as closed):
+        ws.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == code
+    assert reason in closed.value.rcvd.reason, closed.value.rcvd
+
+
+def test_unknown_websocket_paths_get_404_with_a_reason(live: LiveDashboard) -> None:
+    for path in ("/ws/unknown", "/ws/agents/A-007/extra", "/nothing"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(_ws(live, path), additional_headers=live.headers("service"),
+                    open_timeout=10)
+        response = refused.value.response
+        assert response.status_code == 404, (path, response.status_code)
+        body = orjson.loads(response.body or b"{}")
+        assert body["error"] == "not_found" and repr(path) in body["message"], body
+    # The routes that exist still refuse a wrong token with the HTTP status and JSON.
+    with pytest.raises(InvalidStatus) as refused:
+        connect(_ws(live, "/ws/agents/A-007"), additional_headers=live.headers("other_agent"),
+                open_timeout=10)
+    assert refused.value.response.status_code == 403
+    assert orjson.loads(refused.value.response.body or b"{}")["error"] == "forbidden"
+
+
+def test_close_reason_fits_a_close_frame() -> None:
+    assert close_reason("short") == "short"
+    long = "\u00e9" * 100  # 200 bytes
+    cut = close_reason(long)
+    assert len(cut.encode()) <= 123 and cut.endswith("...") and cut.startswith("\u00e9" * 60)
