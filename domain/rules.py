@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import textwrap
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,7 @@ def _build_rule(raw: dict, name: str, category: str, description: str, where: st
         return string_list(raw.get(key), f"{where}: {key}", RulesError) if key in raw else []
 
     phrases = [_check_phrase(p, f"{where}: comment_phrases") for p in values("comment_phrases")]
+    patterns, any_phrase = phrase_patterns(phrases)
     return Rule(
         name=name,
         category=category,
@@ -200,8 +201,8 @@ def _build_rule(raw: dict, name: str, category: str, description: str, where: st
         min_transfers=_min_transfers(raw, where),
         contact_channels=_folded(values("contact_channels")),
         description=description,
-        phrase_patterns=tuple(re.compile(_whole_words(_phrase_body(p))) for p in phrases),
-        any_phrase=_any_of(phrases),
+        phrase_patterns=patterns,
+        any_phrase=any_phrase,
     )
 
 
@@ -236,7 +237,15 @@ def _whole_words(body: str) -> str:
     return rf"(?<!\w)(?:{body})(?!\w)"
 
 
-def _any_of(phrases: list[str]) -> re.Pattern[str] | None:
+def phrase_patterns(phrases: Sequence[str]
+                    ) -> tuple[tuple[re.Pattern[str], ...], re.Pattern[str] | None]:
+    """Normalised phrases as `comment_phrases` match them: one whole-word pattern each
+    (to explain) and one for any of them (to search once).  Also domain.signal_config's
+    escalation phrases, so both files mean the same by a phrase."""
+    return tuple(re.compile(_whole_words(_phrase_body(p))) for p in phrases), _any_of(phrases)
+
+
+def _any_of(phrases: Sequence[str]) -> re.Pattern[str] | None:
     # One alternation inside one pair of edge checks is several times faster
     # than an alternation of separately edged phrases.
     if not phrases:
