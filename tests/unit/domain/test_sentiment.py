@@ -75,8 +75,8 @@ def test_social_text_and_the_channels_without_words() -> None:
     assert customer_text("call", {"text": "x", "subject": "y", "messages": []}, 1000) is None
     assert customer_text("survey", {"comment": "awful", "text": "awful"}, 1000) is None
     assert customer_text("nosuch", {"text": "awful"}, 1000) is None
-    assert customer_text("chat", None, 1000) is None  # type: ignore[arg-type]
-    assert customer_text("chat", ["messages"], 1000) is None  # type: ignore[arg-type]
+    assert customer_text("chat", None, 1000) is None
+    assert customer_text("chat", ["messages"], 1000) is None
 
 
 def test_text_is_capped_at_max_chars() -> None:

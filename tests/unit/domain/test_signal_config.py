@@ -71,8 +71,8 @@ def test_switched_off_sections_say_so(tmp_path: Path) -> None:
 
 
 def test_phrases_are_normalised_and_whole_words(tmp_path: Path) -> None:
-    config = load_signals(write(tmp_path, '[escalation]\nphrases = ["Complaint", '
-                                          '"won\u2019t  renew", "solicitor*", "cancel * contract"]\n'))
+    phrases = '"Complaint", "won\u2019t  renew", "solicitor*", "cancel * contract"'
+    config = load_signals(write(tmp_path, f"[escalation]\nphrases = [{phrases}]\n"))
     said = config.escalation.said
     assert config.escalation.phrases == ("complaint", "won't renew", "solicitor*",
                                          "cancel * contract")
