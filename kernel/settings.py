@@ -247,6 +247,7 @@ class Settings:
     alert_ack_timeout_s: int = 3600
     escalation_check_s: int = 15
     alert_rules_path: Path = CONFIG_DIR / "alert_rules.toml"
+    signals_path: Path = CONFIG_DIR / "signals.toml"
     state_dir: Path = Path(".cxt")
     cache_dir: Path = Path.home() / ".cache" / "cx-timeline"
     kafka_version: str = KAFKA_VERSION
@@ -425,6 +426,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CXT_ALERT_RULES", "alert_rules_path",
              "category rules and the actors (advisory group) allowed to act on alerts", _path,
              section=ALERTS),
+    Variable("CXT_SIGNALS", "signals_path",
+             "the negative-interaction signals: sentiment threshold, escalation phrases, "
+             "repeat-contact and operational limits", _path, section=ALERTS),
     Variable("CXT_DASHBOARD_HOST", "dashboard_host", "the dashboard's bind address", _text,
              section=DASHBOARD),
     Variable("CXT_DASHBOARD_PORT", "dashboard_port", "the dashboard's port",
@@ -506,9 +510,10 @@ def configuration_markdown() -> str:
         "level, a number out of range) stops every command at start with one line naming",
         "the variable.  An empty variable means its default.",
         "",
-        "The shipped configuration files (`config/alert_rules.toml`, `config/agent_context.toml`,",
-        "`config/webhooks.toml`) are installed with the package and found from its location,",
-        "not from the working directory; each file's header documents its format.",
+        "The shipped configuration files (`config/alert_rules.toml`, `config/signals.toml`,",
+        "`config/agent_context.toml`, `config/webhooks.toml`) are installed with the package",
+        "and found from its location, not from the working directory; each file's header",
+        "documents its format.",
     ]
     sections: dict[str, list[Variable]] = {}
     for v in VARIABLES:
