@@ -7,7 +7,7 @@ still chasing.  `build_context` puts the timeline in that order, shows the
 entries of one call or chat as one contact (`merge_contacts`), labels the
 customer record's fields (`display_fields`), masks phones and e-mails (`mask`:
 the agent checks identity, it never needs the whole number), and adds the
-prompts of `dashboard.prompts`.
+prompts of `dashboard.prompts` and the "at risk" reasons of `dashboard.at_risk`.
 
 It runs on every contact and API call over timelines of up to ~1,000 entries,
 so it is one linear pass with a keyword pattern compiled once per keyword list.
@@ -22,6 +22,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
+from dashboard.at_risk import at_risk
 from dashboard.prompts import (
     NOT_FIELDS,
     AgentConfig,
@@ -38,8 +39,8 @@ from domain.surveys import entry_is_bottom_2_box
 INTENT, ALERT, OTHER = "intent", "alert", "other"  # the `relevance` groups, in display order
 FLAG_OPEN_ALERT = "open_alert"  # the survey of an open alert, or the contact it rates
 FLAG_BOTTOM_2_BOX = "bottom_2_box"  # a survey scored in the two lowest points of its scale
-OPEN_ALERT_FIELDS = ("alert_id", "status", "score", "scale_max", "raised_at", "comment",
-                     "category", "survey_event_id", "contact_id")
+OPEN_ALERT_FIELDS = ("alert_id", "kind", "status", "score", "scale_max", "raised_at",
+                     "comment", "category", "survey_event_id", "contact_id")
 _TEXT_FIELDS = ("subject", "comment", "text")
 # Channels whose entries of one contact (started, ended) are shown as one item.
 # E-mails of a thread stay apart: each message says something of its own.
@@ -371,6 +372,8 @@ def build_context(
         "contact": _without_identity(contact) if isinstance(contact, dict) else contact,
         "prompts": prompts,
         "open_alerts": [open_alert_summary(a) for a in open_alerts],
+        "at_risk": at_risk(alerts=open_alerts, entries=entries, now_ms=now_ms,
+                           within_days=config.at_risk_days),
         "events": [_annotated(*item) for item in ordered[:max(0, limit)]],
         "counts": {"total": len(ordered), "relevant": relevant},
     }

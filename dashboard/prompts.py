@@ -64,7 +64,11 @@ _WHEN_KEYS: dict[str, tuple[str, ...]] = {
     REPEAT_CONTACT: ("min_contacts", "within_days"),
     CUSTOMER_ATTRIBUTE: ("attribute", *COMPARATORS),
 }
-_TOP_KEYS = ("relevance", "prompt", "fields")
+_TOP_KEYS = ("relevance", "prompt", "fields", "at_risk")
+# [at_risk] within_days: how far back a negative contact still shows the agent page's
+# "at risk" banner (dashboard.at_risk); a week-old bad chat is history, not the mood.
+AT_RISK_DAYS = 3
+_AT_RISK_KEYS = ("within_days",)
 
 # Placeholders every message may use (from the customer record and the contact),
 # then those of each kind of rule.  Values come with realistic types so that a
@@ -128,6 +132,7 @@ class AgentConfig:
     prompts: tuple[PromptRule, ...]
     source: str = ""
     fields: dict[str, CustomerField] = dataclasses.field(default_factory=dict)  # by record field
+    at_risk_days: int = AT_RISK_DAYS
 
 
 # --------------------------------------------------------------------------- loading
@@ -170,7 +175,21 @@ def parse_agent_config(document: Mapping[str, Any], source: str) -> AgentConfig:
         seen[rule.id] = index
         rules.append(rule)
     fields = parse_fields(document.get("fields", {}), source)
-    return AgentConfig(relevance=relevance, prompts=tuple(rules), source=source, fields=fields)
+    return AgentConfig(relevance=relevance, prompts=tuple(rules), source=source, fields=fields,
+                       at_risk_days=_parse_at_risk(document.get("at_risk", {}), source))
+
+
+def _parse_at_risk(raw: Any, source: str) -> int:
+    """`[at_risk] within_days = 3`: the days a negative contact keeps the banner up."""
+    where = f"{source}: at_risk"
+    if not isinstance(raw, dict):
+        raise AgentConfigError(f"{where}: must be a table like [at_risk] with within_days = 3")
+    reject_unknown(raw, _AT_RISK_KEYS, where, AgentConfigError)
+    days = raw.get("within_days", AT_RISK_DAYS)
+    if not _is_int(days) or not 1 <= days <= 90:
+        raise AgentConfigError(f"{where}: within_days must be a whole number of days from 1 "
+                               f"to 90 (got {days!r})")
+    return days
 
 
 def _parse_relevance(raw: Any, source: str) -> dict[str, tuple[str, ...]]:

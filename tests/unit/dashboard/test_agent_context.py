@@ -237,8 +237,8 @@ def test_open_alert_summary_fields() -> None:
     full = alert("s-alert", "c-tech", "acknowledged", rated_contact={"event_id": "c-tech"})
     summary = open_alert_summary(full)
     assert list(summary) == list(OPEN_ALERT_FIELDS) == [
-        "alert_id", "status", "score", "scale_max", "raised_at", "comment", "category",
-        "survey_event_id", "contact_id"]
+        "alert_id", "kind", "status", "score", "scale_max", "raised_at", "comment",
+        "category", "survey_event_id", "contact_id"]
     assert summary["status"] == "acknowledged" and summary["contact_id"] == "c-tech"
     assert open_alert_summary({"alert_id": "AL-x"})["comment"] is None
     assert OPEN_STATUSES == ("open", "escalated", "acknowledged")
@@ -257,7 +257,7 @@ def context(**changes: Any) -> dict:
 def test_build_context_structure() -> None:
     result = context()
     assert list(result) == ["customer_id", "customer", "customer_fields", "intent", "contact",
-                            "prompts", "open_alerts", "events", "counts"]
+                            "prompts", "open_alerts", "at_risk", "events", "counts"]
     assert result["customer_id"] == "C-000001"
     assert result["customer"] == {"customer_id": "C-000001", "name": "Ada"}
     assert result["intent"] == "billing"  # taken from the contact

@@ -582,7 +582,7 @@ def test_duplicate_ids_name_both_rules() -> None:
 
 @pytest.mark.parametrize(("document", "message"), [
     ({"prompts": []}, "t.toml: top level: unknown key 'prompts' (allowed: relevance, prompt, "
-                      "fields); did you mean 'prompt'?"),
+                      "fields, at_risk); did you mean 'prompt'?"),
     ({"prompt": {"id": "x"}}, "t.toml: prompt must be written as [[prompt]] blocks"),
     ({"prompt": ["x"]}, "t.toml: prompt 1: must be a [[prompt]] block"),
     ({"relevance": ["bill"]}, "t.toml: relevance must be tables like [relevance.billing]"),
