@@ -293,10 +293,19 @@ def cmd_customers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from cxt.report import survey_report
+    from cxt import report
 
-    survey_report(settings, hours=args.hours, days=args.days, channel=args.channel,
-                  queue=args.queue, agent=args.agent, as_json=args.json)
+    what = getattr(args, "report_what", None)
+    if what is None:
+        report.survey_report(settings, hours=args.hours, days=args.days, channel=args.channel,
+                             queue=args.queue, agent=args.agent, as_json=args.json)
+    elif what == "contacts":
+        report.contact_report(settings, hours=args.hours, days=args.days,
+                              channel=args.channel, queue=args.queue, intent=args.intent,
+                              as_json=args.json)
+    else:
+        report.early_warning_report(settings, limit=args.limit,
+                                    window_s=args.window_hours * 3600, as_json=args.json)
     return 0
 
 
@@ -305,8 +314,13 @@ def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
 
     rules = load_rules(args.rules or settings.alert_rules_path)
     if args.action == "check":
+        from domain.signal_config import load_signals
+
         print(f"{rules.source}: valid")
         print(rules.describe())
+        signals = load_signals(args.signals or settings.signals_path)
+        print(f"{signals.source}: valid")
+        print(signals.describe())
         return 0
     if not args.samples:
         raise UsageError("rules explain needs a JSON-lines file of surveys (or - for stdin)")
@@ -489,8 +503,12 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
     customers.set_defaults(run=cmd_customers)
 
     report = sub.add_parser(
-        "report", help="survey responses hour by hour (or day by day): bottom/top-2-box",
-        description="Counts surveys in the hour (UTC) of their occurred_at, late ones too.")
+        "report", help="survey responses hour by hour (or day by day): bottom/top-2-box; "
+        "also contact reasons and the early-warning figure",
+        description="Without REPORT: the survey report, counting surveys in the hour (UTC) "
+        "of their occurred_at, late ones too.  `cxt report contacts`: contacts per intent; "
+        "`cxt report early-warning`: negative-interaction alerts ahead of bottom-2-box "
+        "surveys.")
     span = report.add_mutually_exclusive_group()
     span.add_argument("--hours", type=_int_up_to(MAX_HOURS),
                       help=f"hour by hour, the last N hours (default 24, at most {MAX_HOURS})")
@@ -501,15 +519,54 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--agent", help="agent_id")
     report.add_argument("--json", action="store_true")
     report.set_defaults(run=cmd_report)
+    _add_report_commands(report)
 
     rules = sub.add_parser(
         "rules", help="check the alert category rules, or explain how samples classify",
-        description="check: validate the rules file and list its rules.  explain FILE: "
+        description="check: validate the rules file and the signals file and list their "
+        "rules and signals.  explain FILE: "
         "classify each survey (envelope or payload, JSON lines) and say which rule decided.")
     rules.add_argument("action", choices=["check", "explain"])
     rules.add_argument("samples", nargs="?", help="explain: JSON-lines file of surveys, or -")
     rules.add_argument("--rules", help="the rules file (default: CXT_ALERT_RULES)")
+    rules.add_argument("--signals", metavar="FILE",
+                       help="check: the negative-interaction signals file (default: CXT_SIGNALS)")
     rules.set_defaults(run=cmd_rules)
+
+
+def _add_report_commands(report: argparse.ArgumentParser) -> None:
+    """`cxt report contacts` and `cxt report early-warning`; plain `cxt report` stays the
+    survey report."""
+    from usecases.report import EARLY_WARNING_SCAN
+
+    what = report.add_subparsers(dest="report_what", metavar="REPORT")
+    contacts = what.add_parser(
+        "contacts", help="why customers contact us: contacts per intent, repeat rate, "
+        "share with a negative signal",
+        description="Counts each contact (a call's started and ended events are one) in "
+        "the UTC hour of its first event, per intent; repeat: the Nth contact about its "
+        "intent (the repeat-contact signal); negative: any negative signal fired on it.")
+    span = contacts.add_mutually_exclusive_group()
+    span.add_argument("--hours", type=_int_up_to(MAX_HOURS),
+                      help=f"hour by hour, the last N hours (default 24, at most {MAX_HOURS})")
+    span.add_argument("--days", type=_int_up_to(MAX_DAYS),
+                      help=f"day by day, the last N days (at most {MAX_DAYS})")
+    contacts.add_argument("--channel", choices=CHANNELS)
+    contacts.add_argument("--queue", help="a queue; - for contacts that named none")
+    contacts.add_argument("--intent", help="an intent; - for contacts that named none")
+    contacts.add_argument("--json", action="store_true")
+    warning = what.add_parser(
+        "early-warning", help="how many bottom-2-box customers had a negative-interaction "
+        "alert first, and how much earlier",
+        description="Reads the newest alerts; per customer, the first bottom-2-box alert "
+        "counts, and a negative-interaction alert of the same customer raised before it "
+        "(within --window-hours) is the early warning.")
+    warning.add_argument("--limit", type=_int_up_to(50_000), default=EARLY_WARNING_SCAN,
+                         help=f"how many of the newest alerts to read (default "
+                         f"{EARLY_WARNING_SCAN}, at most 50000)")
+    warning.add_argument("--window-hours", type=_int_up_to(24 * MAX_DAYS), default=24 * 7,
+                         help="how long before the survey a warning counts (default 168)")
+    warning.add_argument("--json", action="store_true")
 
 
 def _fail(message: str, status: int) -> int:

@@ -1,4 +1,5 @@
-"""`cxt report`: the survey rows (`usecases.report`) as a table or JSON."""
+"""`cxt report`: the survey rows, the contact-reason rows and the early-warning figure
+(`usecases.report`) as a table or JSON."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import asyncio
 
 import orjson
 
+from domain import contact_reasons
+from domain.early_warning import format_text
 from domain.survey_metrics import (
     format_table,
     rows_to_json,
 )
 from kernel.settings import Settings
-from usecases.report import survey_rows
+from usecases.report import contact_rows, early_warning, survey_rows
 
 
 def survey_report(settings: Settings, *, hours: int | None, days: int | None,
@@ -27,3 +30,31 @@ def survey_report(settings: Settings, *, hours: int | None, days: int | None,
     filters = ", ".join(f"{k}={v}" for k, v in
                         (("channel", channel), ("queue", queue), ("agent", agent)) if v)
     print(format_table(rows, f"Survey responses, {span}{f' ({filters})' if filters else ''}"))
+
+
+def contact_report(settings: Settings, *, hours: int | None, days: int | None,
+                   channel: str | None, queue: str | None, intent: str | None,
+                   as_json: bool) -> None:
+    rows = asyncio.run(contact_rows(settings, hours=hours, days=days, channel=channel,
+                                    queue=queue, intent=intent))
+    if as_json:
+        print(orjson.dumps({"period": "day" if days else "hour",
+                            "rows": contact_reasons.rows_to_json(rows)}).decode())
+        return
+    span = f"last {days} days, by day" if days else f"last {hours or 24} hours, by hour (UTC)"
+    filters = ", ".join(f"{k}={v}" for k, v in
+                        (("channel", channel), ("queue", queue), ("intent", intent)) if v)
+    print(contact_reasons.format_table(
+        rows, f"Contacts by intent, {span}{f' ({filters})' if filters else ''}\n"
+        "repeat: the Nth contact about an intent, negative: a signal fired, "
+        "alerts: negative-interaction alerts raised (all, unfiltered)"))
+
+
+def early_warning_report(settings: Settings, *, limit: int, window_s: float,
+                         as_json: bool) -> None:
+    figure, scanned = asyncio.run(early_warning(settings, limit=limit, window_s=window_s))
+    if as_json:
+        print(orjson.dumps({**figure.to_json(), "alerts_read": scanned,
+                            "window_seconds": window_s}).decode())
+        return
+    print(format_text(figure, scanned))

@@ -18,12 +18,15 @@ from dashboard.auth import authorize
 from dashboard.errors import ApiError, FastJSONResponse, bad_request, not_found
 from dashboard.params import Query, check_id, json_body
 from dashboard.services import Services
+from domain import contact_reasons
 from domain.alerts import ACTION_OF, CALLBACK_OUTCOMES, STATUSES
 from domain.records import AlertAction
 from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
 from kernel.settings import CHANNELS, ApiToken
 from schemas.registry import load_schema
+from store.contact_reasons import ContactReasonStore
+from store.keys import Keys
 from usecases.alerts import (
     ALERT_SCAN,
     DEFAULT_PAGE,
@@ -36,7 +39,7 @@ from usecases.alerts import (
     page_of,
     submit_action,
 )
-from usecases.report import survey_rows_from
+from usecases.report import contact_rows_from, survey_rows_from
 
 EVERYONE = ("advisor", "agent", "service")
 ADVISORY = ("advisor", "service")
@@ -244,16 +247,38 @@ def _actor(token: ApiToken, body: dict, services: Services) -> str:
 async def survey_metrics(request: Request) -> FastJSONResponse:
     _caller(request, ADVISORY)
     query = Query(request, ("period", "hours", "days", "channel", "queue", "agent"))
-    period = query.choice("period", ("hour", "day")) or "hour"
-    if period == "hour" and "days" in query.params:
-        raise bad_request("days= goes with period=day; use hours= for period=hour")
-    if period == "day" and "hours" in query.params:
-        raise bad_request("hours= goes with period=hour; use days= for period=day")
-    span = (query.integer("hours", 24, 1, MAX_HOURS) if period == "hour"
-            else query.integer("days", 30, 1, MAX_DAYS))
+    period, span = _span(query)
     rows = await survey_rows_from(
         _services(request).alerts,
         hours=span if period == "hour" else None, days=span if period == "day" else None,
         channel=query.choice("channel", CHANNELS), queue=query.text("queue"),
         agent=query.text("agent"))
     return _json({"period": period, "rows": rows_to_json(rows)})
+
+
+def _span(query: Query) -> tuple[str, int]:
+    """(period, how many periods back) of a metrics route: period=hour with hours=, or
+    period=day with days=."""
+    period = query.choice("period", ("hour", "day")) or "hour"
+    if period == "hour" and "days" in query.params:
+        raise bad_request("days= goes with period=day; use hours= for period=hour")
+    if period == "day" and "hours" in query.params:
+        raise bad_request("hours= goes with period=hour; use days= for period=day")
+    return period, (query.integer("hours", 24, 1, MAX_HOURS) if period == "hour"
+                    else query.integer("days", 30, 1, MAX_DAYS))
+
+
+async def contact_metrics(request: Request) -> FastJSONResponse:
+    """Contact reasons: contacts per intent, repeat rate and negative share per period."""
+    _caller(request, ADVISORY)
+    query = Query(request, ("period", "hours", "days", "channel", "queue", "intent"))
+    period, span = _span(query)
+    services = _services(request)
+    # Reads only: built per request over the app's client rather than kept in Services.
+    store = ContactReasonStore(services.redis, Keys(services.settings.redis_prefix),
+                               ttl_days=services.settings.timeline_max_age_days)
+    rows = await contact_rows_from(
+        store, hours=span if period == "hour" else None, days=span if period == "day" else None,
+        channel=query.choice("channel", CHANNELS), queue=query.text("queue"),
+        intent=query.text("intent"))
+    return _json({"period": period, "rows": contact_reasons.rows_to_json(rows)})

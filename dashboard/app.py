@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/customers/{customer_id}/timeline", api.timeline),
         Route("/api/customers/{customer_id}/context", api.context),
         Route("/api/metrics/surveys", api.survey_metrics),
+        Route("/api/metrics/contacts", api.contact_metrics),
         WebSocketRoute("/ws/alerts", alerts_socket),
         WebSocketRoute("/ws/agents/{agent_id}", agent_socket),
     ]

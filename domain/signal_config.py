@@ -103,9 +103,10 @@ class SignalConfig:
         on = sum(enabled for _, enabled, _ in rows)
         lines = [f"{self.source}: {len(rows)} signals, {on} on"]
         for name, enabled, text in rows:
-            lines.append(f"  {name:<23}{'on ' if enabled else 'off'}")
+            lines.append(f"  {name:<23}{'on' if enabled else 'off'}")
             lines.append(textwrap.fill(text, width=100, initial_indent=" " * 6,
-                                       subsequent_indent=" " * 8, break_long_words=False))
+                                       subsequent_indent=" " * 8, break_long_words=False,
+                                       break_on_hyphens=False))
         return "\n".join(lines)
 
 

@@ -86,6 +86,18 @@ class Keys:
         """Set: survey event ids already counted in that hour (kept a week)."""
         return f"{self.prefix}:{{m:{bucket}}}:seen"
 
+    def contact_counters(self, hour: str) -> str:
+        """Hash: contact-reason counters of one UTC hour ("2026112210"), see
+        domain.contact_reasons.  The hours of a day share a tag, so that counting
+        can look into the neighbouring hours (store.contact_reasons)."""
+        return f"{self.prefix}:{{k:{hour[:8]}}}:{hour[8:]}:n"
+
+    def contact_counted(self, hour: str) -> str:
+        """Hash: what was counted in that hour ("c|<contact>" -> its dimensions, "r|",
+        "n|", "a|<alert_id>" marks); kept a week."""
+        return f"{self.prefix}:{{k:{hour[:8]}}}:{hour[8:]}:seen"
+
+
     def identity(self, identity_key: str) -> str:
         """String: identifier ("phone:+44...") -> customer_id that claims it."""
         return f"{self.prefix}:{{{identity_key}}}:id"

@@ -15,7 +15,9 @@ from typing import Any
 from kernel.redis_client import RedisClient, connect
 from kernel.settings import Settings
 from store.alerts import AlertStore
+from store.contact_reasons import ContactReasonStore
 from store.keys import Keys
+from store.negatives import NegativeStore
 from store.summaries import SummaryState
 from store.timeline import TimelineStore
 
@@ -27,6 +29,8 @@ class Stores:
     timelines: TimelineStore
     alerts: AlertStore
     summaries: SummaryState
+    contact_reasons: ContactReasonStore
+    negatives: NegativeStore
 
 
 def stores_on(redis: RedisClient, settings: Settings) -> Stores:
@@ -38,6 +42,8 @@ def stores_on(redis: RedisClient, settings: Settings) -> Stores:
                                 max_age_days=settings.timeline_max_age_days),
         alerts=AlertStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
         summaries=SummaryState(redis, keys),
+        contact_reasons=ContactReasonStore(redis, keys, ttl_days=settings.timeline_max_age_days),
+        negatives=NegativeStore(redis, keys),
     )
 
 

@@ -1,12 +1,19 @@
-"""The survey report (`cxt report`, GET /api/metrics/surveys): rows per hour or per day."""
+"""The reports of `cxt report` and GET /api/metrics/*: survey rows and contact-reason
+rows per hour or per day, and the early-warning figure."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from domain import contact_reasons
+from domain.contact_reasons import ContactRow
+from domain.early_warning import DEFAULT_WINDOW_S, EarlyWarning
+from domain.early_warning import early_warning as early_warning_of
 from domain.survey_metrics import Row, aggregate, days_back, hours_back, hours_of_day
 from kernel.settings import Settings
 from store.alerts import AlertStore
+from store.contact_reasons import ContactReasonStore
+from store.stores import open_stores
 from usecases.alerts import alert_store
 
 
@@ -23,12 +30,8 @@ async def survey_rows_from(store: AlertStore, *, hours: int | None = None,
                            days: int | None = None, channel: str | None = None,
                            queue: str | None = None, agent: str | None = None,
                            now: datetime | None = None) -> list[Row]:
-    now = now or datetime.now(UTC)
     filters = {"channel": channel, "queue": queue, "agent": agent}
-    if days:
-        periods = {day: hours_of_day(day) for day in days_back(now, days)}
-    else:
-        periods = {hour: [hour] for hour in hours_back(now, hours or 24)}
+    periods = _periods(now, hours, days)
     counters = await store.counters([h for hs in periods.values() for h in hs])
     rows = []
     for period, buckets in periods.items():
@@ -38,6 +41,59 @@ async def survey_rows_from(store: AlertStore, *, hours: int | None = None,
                 merged[field] = merged.get(field, 0) + int(value)
         rows.append(aggregate(_label(period), merged, **filters))
     return rows
+
+
+def _periods(now: datetime | None, hours: int | None, days: int | None
+             ) -> dict[str, list[str]]:
+    """Period id -> its hour buckets: the last `days` days, else the last `hours` hours."""
+    now = now or datetime.now(UTC)
+    if days:
+        return {day: hours_of_day(day) for day in days_back(now, days)}
+    return {hour: [hour] for hour in hours_back(now, hours or 24)}
+
+
+async def contact_rows(settings: Settings, *, hours: int | None = None,
+                       days: int | None = None, channel: str | None = None,
+                       queue: str | None = None, intent: str | None = None,
+                       now: datetime | None = None) -> list[ContactRow]:
+    """Contacts per intent, one row per hour (default: the last 24) or per day."""
+    async with open_stores(settings) as stores:
+        return await contact_rows_from(stores.contact_reasons, hours=hours, days=days,
+                                       channel=channel, queue=queue, intent=intent, now=now)
+
+
+async def contact_rows_from(store: ContactReasonStore, *, hours: int | None = None,
+                            days: int | None = None, channel: str | None = None,
+                            queue: str | None = None, intent: str | None = None,
+                            now: datetime | None = None) -> list[ContactRow]:
+    periods = _periods(now, hours, days)
+    counters = await store.counters([h for hs in periods.values() for h in hs])
+    rows = []
+    for period, buckets in periods.items():
+        merged: dict[bytes, int] = {}
+        for bucket in buckets:
+            for name, value in counters[bucket].items():
+                merged[name] = merged.get(name, 0) + int(value)
+        rows.append(contact_reasons.aggregate(_label(period), merged, channel=channel,
+                                              queue=queue, intent=intent))
+    return rows
+
+
+# How many of the newest alerts the early-warning figure reads by default.
+EARLY_WARNING_SCAN = 10_000
+
+
+async def early_warning(settings: Settings, *, limit: int = EARLY_WARNING_SCAN,
+                        window_s: float = DEFAULT_WINDOW_S) -> tuple[EarlyWarning, int]:
+    """The figure over the newest `limit` alerts, and how many alerts were read."""
+    async with alert_store(settings) as store:
+        return await early_warning_from(store, limit=limit, window_s=window_s)
+
+
+async def early_warning_from(store: AlertStore, *, limit: int = EARLY_WARNING_SCAN,
+                             window_s: float = DEFAULT_WINDOW_S) -> tuple[EarlyWarning, int]:
+    alerts = await store.recent(limit)
+    return early_warning_of(alerts, window_s=window_s), len(alerts)
 
 
 def _label(period: str) -> str:

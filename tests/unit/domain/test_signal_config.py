@@ -66,7 +66,7 @@ def test_switched_off_sections_say_so(tmp_path: Path) -> None:
     config = load_signals(write(tmp_path, "[escalation]\nenabled = false\n"
                                           "[operational]\nenabled = false\n"))
     assert not config.escalation.enabled and config.escalation.any_phrase is None
-    assert "escalation_language    off" in config.describe()
+    assert "  escalation_language    off\n" in config.describe()
     assert "6 signals, 2 on" in config.describe()
 
 
