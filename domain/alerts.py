@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.records import Alert, AlertAction, TimelineEntry
-from domain.rules import Classification
+from domain.rules import CATEGORIES, UNCLASSIFIED, Classification
 
 OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED = "open", "escalated", "acknowledged", "resolved"
 STATUSES = (OPEN, ESCALATED, ACKNOWLEDGED, RESOLVED)
@@ -29,6 +29,8 @@ ACTIONS = ("acknowledge", "callback", "resolve")
 ACTION_OF: dict[str, str] = {"ack": "acknowledge", "callback": "callback", "resolve": "resolve"}
 CALLBACK_OUTCOMES = ("reached", "no_answer", "voicemail", "declined", "wrong_number")
 CONTEXT_SIZE = 10
+# What a resolve may leave as the alert's category: a person names the cause.
+RESOLVE_CATEGORIES = tuple(c for c in CATEGORIES if c != UNCLASSIFIED)
 
 
 def alert_id_for(survey_event_id: str) -> str:
@@ -38,7 +40,7 @@ def alert_id_for(survey_event_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ActionRejected:
-    reason: str  # unknown_alert, unknown_actor, invalid_transition
+    reason: str  # unknown_alert, unknown_actor, invalid_transition, category_required
     message: str
 
 
@@ -81,13 +83,13 @@ def new_alert(
         "latency_ms": latency_ms,
         "ack_deadline": ack_deadline,
         "rated_contact": rated_contact,
-        "context": _mark_rated(context, rated_contact),
+        "context": mark_rated(context, rated_contact),
         "source": survey.get("source"),
         "history": [{"event": "raised", "at": raised_at}],
     }
 
 
-def _mark_rated(context: list[TimelineEntry], rated_contact: TimelineEntry | None
+def mark_rated(context: list[TimelineEntry], rated_contact: TimelineEntry | None
                 ) -> list[Mapping[str, Any]]:
     rated_id = rated_contact["event_id"] if rated_contact else None
     return [{**entry, "rated": True} if entry["event_id"] == rated_id else entry
@@ -104,7 +106,7 @@ def with_rated_contact(alert: Alert, rated_contact: TimelineEntry, context: list
     if current.get("event_id") == rated_contact["event_id"]:
         return None
     changed: Alert = {**alert, "rated_contact": rated_contact,
-                      "context": _mark_rated(context, rated_contact)}
+                      "context": mark_rated(context, rated_contact)}
     step: dict[str, Any] = {"event": "updated", "at": now,
                             "rated_contact": rated_contact["event_id"]}
     by_person = alert.get("categorised_by") or any("category_from" in h for h in alert["history"])
@@ -115,7 +117,7 @@ def with_rated_contact(alert: Alert, rated_contact: TimelineEntry, context: list
                         "category_rule": classification.rule,
                         "category_reasons": list(classification.matched)})
         step["category_to"] = classification.category
-    return _advance(changed, step)
+    return advance(changed, step)
 
 
 def apply_action(alert: Alert, action: AlertAction, known_actors: Collection[str],
@@ -146,11 +148,18 @@ def apply_action(alert: Alert, action: AlertAction, known_actors: Collection[str
                                 {"at": now, "by": actor, "outcome": action["outcome"],
                                  "note": action.get("note")}]
     else:
+        # Closing without a root cause turns the loop into box-ticking: the person
+        # resolving names it when the rules could not (issue 14).
+        if (action.get("category") or alert["category"]) == UNCLASSIFIED:
+            return ActionRejected(
+                "category_required",
+                f"cannot resolve alert {alert['alert_id']}: its category is unclassified; "
+                f"pass a category, one of {', '.join(RESOLVE_CATEGORIES)}")
         changed.update({"status": RESOLVED, "resolved_at": now, "resolved_by": actor,
                         "resolution_note": action.get("note")})
         if action.get("category") and action["category"] != alert["category"]:
             _recategorise(changed, step, action["category"])
-    return _advance(changed, step)
+    return advance(changed, step)
 
 
 def _recategorise(alert: Alert, step: dict[str, Any], category: str) -> None:
@@ -171,7 +180,7 @@ def escalate(alert: Alert, now: str) -> Alert | None:
     """The escalated alert, or None when it no longer needs escalating."""
     if alert["status"] != OPEN:
         return None
-    return _advance({**alert, "status": ESCALATED, "escalated_at": now},
+    return advance({**alert, "status": ESCALATED, "escalated_at": now},
                     {"event": "escalated", "at": now})
 
 
@@ -182,7 +191,7 @@ def has_action(alert: Alert, action_id: str | None) -> bool:
 _EVENT = {"acknowledge": "acknowledged", "callback": "callback_recorded", "resolve": "resolved"}
 
 
-def _advance(alert: Alert, step: dict[str, Any]) -> Alert:
+def advance(alert: Alert, step: dict[str, Any]) -> Alert:
     alert["event"] = step["event"]
     alert["version"] = alert["version"] + 1
     alert["history"] = [*alert["history"], step]

@@ -27,6 +27,7 @@ class TimelineEntry(TypedDict):
     identity: NotRequired[dict[str, Any]]
     provisional: NotRequired[bool]
     linked_from: NotRequired[str]
+    sentiment: NotRequired[dict[str, Any]]
 
 
 class AlertAction(TypedDict):
@@ -47,16 +48,17 @@ class Alert(TypedDict):
     version: int
     kind: str
     customer_id: str
-    survey_event_id: str
-    score: int
-    scale_min: int
-    scale_max: int
+    # The survey fields are None on negative-interaction alerts (domain.negative).
+    survey_event_id: str | None
+    score: int | None
+    scale_min: int | None
+    scale_max: int | None
     category: str
     agent_id: str | None
     queue: str | None
     contact_id: str | None
     comment: str | None
-    survey_occurred_at: str
+    survey_occurred_at: str | None
     raised_at: str
     latency_ms: int
     # Timeline entries, the rated contact's with "rated": true added.
@@ -77,3 +79,9 @@ class Alert(TypedDict):
     resolved_by: NotRequired[str]
     resolution_note: NotRequired[str | None]
     source: NotRequired[dict[str, Any] | None]
+    # Negative-interaction alerts only (domain.negative).
+    intent: NotRequired[str | None]
+    signals: NotRequired[list[dict[str, Any]]]
+    linked_alerts: NotRequired[list[str]]
+    # Bottom-2-box alerts linked to an open negative-interaction alert.
+    linked_alert_id: NotRequired[str]

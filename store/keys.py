@@ -50,6 +50,21 @@ class Keys:
         the last write."""
         return f"{self.prefix}:{{{customer_id}}}:rwait"
 
+    def contacts(self, customer_id: str) -> str:
+        """Sorted set: "<intent>\x1f<contact>" -> occurred ms of the contact's first event,
+        for the repeat-contact signal; kept for its window (store.negatives)."""
+        return f"{self.prefix}:{{{customer_id}}}:contacts"
+
+    def abandoned(self, customer_id: str) -> str:
+        """Sorted set: contact of an abandoned call -> its occurred ms, for the
+        abandoned-then-contact signal; kept for its window (store.negatives)."""
+        return f"{self.prefix}:{{{customer_id}}}:abandoned"
+
+    def open_negative(self, customer_id: str) -> str:
+        """Hash: intent ("" for none) -> id of the customer's open negative-interaction
+        alert about it (one at most; a resolved one is replaced by the next)."""
+        return f"{self.prefix}:{{{customer_id}}}:niopen"
+
     def profile(self, customer_id: str) -> str:
         """String: the latest customer record from cx.customers.v1 (JSON)."""
         return f"{self.prefix}:{{{customer_id}}}:profile"
@@ -96,7 +111,6 @@ class Keys:
         """Hash: what was counted in that hour ("c|<contact>" -> its dimensions, "r|",
         "n|", "a|<alert_id>" marks); kept a week."""
         return f"{self.prefix}:{{k:{hour[:8]}}}:{hour[8:]}:seen"
-
 
     def identity(self, identity_key: str) -> str:
         """String: identifier ("phone:+44...") -> customer_id that claims it."""

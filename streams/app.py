@@ -33,6 +33,7 @@ import faust
 import mode
 
 from domain.rules import load_rules
+from domain.signal_config import load_signals
 from kernel import logsafe
 from kernel.settings import Settings
 from kernel.status import STATUS_EVERY_S
@@ -88,8 +89,11 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None
     lag_reader = LagReader(settings) if settings.worker_metrics_port else None
     if lag_reader is not None:
         app.add_dependency(lag_reader)
-    runner = BatchRunner(app, Processor(settings, stores.timelines, stores.alerts, load_rules(
-        settings.alert_rules_path)), metrics, outbound, lag_reader)
+    processor = Processor(settings, stores.timelines, stores.alerts,
+                          load_rules(settings.alert_rules_path),
+                          signals=load_signals(settings.signals_path),
+                          negatives=stores.negatives, reasons=stores.contact_reasons)
+    runner = BatchRunner(app, processor, metrics, outbound, lag_reader)
     inbound = BatchConsumer(settings, "interactions", list(settings.topics.inbound.values()),
                             runner, runner.processor.interactions)
     runner.sources.append(inbound)

@@ -1,4 +1,5 @@
-"""The pipeline for one batch: topic -> validate -> resolve -> store -> publish.
+"""The pipeline for one batch: topic -> validate -> resolve -> score -> store -> detect
+-> alert -> publish.
 
 Independent of faust: it takes plain `Record`s and returns the `Outgoing`
 messages to publish.  The caller publishes them and only then acknowledges
@@ -18,6 +19,7 @@ import orjson
 from domain.alerts import (
     CONTEXT_SIZE,
     ESCALATED,
+    RESOLVED,
     UNACKNOWLEDGED,
     ActionRejected,
     alert_id_for,
@@ -27,8 +29,12 @@ from domain.alerts import (
     new_alert,
     with_rated_contact,
 )
+from domain.negative import KIND as NEGATIVE
+from domain.negative import holds_contact, with_linked
 from domain.records import Alert, AlertAction, TimelineEntry
 from domain.rules import Rules
+from domain.sentiment import Sentiment, score_entry
+from domain.signal_config import SignalConfig
 from domain.survey_metrics import hour_of, metric_fields
 from domain.surveys import payload_is_bottom_2_box
 from kernel.settings import Settings
@@ -43,8 +49,11 @@ from schemas.validate import (
     survey_scale,
 )
 from store.alerts import AlertStore, Rated, RatedLookup, SurveyCount
+from store.contact_reasons import ContactReasonStore
 from store.keys import is_provisional, provisional_id
+from store.negatives import NegativeStore
 from store.timeline import AddResult, NewEntry, ProfileChange, RatedWait, TimelineStore
+from streams.detection import Detector, Fresh
 from streams.identity import claimed_provisionals, link, resolve_owners
 from streams.records import Outgoing, Record, dead_letter
 
@@ -53,7 +62,9 @@ log = logging.getLogger(__name__)
 
 class Processor:
     def __init__(self, settings: Settings, store: TimelineStore, alerts: AlertStore,
-                 rules: Rules) -> None:
+                 rules: Rules, *, signals: SignalConfig | None = None,
+                 negatives: NegativeStore | None = None,
+                 reasons: ContactReasonStore | None = None) -> None:
         self.topics = settings.topics
         self.max_bytes = settings.max_event_bytes
         self.store = store
@@ -61,6 +72,14 @@ class Processor:
         self.rules = rules
         self.ack_timeout_ms = settings.alert_ack_timeout_s * 1000
         self._channel_of = settings.topics.channel_of
+        signals = signals or SignalConfig()
+        self.sentiment = signals.sentiment
+        self.negatives = negatives or NegativeStore(store.redis, store.keys)
+        self.detector = Detector(
+            signals, rules, alerts, self.negatives,
+            reasons or ContactReasonStore(store.redis, store.keys,
+                                          ttl_days=settings.timeline_max_age_days),
+            ack_timeout_ms=self.ack_timeout_ms)
 
     # -- interactions (the five inbound channels) ----------------------------
 
@@ -80,16 +99,21 @@ class Processor:
 
         owners = await resolve_owners(self.store, [item for _, item in accepted])
         accepted_at = utc_now_iso()
+        sentiments = [score_entry(item.channel, item.payload, self.sentiment)
+                      for _, item in accepted]
         entries = [
-            _timeline_entry(record, item, owner, accepted_at)
-            for (record, item), owner in zip(accepted, owners, strict=True)
+            _timeline_entry(record, item, owner, accepted_at, sentiment)
+            for (record, item), owner, sentiment in zip(accepted, owners, sentiments, strict=True)
         ]
         added = await self.store.add_entries(entries)
-        fresh = [(e, record)
-                 for e, r, (record, _) in zip(entries, added.results, accepted, strict=True)
+        fresh = [Fresh(e, record, sentiment, r)
+                 for e, r, (record, _), sentiment
+                 in zip(entries, added.results, accepted, sentiments, strict=True)
                  if r is not AddResult.DUPLICATE]
-        out.extend(self._publish(e) for e, _ in fresh)
-        surveys = [(e, r) for e, r in fresh if e.entry["channel"] == "survey"]
+        out.extend(self._publish(f.entry) for f in fresh)
+        # Before the surveys: a bottom-2-box survey links to the alert its contact raised.
+        out.extend(self._alert_out(a) for a in await self.detector.detect(fresh))
+        surveys = [(f.entry, f.record) for f in fresh if f.entry.entry["channel"] == "survey"]
         out.extend(await self._surveys(surveys))
         out.extend(await self._rated_late(added.waits))
         provisional = sorted({owner for owner in owners if is_provisional(owner)})
@@ -127,13 +151,61 @@ class Processor:
         now_ms = int(time.time() * 1000)
         raised = [self._raise(e.entry, r, rated.context, rated.contact, now_ms)
                   for (e, r), rated in zip(bottom, found, strict=True)]
+        negatives = await self._open_negatives(raised)
         stored = await self.alerts.put_new(raised, now_ms, self.ack_timeout_ms)
         # A redelivered survey republishes its alert only while nothing has happened to
         # it since (version 1): a later state must not be announced as "raised" again.
         out = [self._alert_out(alert) for result, alert in stored
                if result is AddResult.NEW
                or (result is AddResult.REDELIVERED and alert["version"] == 1)]
+        out += await self._link_negatives(stored, negatives)
         return out + await self._catch_up_rated(bottom, found, stored)
+
+    async def _open_negatives(self, raised: list[Alert]) -> dict[str, Alert]:
+        """Link each survey alert to the open negative-interaction alert holding a signal
+        from the contact it rates (`linked_alert_id`); those alerts by id."""
+        asking = [a for a in raised if a["contact_id"]]
+        if not asking:
+            return {}
+        customers = list(dict.fromkeys(a["customer_id"] for a in asking))
+        ids = {cid: list(found.values())
+               for cid, found in zip(customers, await self.negatives.open_ids(customers),
+                                     strict=True)}
+        wanted = list(dict.fromkeys(i for found in ids.values() for i in found))
+        if not wanted:
+            return {}
+        open_ = {a["alert_id"]: a for a in await self.alerts.get_many(wanted)
+                 if a is not None and a["kind"] == NEGATIVE and a["status"] != RESOLVED}
+        for alert in asking:
+            for candidate in ids[alert["customer_id"]]:
+                found = open_.get(candidate)
+                if found is not None and holds_contact(found, cast(str, alert["contact_id"])):
+                    alert["linked_alert_id"] = candidate
+                    break
+        return open_
+
+    async def _link_negatives(self, stored: Sequence[tuple[AddResult, Alert]],
+                              negatives: dict[str, Alert]) -> list[Outgoing]:
+        """The negative-interaction alerts gaining a linked survey alert (or, after a
+        crash, that gained it but may not have been published)."""
+        out: list[Outgoing] = []
+        for result, alert in stored:
+            target = alert.get("linked_alert_id")
+            if result is AddResult.DUPLICATE or target is None or target not in negatives:
+                continue
+            current: Alert | None = negatives[target]
+            while current is not None:
+                changed = with_linked(current, alert["alert_id"], utc_now_iso())
+                if changed is None:
+                    if result is AddResult.REDELIVERED:
+                        out.append(self._alert_out(current))
+                    break
+                if await self.alerts.replace(changed, current["version"]):
+                    negatives[target] = changed
+                    out.append(self._alert_out(changed))
+                    break
+                current = await self.alerts.get(target)
+        return out
 
     async def _catch_up_rated(self, bottom: Sequence[tuple[NewEntry, Record]],
                               found: Sequence[Rated],
@@ -181,10 +253,10 @@ class Processor:
             alert = await self.alerts.get_for_rating(alert_id)
             if alert is None:  # not stored yet: its raise catches up (`_catch_up_rated`)
                 return None
-            if not fetched:
+            if not fetched and alert["survey_event_id"] is not None:
                 survey = (await self.alerts.entries(wait.customer_id,
                                                     [alert["survey_event_id"]]))[0]
-                fetched = True
+            fetched = True
             classification = (self.rules.classify(survey["payload"], rated["payload"])
                               if survey else None)
             changed = with_rated_contact(alert, rated, context, classification, utc_now_iso())
@@ -236,6 +308,10 @@ class Processor:
             if await self.alerts.replace(changed, alert["version"]):
                 if changed["status"] not in UNACKNOWLEDGED:
                     await self.alerts.not_due([changed["alert_id"]])
+                if changed["kind"] == NEGATIVE and changed["status"] == RESOLVED:
+                    # The next signal about the intent opens a new alert.
+                    await self.negatives.release(changed["customer_id"], changed.get("intent"),
+                                                 changed["alert_id"])
                 return changed
 
     async def escalations(self) -> tuple[list[Outgoing], list[str]]:
@@ -286,6 +362,7 @@ class Processor:
         erased = list(dict.fromkeys(c.customer_id for c in changes if c.record is None))
         for cid in erased:
             await self.alerts.erase_customer(cid)
+            await self.negatives.erase_customer(cid)
         # Tombstones (key = customer id, value null) on the output topics, so compacted
         # copies and downstream stores drop the customer.  Before what linking publishes:
         # a customer recreated later in the batch keeps the entries linked to it.
@@ -355,7 +432,8 @@ def _survey_count(entry: NewEntry) -> SurveyCount:
     return SurveyCount(entry.event_id, hour_of(entry.occurred_ms), fields)
 
 
-def _timeline_entry(record: Record, item: Interaction, owner: str, accepted_at: str) -> NewEntry:
+def _timeline_entry(record: Record, item: Interaction, owner: str, accepted_at: str,
+                    sentiment: Sentiment | None) -> NewEntry:
     """The normalised entry (schemas/timeline-entry.v1.json) for an accepted event."""
     source = record.source
     entry: TimelineEntry = {
@@ -372,4 +450,6 @@ def _timeline_entry(record: Record, item: Interaction, owner: str, accepted_at: 
         entry["identity"] = item.identity
     if is_provisional(owner):
         entry["provisional"] = True
+    if sentiment is not None:
+        entry["sentiment"] = sentiment.as_json()
     return NewEntry(owner, item.event_id, item.occurred_ms, orjson.dumps(entry), source, entry)

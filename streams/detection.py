@@ -1,0 +1,209 @@
+"""The "detect" stage: signals of a bad experience in the batch's new entries, turned into
+negative-interaction alerts (at most one open per customer and intent) and counted
+as contact reasons.
+
+Per batch: one script call records the contacts and answers the repeat and
+abandoned-call questions, one counts the contact reasons; only customers with a
+signal cost more (their open alert is read and replaced, compare-and-set).  Every
+step is idempotent, so a redelivered batch adds nothing twice: contacts are set
+members, counts are guarded by counted-ids, signals are one per (rule, contact).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domain.alerts import CONTEXT_SIZE, RESOLVED
+from domain.contact_reasons import ContactCount
+from domain.contacts import normalise_intent, parse_ms
+from domain.negative import new_negative_alert, new_signals, with_signals
+from domain.records import Alert
+from domain.rules import Classification, Rules
+from domain.sentiment import Sentiment, customer_text
+from domain.signal_config import SignalConfig
+from domain.signals import (
+    ABANDONED,
+    REPEAT,
+    Signal,
+    contact_of,
+    entry_signals,
+    is_abandoned,
+    is_inbound_contact,
+)
+from kernel.times import iso_ms, utc_now_iso
+from store.alerts import AlertStore, RatedLookup
+from store.contact_reasons import ContactReasonStore
+from store.negatives import ContactFact, ContactSeen, NegativeStore
+from store.timeline import AddResult, NewEntry
+from streams.records import Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    """A new (or our own redelivered) entry of the batch, with its sentiment."""
+
+    entry: NewEntry
+    record: Record
+    sentiment: Sentiment | None
+    result: AddResult
+
+
+@dataclass(frozen=True, slots=True)
+class _Signalled:
+    item: Fresh
+    signals: list[Signal]
+
+
+class Detector:
+    def __init__(self, config: SignalConfig, rules: Rules, alerts: AlertStore,
+                 negatives: NegativeStore, reasons: ContactReasonStore, *,
+                 ack_timeout_ms: int) -> None:
+        self.config = config
+        self.rules = rules
+        self.alerts = alerts
+        self.negatives = negatives
+        self.reasons = reasons
+        self.ack_timeout_ms = ack_timeout_ms
+        repeat, operational = config.repeat_contact, config.operational
+        self.repeat_window_ms = repeat.within_days * 86_400_000
+        self.abandoned_window_ms = operational.abandoned_followup_minutes * 60_000
+
+    async def detect(self, items: Sequence[Fresh]) -> list[Alert]:
+        """The alerts raised or changed by the batch's entries, to publish."""
+        contacts = [item for item in items if is_inbound_contact(item.entry.entry)]
+        seen = await self.negatives.see_contacts(
+            [_fact(item) for item in contacts], repeat_window_ms=self.repeat_window_ms,
+            abandoned_window_ms=self.abandoned_window_ms)
+        seen_of = {id(item): s for item, s in zip(contacts, seen, strict=True)}
+        signalled: list[_Signalled] = []
+        for item in items:
+            signals = self._signals(item, seen_of.get(id(item)))
+            if signals:
+                signalled.append(_Signalled(item, signals))
+        negative = {id(s.item) for s in signalled}
+        await self.reasons.count([_count(item, seen_of[id(item)], negative=id(item) in negative)
+                                  for item in contacts])
+        changed = await self._alerts(signalled)
+        raised = [(a["alert_id"], _ms(a["raised_at"])) for a in changed if a["version"] == 1]
+        await self.reasons.count_alerts(raised)
+        return changed
+
+    def _signals(self, item: Fresh, seen: ContactSeen | None) -> list[Signal]:
+        entry = item.entry.entry
+        found = entry_signals(entry, item.sentiment, self.config)
+        if seen is None:
+            return found
+        base: dict[str, Any] = {"event_id": entry["event_id"], "channel": entry["channel"],
+                                "contact": contact_of(entry), "occurred_at": entry["occurred_at"]}
+        repeat = self.config.repeat_contact
+        if repeat.enabled and seen.same_intent >= repeat.contacts:
+            found.append(Signal(REPEAT, **base, count=seen.same_intent,
+                                detail=f"contact {seen.same_intent} about "
+                                       f"{_intent(entry)!r} within {repeat.within_days} days"))
+        if self.config.operational.enabled and seen.follows_abandoned:
+            found.append(Signal(ABANDONED, **base,
+                                detail=f"after abandoned {seen.follows_abandoned}"))
+        return found
+
+    async def _alerts(self, signalled: Sequence[_Signalled]) -> list[Alert]:
+        groups: dict[tuple[str, str | None], list[_Signalled]] = {}
+        for s in signalled:
+            groups.setdefault((s.item.entry.customer_id, _intent(s.item.entry.entry)),
+                              []).append(s)
+        if not groups:
+            return []
+        keys = list(groups)
+        opened = await self.negatives.open_ids(list(dict.fromkeys(cid for cid, _ in keys)))
+        open_of = dict(zip(dict.fromkeys(cid for cid, _ in keys), opened, strict=True))
+        out: list[Alert] = []
+        for cid, intent in keys:
+            alert = await self._one(cid, intent, groups[(cid, intent)],
+                                    open_of[cid].get(intent or ""))
+            if alert is not None:
+                out.append(alert)
+        return out
+
+    async def _one(self, cid: str, intent: str | None, members: Sequence[_Signalled],
+                   open_id: str | None) -> Alert | None:
+        """The customer's open alert about `intent` with these signals: raised, updated,
+        or (our redelivery, nothing new) as stored; None when there is nothing to say."""
+        signals = [s.as_json() for m in members for s in m.signals]
+        redelivered = any(m.item.result is AddResult.REDELIVERED for m in members)
+        while True:
+            alert = await self.alerts.get(open_id) if open_id else None
+            if alert is not None and alert["status"] != RESOLVED:
+                changed = with_signals(alert, signals, self._classify(members[-1]), utc_now_iso())
+                if changed is None:
+                    return alert if redelivered else None
+                if await self.alerts.replace(changed, alert["version"]):
+                    return changed
+                continue  # another writer changed it first: read it again
+            # None open: signals a resolved alert already holds (a redelivery) stay there.
+            fresh = new_signals(alert, signals)
+            if not fresh:
+                return None
+            raised = await self._raise(cid, intent, fresh, members)
+            now_open = await self.negatives.swap(cid, intent, open_id, raised["alert_id"])
+            if now_open != raised["alert_id"]:
+                open_id = now_open  # another worker opened one meanwhile: add to it
+                continue
+            [(result, stored)] = await self.alerts.put_new(
+                [raised], _ms(raised["raised_at"]), self.ack_timeout_ms)
+            if result is AddResult.NEW:
+                return raised
+            if stored["status"] == RESOLVED:  # the same first signal opened one before
+                log.warning("negative-interaction alert %s is resolved already; "
+                            "signals %s not raised again", stored["alert_id"], fresh)
+                return None
+            alert, open_id = stored, stored["alert_id"]  # stored before a crash: add to it
+
+    async def _raise(self, cid: str, intent: str | None, signals: list[dict[str, Any]],
+                     members: Sequence[_Signalled]) -> Alert:
+        first = next(m.item for m in members
+                     if m.item.entry.event_id == signals[0]["event_id"])
+        [rated] = await self.alerts.rated_contacts([RatedLookup(cid, None, CONTEXT_SIZE)])
+        now_ms = int(time.time() * 1000)
+        return new_negative_alert(
+            customer_id=cid, intent=intent, signals=signals, trigger=first.entry.entry,
+            context=rated.context, classification=self._classify(first),
+            raised_at=iso_ms(now_ms),
+            latency_ms=max(0, now_ms - (first.record.timestamp_ms or now_ms)),
+            ack_deadline=iso_ms(now_ms + self.ack_timeout_ms))
+
+    def _classify(self, member: _Signalled | Fresh) -> Classification:
+        """The alert rules read the customer's words as the survey comment, and the
+        contact as the rated one (transfers, queue, outcome)."""
+        item = member.item if isinstance(member, _Signalled) else member
+        entry = item.entry.entry
+        payload = entry["payload"]
+        words = customer_text(entry["channel"], payload, self.config.sentiment.max_chars)
+        return self.rules.classify({"comment": words, "queue": payload.get("queue"),
+                                    "contact_channel": entry["channel"]}, payload)
+
+
+def _intent(entry: Any) -> str | None:
+    return normalise_intent(entry["payload"].get("intent"))
+
+
+def _fact(item: Fresh) -> ContactFact:
+    entry = item.entry.entry
+    return ContactFact(item.entry.customer_id, contact_of(entry), _intent(entry),
+                       item.entry.occurred_ms, is_abandoned(entry))
+
+
+def _count(item: Fresh, seen: ContactSeen, *, negative: bool) -> ContactCount:
+    entry = item.entry.entry
+    queue = entry["payload"].get("queue")
+    return ContactCount(contact_of(entry), item.entry.occurred_ms, entry["channel"],
+                        queue if isinstance(queue, str) else None, _intent(entry),
+                        repeat=seen.same_intent >= 2, negative=negative)
+
+
+def _ms(at: str) -> int:
+    return parse_ms(at) or int(time.time() * 1000)
