@@ -31,8 +31,9 @@ def pipeline(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
     try:
         probe = envelope("call", f"warmup-{uuid.uuid4().hex[:6]}")
         asyncio.run(produce_events(settings, [probe]))
-        asyncio.run(read_topic(settings, settings.topics.timeline, timeout=90, until=lambda ms: any(
-            orjson.loads(m.value)["event_id"] == probe["event_id"] for m in ms)))
+        asyncio.run(read_topic(
+            settings, settings.topics.timeline, timeout=90, until=lambda ms: any(
+                orjson.loads(m.value)["event_id"] == probe["event_id"] for m in ms)))
         yield settings
     finally:
         worker.stop()
@@ -100,8 +101,9 @@ def test_negative_chat_raises_an_alert_with_its_sentiment_signal(pipeline: Setti
     assert signal["contact"] == f"chat:{chat['payload']['chat_id']}"
     assert alert["ack_deadline"] and alert["context"][0]["event_id"] == chat["event_id"]
     # The timeline entry carries the sentiment of the customer's words only.
-    entries = asyncio.run(read_topic(pipeline, pipeline.topics.timeline, timeout=20, until=lambda ms: any(
-        orjson.loads(m.value)["event_id"] == chat["event_id"] for m in ms if m.value)))
+    entries = asyncio.run(read_topic(
+        pipeline, pipeline.topics.timeline, timeout=20, until=lambda ms: any(
+            orjson.loads(m.value)["event_id"] == chat["event_id"] for m in ms if m.value)))
     [entry] = [orjson.loads(m.value) for m in entries
                if m.value and orjson.loads(m.value)["event_id"] == chat["event_id"]]
     validator("timeline-entry.v1")(entry)

@@ -30,7 +30,10 @@ def _signal(rule: str = "negative_sentiment", contact: str = "chat:CH-1",
             "occurred_at": NOW, "score": -0.8}
 
 
-def _alert(classification: Classification = Classification("unclassified", None, ())) -> dict:
+UNCLASSIFIED = Classification("unclassified", None, ())
+
+
+def _alert(classification: Classification = UNCLASSIFIED) -> dict:
     return new_negative_alert(customer_id="C-1", intent="billing", signals=[_signal()],
                               trigger=_entry(), context=[_entry()],
                               classification=classification, raised_at=NOW, latency_ms=5,
