@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
-from domain.alerts import CALLBACK_OUTCOMES, STATUSES
+from domain.alerts import CALLBACK_OUTCOMES, RESOLVE_CATEGORIES, STATUSES
 from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS
 from kernel.errors import CxtError, InputError
@@ -235,7 +235,15 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
             action["outcome"] = args.outcome
         if args.alert_action == "resolve" and args.category:
             action["category"] = args.category
-        alert = asyncio.run(alert_cases.act(settings, action))
+        try:
+            alert = asyncio.run(alert_cases.act(settings, action))
+        except alert_cases.ActionRefused as exc:
+            if exc.reason != "category_required":
+                raise
+            # Refused before anything was published; the fix is an option away.
+            raise UsageError(f"cannot resolve alert {args.alert_id}: its category is "
+                             "unclassified; name the cause with --category, one of "
+                             f"{', '.join(RESOLVE_CATEGORIES)}") from None
     if args.json:
         print(orjson.dumps(alert).decode())
     else:
@@ -483,8 +491,9 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
         if name == "callback":
             step.add_argument("--outcome", required=True, choices=CALLBACK_OUTCOMES)
         if name == "resolve":
-            step.add_argument("--category", choices=CATEGORIES,
-                              help="the cause as finally judged")
+            step.add_argument("--category", choices=RESOLVE_CATEGORIES,
+                              help="the cause as finally judged; required when the alert "
+                              "is unclassified")
 
     customers = sub.add_parser(
         "customers", help="show what is held about a customer, or erase the customer",

@@ -21,7 +21,7 @@ from dashboard.services import Services
 from domain import contact_reasons
 from domain.alerts import ACTION_OF, CALLBACK_OUTCOMES, STATUSES
 from domain.records import AlertAction
-from domain.rules import CATEGORIES
+from domain.rules import CATEGORIES, UNCLASSIFIED
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
 from kernel.settings import CHANNELS, ApiToken
 from schemas.registry import load_schema
@@ -174,9 +174,11 @@ async def get_alert(request: Request) -> FastJSONResponse:
 
 _ACTION_SCHEMA = load_schema("alert-action.v1")["properties"]
 # The topic's contract decides how long a note may be and which categories a
-# resolve may set; the API and the page (through openapi.json) follow it.
+# resolve may set (all but unclassified: the lifecycle refuses to close an alert
+# without a cause); the API and the page (through openapi.json) follow it.
 NOTE_MAX_LENGTH: int = _ACTION_SCHEMA["note"]["maxLength"]
-RESOLVE_CATEGORIES: tuple[str, ...] = tuple(_ACTION_SCHEMA["category"]["enum"])
+RESOLVE_CATEGORIES: tuple[str, ...] = tuple(c for c in _ACTION_SCHEMA["category"]["enum"]
+                                            if c != UNCLASSIFIED)
 
 _ACTION_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "ack": {"note": str, "actor": str},
@@ -215,7 +217,8 @@ async def alert_action(request: Request) -> FastJSONResponse:
     except AlertNotFound as exc:
         raise not_found(str(exc)) from None
     except ActionRefused as exc:
-        status = 403 if exc.reason == "unknown_actor" else 409
+        # A missing category is the body's fault (fix it and send again), not the alert's state.
+        status = {"unknown_actor": 403, "category_required": 422}.get(exc.reason, 409)
         raise ApiError(status, exc.reason, str(exc)) from None
     except ActionNotApplied as exc:
         raise ApiError(503, "not_applied", str(exc)) from None

@@ -728,12 +728,14 @@ async function act(kind) {
   if (current) renderDetail(current);
 }
 
-// The note's limit is the API's, read from its documentation so the page
-// cannot drift from it (schemas/alert-action.v1.json decides it).
+// The note's limit and the categories a resolve may set are the API's, read from
+// its documentation so the page cannot drift from it (schemas/alert-action.v1.json
+// decides them).
 async function loadNoteLimit() {
   try {
     const response = await fetch("/openapi.json", { cache: "no-store" });
-    const limit = (await response.json())?.components?.schemas?.ActionNote?.maxLength;
+    const doc = await response.json();
+    const limit = doc?.components?.schemas?.ActionNote?.maxLength;
     if (Number.isInteger(limit)) $("#action-note").maxLength = limit;
   } catch {
     // Without it the box is unlimited and the API still refuses an over-long note.
@@ -764,6 +766,7 @@ function periodLabel(period, kind) {
 }
 
 function percent(share) {
+  markCategoryRequired(applicable("resolve", list));
   return share === null || share === undefined ? null : Math.round(share * 1000) / 10;
 }
 
@@ -793,6 +796,22 @@ function chartConfig(rows, kind) {
           borderColor: COLORS.top2,
           backgroundColor: COLORS.top2,
           borderWidth: 2,
+// An unclassified alert is closed with its cause (the service refuses it otherwise):
+// the category list then offers no "keep" and is required.
+function markCategoryRequired(resolvable) {
+  const box = $("#resolve-category");
+  box.required = resolvable.some((a) => a.category === "unclassified");
+  box.options[0].textContent = box.required ? "choose the cause (required)" : "keep current category";
+}
+
+function categoryMissing(chosen) {
+  const unclassified = chosen.filter((a) => a.category === "unclassified");
+  if (!unclassified.length || $("#resolve-category").value) return null;
+  const choices = [...$("#resolve-category").options].filter((o) => o.value).map((o) => o.textContent);
+  const which = chosen.length === 1 ? "This alert is" : `${unclassified.length} of these alerts are`;
+  return `${which} unclassified: choose its cause before resolving (${choices.join(", ")}).`;
+}
+
           borderDash: [5, 3],
           pointRadius: 2,
           tension: 0.25,
@@ -803,6 +822,12 @@ function chartConfig(rows, kind) {
           type: "bar",
           label: "bottom-2-box surveys",
           data: rows.map((r) => r.bottom2 ?? 0),
+  const missing = kind === "resolve" ? categoryMissing(chosen) : null;
+  if (missing) {
+    showActionError(missing);
+    $("#resolve-category").focus();
+    return;
+  }
           yAxisID: "count",
           backgroundColor: COLORS.bottom2Fill,
           borderColor: COLORS.bottom2,
@@ -844,12 +869,23 @@ function chartConfig(rows, kind) {
         x: {
           grid: { display: false },
           ticks: { color: COLORS.text, font: { size: 10 }, maxRotation: 0, autoSkipPadding: 8 },
+    const resolve = doc?.paths?.["/api/alerts/{alert_id}/resolve"]?.post;
+    fillResolveCategories(resolve?.requestBody?.content?.["application/json"]?.schema?.properties?.category?.enum);
         },
         count: {
           type: "linear",
           position: "left",
           beginAtZero: true,
           grid: { color: COLORS.grid },
+// Without the documentation the page's own list (advisory.html) stays.
+function fillResolveCategories(choices) {
+  if (!Array.isArray(choices) || !choices.length) return;
+  const box = $("#resolve-category");
+  const picked = box.value;
+  box.replaceChildren(box.options[0], ...choices.map((c) => h("option", { value: c }, label(c))));
+  box.value = choices.includes(picked) ? picked : "";
+}
+
           ticks: { color: COLORS.text, font: { size: 10 }, precision: 0 },
           title: { display: true, text: "bottom-2-box", color: COLORS.text, font: { size: 10 } },
         },

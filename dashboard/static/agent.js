@@ -180,6 +180,18 @@ function renderPrompts(ctx) {
   }));
 }
 
+// The service says why (ctx.at_risk.reasons, plain sentences); null means not at risk.
+// Text nodes only: the reasons quote the customer's own words.
+function renderAtRisk(ctx) {
+  const risk = ctx.at_risk;
+  const reasons = Array.isArray(risk?.reasons) ? risk.reasons.filter((r) => typeof r === "string" && r) : [];
+  const box = $("#at-risk");
+  $("#at-risk-reasons").replaceChildren(...reasons.map((r) => h("li", { class: "at-risk-reason" }, r)));
+  box.hidden = !reasons.length;
+  box.dataset.openAlerts = String(risk?.open_alerts?.length || 0);
+  box.dataset.negative = String(risk?.negative_recent?.length || 0);
+}
+
 function renderOpenAlerts(ctx) {
   const list = ctx.open_alerts || [];
   const box = $("#open-alerts");
@@ -191,7 +203,9 @@ function renderOpenAlerts(ctx) {
     "div", { class: "open-alert", dataset: { alertId: a.alert_id } },
     h("div", { class: "open-alert-head" },
       statusBadge(a.status),
-      h("strong", { class: "open-alert-score" }, ` ${a.score}/${a.scale_max ?? 5}`),
+      a.kind === "negative_interaction"
+        ? h("strong", { class: "open-alert-kind" }, " negative interaction")
+        : h("strong", { class: "open-alert-score" }, ` ${a.score}/${a.scale_max ?? 5}`),
       a.category ? h("span", { class: `cat cat-${a.category}` }, label(a.category)) : null,
       h("span", { class: "muted open-alert-when" }, a.raised_at ? fmtRelative(a.raised_at) : "")),
     a.comment ? h("div", { class: "open-alert-comment" }, `“${a.comment}”`) : null,
@@ -224,6 +238,10 @@ function summary(entry) {
   }
   if (p.comment) parts.push(["comment", `“${p.comment}”`]);
   if (p.text) parts.push(["text", `“${p.text}”`]);
+  const mood = entry.sentiment;
+  if (mood?.label === "negative" && typeof mood.score === "number") {
+    parts.push(["sentiment", `negative (${mood.score.toFixed(2)})`]);
+  }
   return h("div", { class: "event-summary" }, parts.map(([key, value], i) => [
     i ? h("span", { class: "sep", "aria-hidden": "true" }, " · ") : null,
     h("span", { class: `ev-${key}` }, value),
@@ -293,6 +311,7 @@ function showContext(ctx, { live = false } = {}) {
   context.dataset.source = live ? "live" : "lookup";
   renderCustomer(ctx);
   renderContact(ctx);
+  renderAtRisk(ctx);
   renderPrompts(ctx);
   renderOpenAlerts(ctx);
   renderEvents(ctx);
