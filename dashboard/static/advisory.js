@@ -12,6 +12,10 @@ const UNACKNOWLEDGED = ["open", "escalated"];
 // Most urgent first: a customer's row shows the most urgent status of its alerts.
 const URGENCY = ["escalated", "open", "acknowledged", "resolved"];
 const SORTS = ["raised", "deadline"];
+// schemas/alert.v1.json `kind`; an alert stored before kinds existed is a bottom-2-box one.
+const KINDS = ["bottom_2_box", "negative_interaction"];
+const NEGATIVE = "negative_interaction";
+const kindOf = (alert) => alert?.kind || "bottom_2_box";
 const LIST_LIMIT = 200;
 const MAX_ROWS = 500;
 const MAX_KEPT = 2000;
@@ -37,8 +41,10 @@ function readFiltersFromUrl() {
     ? status.split(",").map((s) => s.trim()).filter((s) => STATUSES.includes(s))
     : DEFAULT_STATUSES;
   const sort = params.get("sort");
+  const kind = params.get("kind");
   return {
     statuses: new Set(statuses),
+    kind: KINDS.includes(kind) ? kind : "",
     category: params.get("category") || "",
     queue: params.get("queue") || "",
     agent: params.get("agent") || "",
@@ -48,6 +54,7 @@ function readFiltersFromUrl() {
 
 function writeFiltersToForm() {
   for (const status of STATUSES) $(`#f-status-${status}`).checked = filters.statuses.has(status);
+  $("#f-kind").value = filters.kind;
   $("#f-category").value = filters.category;
   $("#f-queue").value = filters.queue;
   $("#f-agent").value = filters.agent;
@@ -56,6 +63,7 @@ function writeFiltersToForm() {
 function readFiltersFromForm() {
   return {
     statuses: new Set(STATUSES.filter((s) => $(`#f-status-${s}`).checked)),
+    kind: $("#f-kind").value,
     category: $("#f-category").value,
     queue: $("#f-queue").value.trim(),
     agent: $("#f-agent").value.trim(),
@@ -69,6 +77,7 @@ function filterParams() {
   // is ready when one is ticked again.
   const statuses = filters.statuses.size ? [...filters.statuses] : STATUSES;
   params.set("status", STATUSES.filter((s) => statuses.includes(s)).join(","));
+  if (filters.kind) params.set("kind", filters.kind);
   if (filters.category) params.set("category", filters.category);
   if (filters.queue) params.set("queue", filters.queue);
   if (filters.agent) params.set("agent", filters.agent);
@@ -88,6 +97,7 @@ function writeFiltersToUrl() {
 
 function matches(alert) {
   if (!filters.statuses.has(alert.status)) return false;
+  if (filters.kind && kindOf(alert) !== filters.kind) return false;
   if (filters.category && alert.category !== filters.category) return false;
   if (filters.queue && alert.queue !== filters.queue) return false;
   if (filters.agent && alert.agent_id !== filters.agent) return false;
@@ -215,7 +225,7 @@ function rowFor(group) {
       class: `alert-row status-row-${group.status}${selected ? " selected" : ""}${stale ? " stale" : ""}`,
       dataset: {
         alertId: lead.alert_id, customerId: group.customerId, count: String(list.length),
-        version: String(lead.version ?? ""),
+        version: String(lead.version ?? ""), kinds: [...new Set(list.map(kindOf))].join(" "),
       },
       tabindex: "0",
       "aria-selected": selected ? "true" : "false",
@@ -224,7 +234,9 @@ function rowFor(group) {
     h("td", { class: "col-time raised-at" }, timeEl(lead.raised_at, { short: true, relative: false })),
     h("td", { class: "col-deadline" }, deadlineEl(group.urgent, group.now)),
     h("td", { class: `col-status status status-${group.status}` }, group.status),
-    h("td", { class: "col-score score" }, `${lowest.score ?? "?"}/${lowest.scale_max ?? "?"}`),
+    h("td", { class: "col-score score" }, typeof lowest.score === "number"
+      ? `${lowest.score}/${lowest.scale_max ?? "?"}`
+      : h("span", { class: "muted", title: "No survey: a negative-interaction alert" }, "–")),
     h("td", { class: "col-category category" },
       h("span", { class: `cat cat-${lead.category}` }, label(lead.category))),
     h("td", { class: "col-customer customer" },
@@ -237,9 +249,13 @@ function rowFor(group) {
         : null),
     h("td", { class: "col-queue queue" }, lead.queue || "–"),
     h("td", { class: "col-agent agent" }, lead.agent_id || "–"),
-    h("td", { class: "col-comment comment", title: lead.comment || "" },
-      h("span", { class: "comment-text" },
-        lead.comment ? lead.comment : h("span", { class: "muted" }, "no comment"))),
+    kindOf(lead) === NEGATIVE
+      ? h("td", { class: "col-comment comment row-signals", title: signalPhrases(lead).join("; ") },
+        h("span", { class: "comment-text" }, kindTag(NEGATIVE, "negative"), " ",
+          signalPhrases(lead).join(" · ") || "no signals"))
+      : h("td", { class: "col-comment comment", title: lead.comment || "" },
+        h("span", { class: "comment-text" },
+          lead.comment ? lead.comment : h("span", { class: "muted" }, "no comment"))),
   );
   if (flashing.has(group.customerId)) row.classList.add("flash");
   return row;
@@ -482,10 +498,14 @@ function customerAlertsSection(alert) {
         onclick: () => { if (a.alert_id !== selectedId) select(a.alert_id); },
       },
       h("span", { class: `ca-status status-${a.status}` }, statusBadge(a.status)),
-      h("span", { class: "ca-score" }, `${a.score ?? "?"}/${a.scale_max ?? "?"}`),
+      h("span", { class: "ca-score" }, kindOf(a) === NEGATIVE
+        ? kindTag(NEGATIVE, "negative")
+        : `${a.score ?? "?"}/${a.scale_max ?? "?"}`),
       h("span", { class: "ca-when" }, formatUtc(a.raised_at, "short")),
       deadlineEl(a),
-      h("div", { class: "ca-comment" }, a.comment || h("span", { class: "muted" }, "no comment")),
+      h("div", { class: "ca-comment" }, kindOf(a) === NEGATIVE
+        ? `about ${a.intent || "no intent"}`
+        : a.comment || h("span", { class: "muted" }, "no comment")),
     ))),
   );
 }
@@ -538,12 +558,13 @@ function renderDetail(alert) {
     statusBadge(alert.status, { cls: "badge detail-status" }),
   );
   $("#detail-title").querySelector(".detail-status").id = "detail-status";
-  $("#detail-sub").replaceChildren("raised ", timeEl(alert.raised_at), " · ",
+  $("#detail-sub").replaceChildren(kindTag(kindOf(alert)), " raised ", timeEl(alert.raised_at), " · ",
     UNACKNOWLEDGED.includes(alert.status) ? "acknowledge by " : "", deadlineEl(alert));
   renderCallbackCard(alert);
 
   const scale = `${alert.scale_min ?? 1}–${alert.scale_max ?? 5}`;
-  const survey = section(
+  const negative = kindOf(alert) === NEGATIVE;
+  const survey = negative ? negativeSection(alert) : section(
     "Survey",
     h("div", { class: "survey-head" },
       h("div", { class: `score-big score-${alert.score === alert.scale_min ? "min" : "low"}` },
@@ -560,12 +581,13 @@ function renderDetail(alert) {
       ["Queue", alert.queue],
       ["Survey at", timeEl(alert.survey_occurred_at)],
       ["Latency", alert.latency_ms !== undefined ? `${alert.latency_ms} ms` : null],
+      alert.linked_alert_id ? ["Linked to", alertLink(alert.linked_alert_id)] : null,
     ]),
   );
 
   const rated = alert.rated_contact;
-  const ratedSection = section(
-    "Rated contact",
+  const ratedSection = negative && !rated ? null : section(
+    negative ? "Contact" : "Rated contact",
     rated
       ? dl([
         ["Channel", channelBadge(rated.channel)],
@@ -606,6 +628,93 @@ function renderDetail(alert) {
     historySection].filter(Boolean));
   scroller.scrollTop = scroll;
   setButtons(alert);
+}
+
+const KIND_LABELS = { bottom_2_box: "bottom-2-box", negative_interaction: "negative interaction" };
+
+function kindTag(kind, text) {
+  return h("span", { class: `kind-tag kind-${kind}` }, text || KIND_LABELS[kind] || label(kind));
+}
+
+// A button that opens another alert in this panel (linked alerts).
+function alertLink(alertId) {
+  return h("button", {
+    type: "button", class: "btn-link alert-link", dataset: { refId: alertId },
+    title: "Show this alert", onclick: () => select(alertId),
+  }, alertId);
+}
+
+// One signal of a negative-interaction alert in words, as dashboard/at_risk.py
+// writes it for the agent page; a rule this page does not know shows its name.
+export function signalText(signal, intent) {
+  const channel = signal.channel || "a contact";
+  const { count, detail, score } = signal;
+  const whole = Number.isInteger(count);
+  switch (signal.rule) {
+    case "escalation_language":
+      if (detail) return `said '${String(detail).replace(/^said /, "").replace(/^['"]|['"]$/g, "")}' on ${channel}`;
+      break;
+    case "negative_sentiment":
+      return `negative words on ${channel}${typeof score === "number" ? ` (${score >= 0 ? "+" : ""}${score.toFixed(2)})` : ""}`;
+    case "repeat_contact":
+      if (whole) return `${ordinal(count)} contact${intent ? ` about ${intent}` : ""}`;
+      break;
+    case "many_transfers":
+      if (whole) return `${channel} transferred ${count} times`;
+      break;
+    case "long_wait":
+      if (whole) return `waited ${count < 120 ? `${count} s` : `${Math.round(count / 60)} min`} on ${channel}`;
+      break;
+    case "abandoned_then_contact":
+      return `came back on ${channel} after an abandoned call`;
+    default:
+  }
+  const words = String(signal.rule || "signal").replace(/_/g, " ");
+  return detail ? `${words}: ${detail}` : words;
+}
+
+function ordinal(n) {
+  const tens = n % 100;
+  const suffix = tens >= 10 && tens <= 20 ? "th" : { 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th";
+  return `${n}${suffix}`;
+}
+
+function signalPhrases(alert) {
+  const out = [];
+  for (const signal of Array.isArray(alert.signals) ? alert.signals : []) {
+    const text = signalText(signal, alert.intent);
+    if (!out.includes(text)) out.push(text);
+  }
+  return out;
+}
+
+// In place of the survey section: what fired, from which contact, and the
+// bottom-2-box alerts linked to it. No survey fields: they are null for this kind.
+function negativeSection(alert) {
+  const signals = Array.isArray(alert.signals) ? alert.signals : [];
+  const linked = Array.isArray(alert.linked_alerts) ? alert.linked_alerts : [];
+  return section(
+    "Negative interaction",
+    h("ol", { class: "signals", id: "signals", "aria-label": "Signals, oldest first" },
+      signals.map((signal) => h(
+        "li", { class: "signal", dataset: { rule: signal.rule || "", eventId: signal.event_id || "" } },
+        h("span", { class: "signal-rule" }, signalText(signal, alert.intent)),
+        h("span", { class: "signal-when" }, formatUtc(signal.occurred_at, "short"), " · ", signal.contact || ""),
+      ))),
+    signals.length ? null : h("p", { class: "muted" }, "No signals recorded."),
+    dl([
+      ["Intent", alert.intent || h("span", { class: "muted" }, "none")],
+      ["Category", h("span", { class: `cat cat-${alert.category}` }, label(alert.category))],
+      ["Why", categoryWhy(alert)],
+      alert.category_rule ? ["Rule", alert.category_rule] : null,
+      ["Agent", alert.agent_id],
+      ["Queue", alert.queue],
+      ["Latency", alert.latency_ms !== undefined ? `${alert.latency_ms} ms` : null],
+      ["Linked surveys", linked.length
+        ? h("span", { class: "linked-alerts" }, linked.map((id, i) => [i ? ", " : null, alertLink(id)]))
+        : h("span", { class: "muted" }, "none")],
+    ]),
+  );
 }
 
 // A line of what matters in a timeline entry, whatever its channel.
@@ -655,6 +764,7 @@ function setButtons(alert) {
   const unresolved = list.some((a) => a.status !== "resolved");
   $("#resolve").disabled = !unresolved;
   $("#resolve-category").disabled = !unresolved;
+  markCategoryRequired(applicable("resolve", list));
   $("#action-note").disabled = !unresolved;
   // Nothing left to do: the panel's room goes to the alert, not to disabled controls.
   $("#detail .actions").classList.toggle("done", Boolean(alert) && !unresolved);
@@ -684,6 +794,22 @@ function showActionError(message) {
 
 const DONE = { ack: "Acknowledged", callback: "Call-back recorded on", resolve: "Resolved" };
 
+// An unclassified alert is closed with its cause (the service refuses it otherwise):
+// the category list then offers no "keep" and is required.
+function markCategoryRequired(resolvable) {
+  const box = $("#resolve-category");
+  box.required = resolvable.some((a) => a.category === "unclassified");
+  box.options[0].textContent = box.required ? "choose the cause (required)" : "keep current category";
+}
+
+function categoryMissing(chosen) {
+  const unclassified = chosen.filter((a) => a.category === "unclassified");
+  if (!unclassified.length || $("#resolve-category").value) return null;
+  const choices = [...$("#resolve-category").options].filter((o) => o.value).map((o) => o.textContent);
+  const which = chosen.length === 1 ? "This alert is" : `${unclassified.length} of these alerts are`;
+  return `${which} unclassified: choose its cause before resolving (${choices.join(", ")}).`;
+}
+
 async function act(kind) {
   const alertId = selectedId;
   const shown = alerts.get(alertId);
@@ -694,6 +820,12 @@ async function act(kind) {
   if (kind === "callback") body.outcome = $("#callback-outcome").value;
   if (kind === "resolve" && $("#resolve-category").value) body.category = $("#resolve-category").value;
   const chosen = applicable(kind, targets(shown));
+  const missing = kind === "resolve" ? categoryMissing(chosen) : null;
+  if (missing) {
+    showActionError(missing);
+    $("#resolve-category").focus();
+    return;
+  }
   // Nothing applies (e.g. resolve before acknowledging): send it for the shown
   // alert anyway, so the service's reason is what the advisor reads.
   const list = chosen.length ? chosen : [shown];
@@ -737,10 +869,21 @@ async function loadNoteLimit() {
     const doc = await response.json();
     const limit = doc?.components?.schemas?.ActionNote?.maxLength;
     if (Number.isInteger(limit)) $("#action-note").maxLength = limit;
+    const resolve = doc?.paths?.["/api/alerts/{alert_id}/resolve"]?.post;
+    fillResolveCategories(resolve?.requestBody?.content?.["application/json"]?.schema?.properties?.category?.enum);
   } catch {
     // Without it the box is unlimited and the API still refuses an over-long note.
   }
   updateNoteCount();
+}
+
+// Without the documentation the page's own list (advisory.html) stays.
+function fillResolveCategories(choices) {
+  if (!Array.isArray(choices) || !choices.length) return;
+  const box = $("#resolve-category");
+  const picked = box.value;
+  box.replaceChildren(box.options[0], ...choices.map((c) => h("option", { value: c }, label(c))));
+  box.value = choices.includes(picked) ? picked : "";
 }
 
 function updateNoteCount() {
@@ -755,6 +898,8 @@ const COLORS = {
   bottom2: "#c0392b",
   bottom2Fill: "rgba(192, 57, 43, 0.28)",
   top2: "#2e7d32",
+  negative: "#b86e00",
+  negativeFill: "rgba(230, 145, 20, 0.45)",
   share: "#8e2a1f",
   grid: "rgba(31, 41, 51, 0.08)",
   text: "#52606d",
@@ -766,7 +911,6 @@ function periodLabel(period, kind) {
 }
 
 function percent(share) {
-  markCategoryRequired(applicable("resolve", list));
   return share === null || share === undefined ? null : Math.round(share * 1000) / 10;
 }
 
@@ -796,22 +940,6 @@ function chartConfig(rows, kind) {
           borderColor: COLORS.top2,
           backgroundColor: COLORS.top2,
           borderWidth: 2,
-// An unclassified alert is closed with its cause (the service refuses it otherwise):
-// the category list then offers no "keep" and is required.
-function markCategoryRequired(resolvable) {
-  const box = $("#resolve-category");
-  box.required = resolvable.some((a) => a.category === "unclassified");
-  box.options[0].textContent = box.required ? "choose the cause (required)" : "keep current category";
-}
-
-function categoryMissing(chosen) {
-  const unclassified = chosen.filter((a) => a.category === "unclassified");
-  if (!unclassified.length || $("#resolve-category").value) return null;
-  const choices = [...$("#resolve-category").options].filter((o) => o.value).map((o) => o.textContent);
-  const which = chosen.length === 1 ? "This alert is" : `${unclassified.length} of these alerts are`;
-  return `${which} unclassified: choose its cause before resolving (${choices.join(", ")}).`;
-}
-
           borderDash: [5, 3],
           pointRadius: 2,
           tension: 0.25,
@@ -822,19 +950,25 @@ function categoryMissing(chosen) {
           type: "bar",
           label: "bottom-2-box surveys",
           data: rows.map((r) => r.bottom2 ?? 0),
-  const missing = kind === "resolve" ? categoryMissing(chosen) : null;
-  if (missing) {
-    showActionError(missing);
-    $("#resolve-category").focus();
-    return;
-  }
           yAxisID: "count",
           backgroundColor: COLORS.bottom2Fill,
           borderColor: COLORS.bottom2,
           borderWidth: 1,
           order: 3,
         },
-      ],
+        // Beside the surveys: alerts raised without one (GET /api/metrics/contacts);
+        // left out when that route is absent rather than drawn as zeros.
+        rows.some((r) => typeof r.negative_alerts === "number") ? {
+          type: "bar",
+          label: "negative-interaction alerts",
+          data: rows.map((r) => r.negative_alerts ?? 0),
+          yAxisID: "count",
+          backgroundColor: COLORS.negativeFill,
+          borderColor: COLORS.negative,
+          borderWidth: 1,
+          order: 4,
+        } : null,
+      ].filter(Boolean),
     },
     options: {
       responsive: true,
@@ -869,25 +1003,14 @@ function categoryMissing(chosen) {
         x: {
           grid: { display: false },
           ticks: { color: COLORS.text, font: { size: 10 }, maxRotation: 0, autoSkipPadding: 8 },
-    const resolve = doc?.paths?.["/api/alerts/{alert_id}/resolve"]?.post;
-    fillResolveCategories(resolve?.requestBody?.content?.["application/json"]?.schema?.properties?.category?.enum);
         },
         count: {
           type: "linear",
           position: "left",
           beginAtZero: true,
           grid: { color: COLORS.grid },
-// Without the documentation the page's own list (advisory.html) stays.
-function fillResolveCategories(choices) {
-  if (!Array.isArray(choices) || !choices.length) return;
-  const box = $("#resolve-category");
-  const picked = box.value;
-  box.replaceChildren(box.options[0], ...choices.map((c) => h("option", { value: c }, label(c))));
-  box.value = choices.includes(picked) ? picked : "";
-}
-
           ticks: { color: COLORS.text, font: { size: 10 }, precision: 0 },
-          title: { display: true, text: "bottom-2-box", color: COLORS.text, font: { size: 10 } },
+          title: { display: true, text: "alerts", color: COLORS.text, font: { size: 10 } },
         },
         share: {
           type: "linear",
@@ -915,15 +1038,22 @@ async function drawChart(canvasId, query, kind) {
     return;
   }
   let rows;
+  let negatives;
   try {
-    const data = await api(`/api/metrics/surveys?${query}`);
-    rows = data?.rows || [];
+    [rows, negatives] = await Promise.all([
+      api(`/api/metrics/surveys?${query}`).then((data) => data?.rows || []),
+      negativeAlertsByPeriod(query),
+    ]);
   } catch (err) {
     chartNote(canvasId, `Cannot load the metrics: ${errorText(err)}`);
     return;
   }
+  if (negatives) {
+    rows = rows.map((r) => ({ ...r, negative_alerts: negatives.get(r.period) ?? 0 }));
+  }
   const responses = rows.reduce((n, r) => n + (r.responses || 0), 0);
-  chartNote(canvasId, responses ? "" : "No survey responses in this period yet.");
+  const raised = rows.reduce((n, r) => n + (r.negative_alerts || 0), 0);
+  chartNote(canvasId, responses || raised ? "" : "No survey responses in this period yet.");
   const config = chartConfig(rows, kind);
   const chart = charts[canvasId];
   if (chart) {
@@ -934,6 +1064,31 @@ async function drawChart(canvasId, query, kind) {
     charts[canvasId] = new window.Chart($(`#${canvasId}`), config);
   }
   $(`#${canvasId}`).dataset.rows = String(rows.length);
+}
+
+// Whether this service has GET /api/metrics/contacts, from its documentation: asking
+// a service without it would log a 404 on every refresh.
+let contactsRoute = null;
+function hasContactsRoute() {
+  contactsRoute ??= fetch("/openapi.json", { cache: "no-store" })
+    .then((response) => response.json())
+    .then((doc) => Boolean(doc?.paths?.["/api/metrics/contacts"]?.get))
+    .catch(() => false);
+  return contactsRoute;
+}
+
+// period -> negative-interaction alerts raised in it; null when the route is absent
+// or fails (the series is then hidden: the survey bars must still be drawn).
+async function negativeAlertsByPeriod(query) {
+  if (!(await hasContactsRoute())) return null;
+  try {
+    const data = await api(`/api/metrics/contacts?${query}`);
+    const rows = Array.isArray(data?.rows) ? data.rows : [];
+    return new Map(rows.filter((r) => typeof r.negative_alerts === "number")
+      .map((r) => [r.period, r.negative_alerts]));
+  } catch {
+    return null;
+  }
 }
 
 function refreshCharts() {
@@ -992,7 +1147,7 @@ function wire() {
     });
   }
   $("#f-reset").addEventListener("click", () => {
-    filters = { statuses: new Set(DEFAULT_STATUSES), category: "", queue: "", agent: "", sort: "raised" };
+    filters = { statuses: new Set(DEFAULT_STATUSES), kind: "", category: "", queue: "", agent: "", sort: "raised" };
     writeFiltersToForm();
     onFiltersChanged();
   });
