@@ -6,7 +6,9 @@ Lifecycle:  open --(no ack within the timeout)--> escalated
             acknowledged --resolve--> resolved
 Resolving requires an acknowledgement first: the advisory group's loop is
 "own it, call back, close it", and an unowned resolution would skip the
-call-back.  Each change bumps `version` and appends to `history`.
+call-back.  Nor is an alert resolved `unclassified`: the person closing it names
+the cause (the resolve's `category`) when the rules could not, or the reason is
+never learnt.  Each change bumps `version` and appends to `history`.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from schemas.validate import (
+    CATEGORY_REQUIRED,
     INVALID_TRANSITION,
     REASONS,
     UNKNOWN_ACTOR,
@@ -37,7 +38,8 @@ from tests.support.helpers import REPO, envelope, produce, read_topic
 CHANNELS = ("call", "chat", "email", "survey", "social")
 MAX_BYTES = 256 * 1024  # the default CXT_MAX_EVENT_BYTES
 # The alert-action reasons are never given to an interaction.
-INTERACTION_REASONS = frozenset(REASONS) - {UNKNOWN_ALERT, UNKNOWN_ACTOR, INVALID_TRANSITION}
+INTERACTION_REASONS = frozenset(REASONS) - {UNKNOWN_ALERT, UNKNOWN_ACTOR, INVALID_TRANSITION,
+                                             CATEGORY_REQUIRED}
 
 # Fixed seed, no example database, no deadline: the same examples on every machine.
 FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,

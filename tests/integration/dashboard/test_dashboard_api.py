@@ -314,22 +314,61 @@ def test_alert_action_gaps_unknown_parameters_notes_categories_and_resolved(
     assert acked.status_code == 200, acked.text
     assert acked.json()["history"][-1]["note"] == "n" * limit
 
-    # "unclassified" is a documented judgement; the person's category replaces the rule's.
+    # The person's category replaces the rule's; "unclassified" is no cause to close with.
     before = acked.json()
     assert before["category"] != "unclassified"
-    resolved = http.post(f"{url}/resolve", json={"category": "unclassified"}, headers=auth)
+    refused = http.post(f"{url}/resolve", json={"category": "unclassified"}, headers=auth)
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_body", refused.text
+    resolved = http.post(f"{url}/resolve", json={"category": "customer_expectation"},
+                         headers=auth)
     assert resolved.status_code == 200, resolved.text
     after = resolved.json()
-    assert after["category"] == "unclassified" and after["categorised_by"] == "adv-ana"
+    assert after["category"] == "customer_expectation" and after["categorised_by"] == "adv-ana"
     assert after["category_rule"] is None
     step = after["history"][-1]
     assert (step["actor"], step["category_from"], step["category_to"]) == \
-        ("adv-ana", before["category"], "unclassified")
+        ("adv-ana", before["category"], "customer_expectation")
 
     again = http.post(f"{url}/resolve", headers=auth)
     assert again.status_code == 409, again.text
     assert "already resolved by adv-ana" in again.json()["message"]
     assert "acknowledged first" not in again.json()["message"]
+
+
+def test_resolving_an_unclassified_alert_needs_a_category(live: LiveDashboard,
+                                                          http: httpx.Client) -> None:
+    survey = envelope("survey", _customer(), occurred_at=_iso(datetime.now(UTC)),
+                      survey_id=f"S-{uuid.uuid4().hex[:8]}", score=1, queue="billing-uk",
+                      comment="meh", reason_codes=[])
+    alert = _raised_alert(live, http, survey)
+    assert alert["category"] == "unclassified"
+    url = f"/api/alerts/{alert['alert_id']}"
+    auth = live.headers("advisor")
+    assert http.post(f"{url}/ack", headers=auth).status_code == 200
+
+    for body in (None, {"note": "sorted"}, {"category": None}):
+        missing = http.post(f"{url}/resolve", json=body, headers=auth)
+        assert missing.status_code == 422, (body, missing.text)
+        assert missing.json() == {
+            "error": "category_required",
+            "message": f"cannot resolve alert {alert['alert_id']}: its category is "
+                       "unclassified; pass a category, one of skill, business_operations, "
+                       "customer_expectation"}
+    for category in ("unclassified", "weather", 3):
+        invalid = http.post(f"{url}/resolve", json={"category": category}, headers=auth)
+        assert invalid.status_code == 422 and invalid.json()["error"] == "invalid_body", \
+            invalid.text
+    # Refused before anything was published: the alert is still being worked.
+    assert http.get(url, headers=auth).json()["status"] == "acknowledged"
+
+    resolved = http.post(f"{url}/resolve", json={"category": "customer_expectation"},
+                         headers=auth)
+    assert resolved.status_code == 200, resolved.text
+    assert (resolved.json()["status"], resolved.json()["category"]) == \
+        ("resolved", "customer_expectation")
+    listed = http.get("/api/alerts", params={"category": "customer_expectation",
+                                             "status": "resolved", "limit": 500}, headers=auth)
+    assert alert["alert_id"] in [a["alert_id"] for a in listed.json()["alerts"]]
 
 
 def test_alert_feed_pushes_raised_and_changed_alerts(live: LiveDashboard,

@@ -193,6 +193,32 @@ def test_invalid_actions_are_dead_lettered_with_a_reason(pipeline) -> None:
     worker.assert_alive()
 
 
+def test_a_resolve_without_a_cause_is_dead_lettered_by_the_worker_too(pipeline) -> None:
+    """A client that skips the CLI's and the API's check still cannot close an
+    unclassified alert: the worker refuses it with category_required."""
+    settings, worker = pipeline
+    survey = envelope("survey", _customer(), score=1, comment="meh", reason_codes=[])
+    asyncio.run(produce_events(settings, [survey]))
+    alert = asyncio.run(_alert_events(settings, survey["event_id"], event="raised"))[0]
+    assert alert["category"] == "unclassified"
+    assert run_cxt(settings, "alerts", "ack", alert["alert_id"], "--actor", "adv-ana"
+                   ).returncode == 0
+    key = f"nocause-{uuid.uuid4().hex[:6]}"
+    asyncio.run(produce(settings, settings.topics.alert_actions, [(key.encode(), orjson.dumps(
+        {"alert_id": alert["alert_id"], "action": "resolve", "actor": "adv-ana"}))]))
+    letters = asyncio.run(read_topic(
+        settings, settings.topics.deadletter,
+        until=lambda ms: any(m.key and m.key.decode() == key for m in ms)))
+    letter = next(orjson.loads(m.value) for m in letters if m.key and m.key.decode() == key)
+    validator("deadletter.v1")(letter)
+    assert letter["reason"] == "category_required"
+    assert "pass a category, one of skill, business_operations, customer_expectation" \
+        in letter["message"]
+    shown = orjson.loads(run_cxt(settings, "alerts", "show", alert["alert_id"], "--json").stdout)
+    assert shown["status"] == "acknowledged"
+    worker.assert_alive()
+
+
 def test_hour_by_hour_report_counts_late_arrivals_in_their_hour(pipeline) -> None:
     settings, _ = pipeline
     queue = f"q-{uuid.uuid4().hex[:6]}"  # isolates this test's surveys in the counters

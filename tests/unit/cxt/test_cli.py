@@ -278,3 +278,44 @@ def test_a_nul_byte_in_a_path_is_a_one_line_error(argv: list[str],
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("cxt: error: ") and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_resolve_takes_a_category_but_never_unclassified() -> None:
+    from cxt.cli import build_parser
+
+    args = build_parser().parse_args(["alerts", "resolve", "AL-1", "--actor", "adv-ana",
+                                      "--category", "customer_expectation"])
+    assert (args.alert_action, args.category) == ("resolve", "customer_expectation")
+    result = _cxt("alerts", "resolve", "AL-1", "--actor", "adv-ana", "--category",
+                  "unclassified")
+    assert result.returncode == 2
+    assert "argument --category: invalid choice: 'unclassified'" in result.stderr
+    assert "'customer_expectation'" in result.stderr and "Traceback" not in result.stderr
+    # The list's filter still finds the unclassified ones.
+    assert build_parser().parse_args(["alerts", "--category", "unclassified"]).category \
+        == "unclassified"
+
+
+def test_resolving_an_unclassified_alert_without_a_category_is_a_usage_error(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from cxt.cli import main
+    from usecases import alerts as alert_cases
+
+    sent: list[dict] = []
+
+    async def refuse(settings: Settings, action: dict) -> dict:
+        sent.append(action)
+        raise alert_cases.ActionRefused("its category is unclassified", "category_required")
+
+    monkeypatch.setattr(alert_cases, "act", refuse)
+    assert main(["alerts", "resolve", "AL-1", "--actor", "adv-ana"]) == 2
+    assert "category" not in sent[0]
+    assert capsys.readouterr().err == (
+        "cxt: error: cannot resolve alert AL-1: its category is unclassified; name the cause "
+        "with --category, one of skill, business_operations, customer_expectation\n")
+
+    async def other(settings: Settings, action: dict) -> dict:
+        raise alert_cases.ActionRefused("cannot resolve: acknowledge first", "invalid_transition")
+
+    monkeypatch.setattr(alert_cases, "act", other)
+    assert main(["alerts", "resolve", "AL-1", "--actor", "adv-ana"]) == 1  # not a usage error

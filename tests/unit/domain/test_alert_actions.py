@@ -69,3 +69,32 @@ def test_the_cli_shows_who_re_categorised_an_alert_not_the_rule() -> None:
     assert "categorised by adv-ana" in text
     assert "categorised by rule" not in text
     assert "resolved by adv-ana (category business_operations -> skill)" in text
+
+
+def test_resolving_an_unclassified_alert_needs_a_category() -> None:
+    unclassified = _alert(category="unclassified", category_rule=None, category_reasons=[])
+    refused = _resolve(unclassified)
+    assert isinstance(refused, ActionRejected)
+    assert refused.reason == "category_required"
+    assert refused.message == ("cannot resolve alert AL-1: its category is unclassified; pass a "
+                               "category, one of skill, business_operations, "
+                               "customer_expectation")
+    # Naming unclassified is no answer either, whatever the rules had said.
+    for alert in (unclassified, _alert()):
+        named = _resolve(alert, category="unclassified")
+        assert isinstance(named, ActionRejected) and named.reason == "category_required"
+    resolved = _resolve(unclassified, category="customer_expectation")
+    assert isinstance(resolved, dict)
+    assert (resolved["status"], resolved["category"]) == ("resolved", "customer_expectation")
+    assert resolved["history"][-1]["category_from"] == "unclassified"
+
+
+def test_a_categorised_alert_resolves_without_naming_one() -> None:
+    resolved = _resolve(_alert())
+    assert isinstance(resolved, dict) and resolved["category"] == "business_operations"
+
+
+def test_the_status_is_checked_before_the_category() -> None:
+    # Acknowledging comes first: that is what an advisor needs to hear first.
+    refused = _resolve(_alert(status="open", category="unclassified"))
+    assert isinstance(refused, ActionRejected) and refused.reason == "invalid_transition"

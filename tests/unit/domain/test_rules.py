@@ -69,6 +69,42 @@ def test_realistic_comments(rules: Rules, comment: str, codes: list[str], catego
     assert rules.classify(survey(comment, codes), None).category == category
 
 
+@pytest.mark.parametrize(("comment", "codes", "category", "rule"), [
+    ("", ["customer_error"], "customer_expectation", "customer-expectation-reason-codes"),
+    ("", ["Expected_Free"], "customer_expectation", "customer-expectation-reason-codes"),
+    ("i thought it was free with my plan", [], "customer_expectation",
+     "customer-expectation-comment"),
+    ("Honestly I didn\u2019t read the email properly", [], "customer_expectation",
+     "customer-expectation-comment"),
+    ("it was my mistake, I forgot to send the form", [], "customer_expectation",
+     "customer-expectation-comment"),
+    # The skill and business rules come first: any mention of what we did wins.
+    ("", ["customer_error", "agent_attitude"], "skill", "skill-reason-codes"),
+    ("", ["expected_free", "price"], "business_operations", "business-reason-codes"),
+    ("i forgot to pay my bill and the late fee is outrageous", [], "business_operations",
+     "business-comment"),
+    ("i forgot to mention it but the agent was rude", [], "skill", "skill-comment"),
+    ("i thought it was free", ["agent_knowledge"], "skill", "skill-reason-codes"),
+    # Phrases that name somebody else's mistake are not the customer's.
+    ("it was not my fault", [], "unclassified", None),
+    ("the agent didn't read my notes", [], "unclassified", None),
+])
+def test_customer_expectation(rules: Rules, comment: str, codes: list[str], category: str,
+                              rule: str | None) -> None:
+    result = rules.classify(survey(comment, codes), None)
+    assert (result.category, result.rule) == (category, rule)
+
+
+def test_customer_expectation_takes_no_case_from_the_other_rules(rules: Rules) -> None:
+    """The simulator's comments classify as they did before the category existed."""
+    generator = TrafficGenerator(make_customers(100, seed=3), seed=4, bottom2_share=0.5)
+    surveys = [env["payload"] for channel, env in generator.take(5_000) if channel == "survey"]
+    assert surveys
+    for payload in surveys:
+        for sample in (payload, payload | {"reason_codes": []}):
+            assert rules.classify(sample, None).category != "customer_expectation", sample
+
+
 def test_reason_codes_beat_comment_phrases(rules: Rules) -> None:
     # The comment talks about the bill, but the explicit code says it was the agent.
     result = rules.classify(survey("the agent was useless about my bill", ["agent_knowledge"]),
@@ -227,8 +263,8 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
 def test_unknown_category(tmp_path: Path) -> None:
     text = '[[rule]]\nname = "ops"\ncategory = "operations"\nqueues = ["a"]\n'
     message = error_of(write(tmp_path, text))
-    assert "rule 1 'ops': category must be one of skill, business_operations, unclassified" \
-        in message
+    assert ("rule 1 'ops': category must be one of skill, business_operations, "
+            "customer_expectation, unclassified") in message
 
 
 def test_rule_without_name(tmp_path: Path) -> None:
@@ -272,6 +308,6 @@ def test_describe_lists_rules_in_order(rules: Rules) -> None:
 def test_categories_are_the_contracts() -> None:
     from schemas.registry import load_schema
 
-    assert CATEGORIES == ("skill", "business_operations", "unclassified")
+    assert CATEGORIES == ("skill", "business_operations", "customer_expectation", "unclassified")
     for name in ("alert.v1", "alert-action.v1"):
         assert tuple(load_schema(name)["properties"]["category"]["enum"]) == CATEGORIES
