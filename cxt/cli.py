@@ -20,7 +20,7 @@ from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS
 from kernel.errors import CxtError, InputError
 from kernel.settings import CHANNELS, ROLES, Settings
-from usecases.alerts import DEFAULT_PAGE, MAX_PAGE
+from usecases.alerts import ALERT_KINDS, DEFAULT_PAGE, MAX_PAGE
 
 if TYPE_CHECKING:
     from domain.records import AlertAction
@@ -262,7 +262,7 @@ def _list_alerts(args: argparse.Namespace, settings: Settings) -> int:
                          f"choose from {', '.join(STATUSES)}")
     found = asyncio.run(alert_cases.list_alerts(
         settings, statuses=statuses, category=args.category, queue=args.queue,
-        agent=args.agent, limit=args.limit, before=args.before))
+        agent=args.agent, limit=args.limit, before=args.before, kind=args.kind))
     if args.json:
         print(orjson.dumps({"alerts": found.alerts, "next": found.next,
                             "matching": found.matching}).decode())
@@ -462,10 +462,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
     alerts = sub.add_parser(
-        "alerts", help="list bottom-2-box alerts, or act on one (ack, callback, resolve)",
+        "alerts", help="list alerts (bottom-2-box, negative interaction), or act on one "
+        "(ack, callback, resolve)",
         description="Without an action: list alerts, newest first.  Actions go through "
         "the cx.alert-actions.v1 topic and wait until the worker applied them.")
     alerts.add_argument("--status", help=f"comma-separated, of: {', '.join(STATUSES)}")
+    alerts.add_argument("--kind", choices=ALERT_KINDS,
+                        help="bottom_2_box (raised by a survey) or negative_interaction "
+                        "(raised by signals in the interactions)")
     alerts.add_argument("--category", choices=CATEGORIES)
     alerts.add_argument("--queue")
     alerts.add_argument("--agent", help="agent_id")

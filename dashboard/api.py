@@ -28,6 +28,7 @@ from schemas.registry import load_schema
 from store.contact_reasons import ContactReasonStore
 from store.keys import Keys
 from usecases.alerts import (
+    ALERT_KINDS,
     ALERT_SCAN,
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -138,8 +139,9 @@ async def context(request: Request) -> FastJSONResponse:
 
 async def list_alerts(request: Request) -> FastJSONResponse:
     _caller(request, ADVISORY)
-    query = Query(request, ("status", "category", "queue", "agent", "limit", "before"))
+    query = Query(request, ("status", "kind", "category", "queue", "agent", "limit", "before"))
     statuses = query.choices("status", STATUSES)
+    kind = query.choice("kind", ALERT_KINDS)
     category = query.choice("category", CATEGORIES)
     queue, agent = query.text("queue"), query.text("agent")
     limit = query.integer("limit", DEFAULT_PAGE, 1, MAX_PAGE)
@@ -147,7 +149,7 @@ async def list_alerts(request: Request) -> FastJSONResponse:
     recent = await _services(request).alerts.recent(ALERT_SCAN)
     try:
         found = page_of(recent, statuses=statuses, category=category, queue=queue,
-                        agent=agent, limit=limit, before=before)
+                        agent=agent, limit=limit, before=before, kind=kind)
     except UnknownCursor:
         raise bad_request(f"before={before!r}: no such alert among the newest "
                           f"{ALERT_SCAN}; start again without `before`") from None

@@ -26,6 +26,7 @@ from kernel.errors import CxtError
 from kernel.kafka import make_producer, start_producer
 from kernel.settings import Settings
 from kernel.times import utc_now_iso
+from schemas.registry import load_schema
 from store.alerts import AlertStore
 from store.stores import open_stores
 
@@ -67,6 +68,14 @@ async def alert_store(settings: Settings) -> AsyncIterator[AlertStore]:
 ALERT_SCAN = 5000
 
 
+def _kinds(kind: dict[str, Any]) -> tuple[str, ...]:
+    """The alert kinds the contract allows: an enum, or (before there were several) a const."""
+    return tuple(kind["enum"]) if "enum" in kind else (kind["const"],)
+
+
+# What `cxt alerts --kind` and GET /api/alerts?kind= accept: the contract's, never a copy.
+ALERT_KINDS: tuple[str, ...] = _kinds(load_schema("alert.v1")["properties"]["kind"])
+
 MAX_PAGE = 500  # the most one page shows (the API's limit too)
 DEFAULT_PAGE = 50  # a page when no limit is given (the API's default too)
 
@@ -81,16 +90,16 @@ class AlertPage:
 
 async def list_alerts(settings: Settings, *, statuses: set[str] | None, category: str | None,
                       queue: str | None, agent: str | None, limit: int,
-                      before: str | None = None) -> AlertPage:
+                      before: str | None = None, kind: str | None = None) -> AlertPage:
     async with alert_store(settings) as store:
         recent = await store.recent(ALERT_SCAN)
     return page_of(recent, statuses=statuses, category=category, queue=queue, agent=agent,
-                   limit=limit, before=before)
+                   limit=limit, before=before, kind=kind)
 
 
 def page_of(recent: list[Alert], *, statuses: Collection[str] | None, category: str | None,
             queue: str | None, agent: str | None, limit: int,
-            before: str | None = None) -> AlertPage:
+            before: str | None = None, kind: str | None = None) -> AlertPage:
     """One page of `recent` (newest first): the matching alerts older than `before`."""
     start = 0
     if before is not None:
@@ -100,7 +109,7 @@ def page_of(recent: list[Alert], *, statuses: Collection[str] | None, category: 
                                 f"{ALERT_SCAN}; start again without --before")
         start = position + 1
     matches = [i for i, a in enumerate(recent) if alert_matches(
-        a, statuses=statuses, category=category, queue=queue, agent=agent)]
+        a, statuses=statuses, category=category, queue=queue, agent=agent, kind=kind)]
     later = [i for i in matches if i >= start]
     page = [recent[i] for i in later[:limit]]
     more = len(later) > limit
@@ -109,9 +118,10 @@ def page_of(recent: list[Alert], *, statuses: Collection[str] | None, category: 
 
 
 def alert_matches(alert: Alert, *, statuses: Collection[str] | None, category: str | None,
-                  queue: str | None, agent: str | None) -> bool:
+                  queue: str | None, agent: str | None, kind: str | None = None) -> bool:
     """The list filters; None (or an empty set of statuses) lets everything through."""
-    return ((not statuses or alert["status"] in statuses)
+    return ((kind is None or (alert.get("kind") or "bottom_2_box") == kind)
+            and (not statuses or alert["status"] in statuses)
             and (category is None or alert["category"] == category)
             and (queue is None or alert.get("queue") == queue)
             and (agent is None or alert.get("agent_id") == agent))
@@ -124,8 +134,8 @@ def open_alerts_of(alerts: list[Alert]) -> list[dict[str, Any]]:
     return [{field: a.get(field) for field in _BRIEF} for a in unresolved]
 
 
-_BRIEF = ("alert_id", "status", "version", "score", "scale_max", "category", "queue",
-          "agent_id", "comment", "raised_at", "ack_deadline", "acknowledged_by")
+_BRIEF = ("alert_id", "kind", "intent", "status", "version", "score", "scale_max", "category",
+          "queue", "agent_id", "comment", "raised_at", "ack_deadline", "acknowledged_by")
 
 
 async def show_alert(settings: Settings, alert_id: str) -> Alert:
