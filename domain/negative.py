@@ -48,11 +48,13 @@ def new_signals(alert: Alert | None, signals: Iterable[Mapping[str, Any]]
 def new_negative_alert(*, customer_id: str, intent: str | None,
                        signals: Sequence[Mapping[str, Any]], trigger: TimelineEntry,
                        context: list[TimelineEntry], classification: Classification,
-                       raised_at: str, latency_ms: int, ack_deadline: str) -> Alert:
-    """The alert its first signals raise; `trigger` is the entry the first came from."""
+                       raised_at: str, latency_ms: int, ack_deadline: str,
+                       alert_id: str | None = None) -> Alert:
+    """The alert its first signals raise; `trigger` is the entry the first came from.
+    `alert_id`: the id another worker has claimed for it (default: from the signals)."""
     payload = trigger["payload"]
     alert: Alert = {
-        "alert_id": negative_alert_id(customer_id, intent, signals[0]["event_id"]),
+        "alert_id": alert_id or negative_alert_id(customer_id, intent, signals[0]["event_id"]),
         "event": "raised",
         "status": OPEN,
         "version": 1,

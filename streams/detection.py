@@ -148,11 +148,17 @@ class Detector:
             fresh = new_signals(alert, signals)
             if not fresh:
                 return None
-            raised = await self._raise(cid, intent, fresh, members)
-            now_open = await self.negatives.swap(cid, intent, open_id, raised["alert_id"])
-            if now_open != raised["alert_id"]:
-                open_id = now_open  # another worker opened one meanwhile: add to it
-                continue
+            if open_id and alert is None:
+                # Claimed, not stored yet: another batch is raising it this moment, or one
+                # crashed in between.  Either way it is the one: raise it under that id,
+                # and whichever stores it second adds its signals to the first's.
+                raised = await self._raise(cid, intent, fresh, members, alert_id=open_id)
+            else:
+                raised = await self._raise(cid, intent, fresh, members)
+                now_open = await self.negatives.swap(cid, intent, open_id, raised["alert_id"])
+                if now_open != raised["alert_id"]:
+                    open_id = now_open  # another batch opened one meanwhile: add to it
+                    continue
             [(result, stored)] = await self.alerts.put_new(
                 [raised], _ms(raised["raised_at"]), self.ack_timeout_ms)
             if result is AddResult.NEW:
@@ -161,10 +167,10 @@ class Detector:
                 log.warning("negative-interaction alert %s is resolved already; "
                             "signals %s not raised again", stored["alert_id"], fresh)
                 return None
-            alert, open_id = stored, stored["alert_id"]  # stored before a crash: add to it
+            alert, open_id = stored, stored["alert_id"]  # stored meanwhile: add to it
 
     async def _raise(self, cid: str, intent: str | None, signals: list[dict[str, Any]],
-                     members: Sequence[_Signalled]) -> Alert:
+                     members: Sequence[_Signalled], *, alert_id: str | None = None) -> Alert:
         first = next(m.item for m in members
                      if m.item.entry.event_id == signals[0]["event_id"])
         [rated] = await self.alerts.rated_contacts([RatedLookup(cid, None, CONTEXT_SIZE)])
@@ -174,7 +180,7 @@ class Detector:
             context=rated.context, classification=self._classify(first),
             raised_at=iso_ms(now_ms),
             latency_ms=max(0, now_ms - (first.record.timestamp_ms or now_ms)),
-            ack_deadline=iso_ms(now_ms + self.ack_timeout_ms))
+            ack_deadline=iso_ms(now_ms + self.ack_timeout_ms), alert_id=alert_id)
 
     def _classify(self, member: _Signalled | Fresh) -> Classification:
         """The alert rules read the customer's words as the survey comment, and the
