@@ -1,8 +1,10 @@
 """Alert categories from a rules file the advisory group edits (no code changes).
 
-A bottom-2-box survey is sorted into `skill` (the agent's knowledge, attitude,
-process) or `business_operations` (price, policy, product, delivery, outage),
-or left `unclassified` for a person to decide.  The rules live in a TOML file
+A bottom-2-box survey (or the words behind a negative-interaction alert) is sorted
+into `skill` (the agent's knowledge, attitude, process), `business_operations`
+(price, policy, product, delivery, outage) or `customer_expectation` (the customer's
+own expectation or mistake), or left `unclassified` for a person to decide when
+resolving.  The rules live in a TOML file
 (default: config/alert_rules.toml, whose header documents the format):
 
     actors = ["adv-ana", "supervisor-01"]      # who may acknowledge/resolve alerts

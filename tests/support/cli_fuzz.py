@@ -70,7 +70,7 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("alerts", "callback"): ["ID", "--actor", "--outcome"],
     ("alerts", "resolve"): ["ID", "--actor", "--category"],
     ("report",): ["--hours", "--days", "--channel", "--queue", "--agent", "--json"],
-    ("rules", "check"): ["--rules"],
+    ("rules", "check"): ["--rules", "--signals"],
     ("rules", "explain"): ["FILE", "--rules"],
     ("customers", "show"): ["ID", "--json"],
     ("customers", "erase"): ["ID", "--yes"],
