@@ -2,7 +2,11 @@
 
 `simulate` first publishes the customer records, so the pipeline can resolve
 identities, then sends the mixed traffic of `cxt.traffic` at the requested
-rate until the duration is up or it is cancelled (Ctrl-C).
+rate until the duration is up or it is cancelled (Ctrl-C): everyday contacts
+and, for a share of customers, a bad experience (angry words, a call
+transferred again and again or left waiting, an abandoned call and another
+contact, three contacts about one thing) that some of them follow with a
+bottom-2-box survey, the traffic `cxt report early-warning` is measured on.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class SimulationReport:
     customers_published: int = 0
     sent_by_channel: Counter[str] = field(default_factory=Counter)
     bottom2_surveys: int = 0
+    bad_experiences: int = 0  # customers sent a bad experience (cxt.traffic's stories)
     failed: int = 0
     elapsed: float = 0.0
     cancelled: bool = False
@@ -52,7 +57,8 @@ class SimulationReport:
     def summary(self) -> str:
         channels = " ".join(f"{c}={self.sent_by_channel[c]}" for c in CHANNELS)
         text = (f"{self.elapsed:6.1f}s sent {self.sent:,} ({channels}) "
-                f"bottom-2-box={self.bottom2_surveys} rate={self.rate:,.1f}/s")
+                f"bottom-2-box={self.bottom2_surveys} bad-experiences={self.bad_experiences} "
+                f"rate={self.rate:,.1f}/s")
         if self.failed:
             text += f" FAILED={self.failed}"
         return text
@@ -91,6 +97,7 @@ class _Sender:
             self.report.sent_by_channel[channel] += 1
             if channel == "survey" and is_bottom_two_box(envelope["payload"]):
                 self.report.bottom2_surveys += 1
+        self.report.bad_experiences = self.traffic.bad_experiences
         self.reap()
 
     def reap(self) -> None:
@@ -155,7 +162,9 @@ async def simulate(
     if rate <= 0:
         raise ValueError("rate must be > 0 events/s")
     records = make_customers(customers, seed)
-    traffic = TrafficGenerator(records, seed)
+    # The stories of the traffic (a call ended minutes after it started, a survey after
+    # a bad experience) are timed in events: at `rate` they take the seconds they say.
+    traffic = TrafficGenerator(records, seed, pace=rate)
     report = SimulationReport()
     producer = make_producer(settings)
     await start_producer(producer)

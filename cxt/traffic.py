@@ -11,12 +11,14 @@ interaction envelopes for the five inbound channels.
 
 from __future__ import annotations
 
+import heapq
 import random
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from cxt.tokens import DEV_AGENTS
@@ -103,6 +105,112 @@ SOCIAL_TEXTS = (
 )
 
 
+# The customer's own words.  Written for the demo (not taken from the labelled fixture
+# tests/fixtures/customer_texts.jsonl, which measures the detector): angry, escalating,
+# sarcastic and fed-up lines for the customers having a bad experience, and everyday
+# questions, thanks and polite requests (some with "cancel" in them) for everyone else.
+NEGATIVE_LINES = (
+    "This is ridiculous, I've been waiting over an hour for someone to answer.",
+    "Absolutely useless service, nothing has been fixed.",
+    "I'm really angry, you've charged me twice again.",
+    "Third time I've contacted you about this and still nothing.",
+    "I want to make a formal complaint.",
+    "Put me through to a supervisor, please. Now.",
+    "If this isn't sorted today I'm cancelling my contract.",
+    "Honestly the worst customer service I've ever had.",
+    "My internet has been down for four days and nobody cares.",
+    "You promised a call back yesterday and nobody rang. Again.",
+    "I'm fed up with being passed from one department to another.",
+    "This is unacceptable, I pay for a service I'm not getting.",
+    "I'll be taking this to the ombudsman.",
+    "Terrible. The engineer never turned up.",
+    "Why is my bill £40 higher than last month?? Nobody told me.",
+    "I've had enough, I'm going elsewhere.",
+    "Stop sending me letters about a debt I've already paid!",
+    "Your app keeps crashing and I can't pay my bill. So frustrating.",
+    "The parcel is lost and your courier is lying about delivering it.",
+    "I'm disgusted with how I've been treated.",
+    "Still no refund after six weeks. Pathetic.",
+    "How many times do I have to explain the same thing?",
+    "I was cut off twice while on hold. Awful.",
+    "Nobody ever reads my emails, do they?",
+    "You mis-sold me this contract and I want out.",
+    "Worst broadband provider in the country \U0001F621",
+    "Wow, another price rise. Brilliant. Thanks for nothing.",
+    "I'm so disappointed, I've been a customer for ten years.",
+    "Your agent hung up on me. Rude and unprofessional.",
+    "The router you sent was broken out of the box. Useless.",
+    "I'm furious, my account was closed without any warning.",
+    "This is a shambles from start to finish.",
+    "I've wasted my whole morning on this. Horrible experience.",
+    "Sort it out or I'm reporting you to Ofcom.",
+    "My order is two weeks late and your tracking is a joke.",
+    "I'm sick of the excuses, just fix it.",
+    "Nothing works and nobody can tell me why. Hopeless.",
+    "Charged a cancellation fee I was told I wouldn't pay. Disgraceful.",
+    "I can't believe how bad this has been, I'm really upset.",
+    "Never again. Worst decision I made was switching to you.",
+    "You've lost my payment and now you're threatening me with late fees!",
+    "Hours on the phone and it's still broken. I hate this.",
+)
+NEUTRAL_LINES = (
+    "Hi, can you tell me when my next bill is due?",
+    "Thanks, that's sorted it, really appreciate it.",
+    "Could you check the status of my order please?",
+    "I'd like to upgrade to the faster broadband package.",
+    "Brilliant, thank you for your help!",
+    "Can I change the email address on my account?",
+    "I've moved house, how do I update my address?",
+    "Great service today, the agent was lovely.",
+    "Is there a discount if I add a second line?",
+    "My router light is flashing orange, what does that mean?",
+    "Please cancel the TV add-on at the end of the month, thanks.",
+    "Perfect, that works for me.",
+    "Could you send me a copy of my last invoice?",
+    "Just checking the engineer is still booked for Tuesday.",
+    "Thanks for the quick reply!",
+    "The parcel arrived this morning, cheers.",
+    "What are the options for paying by direct debit?",
+    "Happy with the new plan so far.",
+    "Can you explain the charges on page two of my bill?",
+    "No worries, I'll try restarting it and get back to you.",
+    "That's really helpful, thanks a lot.",
+    "I'd like to know more about the fibre offer.",
+    "When will the new phone be delivered?",
+    "All working again now, thank you \U0001F60A",
+    "Can I pay my bill over the phone?",
+    "Lovely, have a good day.",
+    "I need to update my card details.",
+    "Do you deliver on Saturdays?",
+    "Speeds are much better since the fix, thanks.",
+    "Could I get a call back tomorrow morning instead?",
+    "How do I set up the parental controls?",
+    "I'm moving abroad so please close my account. Thanks for everything.",
+    "Sounds good, go ahead.",
+    "Thank you, you've been very patient with me.",
+    "Not bad at all, the install was quick.",
+    "Can you confirm you received my meter reading?",
+    "OK great, I'll wait for the email.",
+    "The new app is easy to use, nice job.",
+    "I'd like to add my partner to the account.",
+    "Excellent, problem solved.",
+    "Just wanted to say thanks to Priya for sorting my bill.",
+)
+AGENT_LINES = (
+    "Thanks for getting in touch, let me take a look.",
+    "I'm sorry to hear that, let me check your account.",
+    "I can see what happened now.",
+    "I've raised that with our engineers.",
+    "Is there anything else I can help with?",
+    "I've applied a credit to your account.",
+    "Let me transfer you to the right team.",
+    "I understand, I'll escalate this for you.",
+    "Thanks for your patience.",
+    "That's all done for you now.",
+)
+COMPLAINT_SUBJECT_PREFIXES = ("Complaint: ", "URGENT: ", "Still waiting: ", "3rd email: ", "")
+
+
 def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]]) -> str:
     return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
 
@@ -170,65 +278,124 @@ def _agent(rng: random.Random) -> str:
     return rng.choice(DEV_AGENTS)
 
 
+_INTENT_NAMES = list(INTENTS)
+_INTENT_CUMULATIVE = list(accumulate(INTENT_WEIGHTS))  # draws as weights= does, faster
+
+
 def _intent(rng: random.Random) -> str:
-    return rng.choices(list(INTENTS), weights=INTENT_WEIGHTS)[0]
+    return rng.choices(_INTENT_NAMES, cum_weights=_INTENT_CUMULATIVE)[0]
 
 
 def _short_id(rng: random.Random, prefix: str) -> str:
     return f"{prefix}-{rng.getrandbits(48):012x}"
 
 
-def call_payload(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    intent = _intent(rng)
+def call_payload(rng: random.Random, *, intent: str | None = None
+                 ) -> tuple[str, dict[str, Any]]:
+    """A call.started (30%) or a call.ended on its own."""
+    payload = call_start(rng, intent=intent)
+    if rng.random() < 0.3:
+        return "call.started", payload
+    return "call.ended", payload | call_end_fields(rng)
+
+
+def call_start(rng: random.Random, *, intent: str | None = None,
+               wait_seconds: int | None = None, inbound: bool | None = None) -> dict[str, Any]:
+    intent = intent or _intent(rng)
     path, queue = INTENTS[intent]
-    payload: dict[str, Any] = {
+    inbound = rng.random() < 0.85 if inbound is None else inbound
+    return {
         "call_id": _short_id(rng, "call"),
-        "direction": "inbound" if rng.random() < 0.85 else "outbound",
+        "direction": "inbound" if inbound else "outbound",
         "ivr_path": list(path),
         "intent": intent,
         "queue": queue,
         "agent_id": _agent(rng),
-        "wait_seconds": int(rng.expovariate(1 / 90)),
+        "wait_seconds": int(rng.expovariate(1 / 90)) if wait_seconds is None else wait_seconds,
     }
-    if rng.random() < 0.3:
-        return "call.started", payload
-    payload |= {
+
+
+def call_end_fields(rng: random.Random, *, transfers: int | None = None,
+                    outcome: str | None = None) -> dict[str, Any]:
+    """What call.ended adds to the call's payload; three transfers or more are rare
+    here, as the many-transfers signal fires on them."""
+    return {
         "handle_seconds": int(rng.lognormvariate(5.6, 0.5)),
-        "transfers": rng.choices((0, 1, 2, 3), weights=(70, 20, 7, 3))[0],
-        "outcome": _weighted(rng, OUTCOMES),
+        "transfers": (rng.choices((0, 1, 2, 3), weights=(70, 20, 9, 1))[0]
+                      if transfers is None else transfers),
+        "outcome": outcome or _weighted(rng, OUTCOMES),
     }
-    return "call.ended", payload
 
 
-def chat_payload(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    intent = _intent(rng)
+def transcript(rng: random.Random, customer_lines: Sequence[str], lines: int,
+               ends: datetime, seconds: float) -> list[dict[str, str]]:
+    """`lines` chat lines, customer first and then taking turns with the agent, spread
+    evenly over the `seconds` before `ends`."""
+    step = timedelta(seconds=seconds / max(lines, 1))
+    ends = ends.astimezone(UTC)
+    return [{"from": "customer" if i % 2 == 0 else "agent",
+             "text": rng.choice(customer_lines if i % 2 == 0 else AGENT_LINES),
+             "at": (ends - step * (lines - 1 - i)).isoformat(timespec="milliseconds")}
+            for i in range(lines)]
+
+
+def chat_payload(rng: random.Random, *, intent: str | None = None,
+                 now: datetime | None = None) -> tuple[str, dict[str, Any]]:
+    """A chat.started (30%, the customer's opening line) or a chat.ended on its own (a
+    transcript of 2-6 lines, or only the message count as some chat tools send)."""
+    payload = chat_start(rng, intent=intent, now=now)
+    if rng.random() < 0.3:
+        return "chat.started", payload
+    return "chat.ended", payload | chat_end_fields(rng, now=now)
+
+
+def chat_start(rng: random.Random, *, intent: str | None = None, now: datetime | None = None,
+               lines: Sequence[str] = NEUTRAL_LINES) -> dict[str, Any]:
+    intent = intent or _intent(rng)
     queue = INTENTS[intent][1].replace("-uk", "-chat")
-    payload: dict[str, Any] = {
+    return {
         "chat_id": _short_id(rng, "chat"),
         "queue": queue,
         "agent_id": _agent(rng),
         "intent": intent,
         "wait_seconds": int(rng.expovariate(1 / 40)),
+        "messages": [{"from": "customer", "text": rng.choice(lines),
+                      "at": rfc3339(now or datetime.now(UTC))}],
     }
-    if rng.random() < 0.3:
-        return "chat.started", payload | {"messages": 1}
-    payload |= {
-        "handle_seconds": int(rng.lognormvariate(6.0, 0.5)),
-        "messages": rng.randint(3, 40),
-        "outcome": _weighted(rng, OUTCOMES),
-    }
-    return "chat.ended", payload
 
 
-def email_payload(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    intent = _intent(rng)
-    inbound = rng.random() < 0.6
+def chat_end_fields(rng: random.Random, *, now: datetime | None = None,
+                    lines: Sequence[str] = NEUTRAL_LINES,
+                    count_share: float = 0.15) -> dict[str, Any]:
+    handle = int(rng.lognormvariate(6.0, 0.5))
+    messages: int | list[dict[str, str]]
+    if rng.random() < count_share:
+        messages = rng.randint(3, 40)
+    else:
+        messages = transcript(rng, lines, rng.randint(2, 6), now or datetime.now(UTC),
+                              handle)
+    return {"handle_seconds": handle, "messages": messages,
+            "outcome": _weighted(rng, OUTCOMES)}
+
+
+def email_payload(rng: random.Random, *, intent: str | None = None, angry: bool = False,
+                  inbound: bool | None = None) -> tuple[str, dict[str, Any]]:
+    intent = intent or _intent(rng)
+    inbound = rng.random() < 0.6 if inbound is None else inbound
     subject = rng.choice(EMAIL_SUBJECTS[intent])
+    if inbound:
+        pool = NEGATIVE_LINES if angry else NEUTRAL_LINES
+        body = " ".join(rng.sample(pool, rng.randint(1, 2)))
+        if angry:
+            subject = rng.choice(COMPLAINT_SUBJECT_PREFIXES) + subject
+    else:
+        subject, body = f"Re: {subject}", rng.choice(AGENT_LINES)
     payload = {
         "message_id": f"<{rng.getrandbits(64):016x}@mail.example.com>",
         "thread_id": _short_id(rng, "thr"),
         "direction": "inbound" if inbound else "outbound",
-        "subject": subject if inbound else f"Re: {subject}",
+        "subject": subject,
+        "body": body,
         "intent": intent,
         # Inbound mail is routed to an agent too, so agent_id is always set.
         "agent_id": _agent(rng),
@@ -236,11 +403,19 @@ def email_payload(rng: random.Random) -> tuple[str, dict[str, Any]]:
     return ("email.received" if inbound else "email.sent"), payload
 
 
-def social_payload(rng: random.Random, account: dict[str, str] | None) -> tuple[str, dict]:
-    """`account` is the customer's {network, handle}, or None for a random one."""
+def social_payload(rng: random.Random, account: dict[str, str] | None, *,
+                   angry: bool = False) -> tuple[str, dict]:
+    """`account` is the customer's {network, handle}, or None for a random one.  The
+    monitoring tool's `sentiment` comes with every everyday post and with half the
+    angry ones (our model scores the others)."""
     network = account["network"] if account else rng.choice(NETWORKS)
     handle = account["handle"] if account else f"@user{rng.getrandbits(24)}"
-    text, sentiment = rng.choice(SOCIAL_TEXTS)
+    if angry:
+        text, sentiment = rng.choice(NEGATIVE_LINES), rng.uniform(-0.9, -0.5)
+    elif rng.random() < 0.5:
+        text, sentiment = rng.choice(SOCIAL_TEXTS)
+    else:
+        text, sentiment = rng.choice(NEUTRAL_LINES), rng.uniform(0.0, 0.5)
     post_id = str(rng.getrandbits(60))
     payload = {
         "network": network,
@@ -248,10 +423,11 @@ def social_payload(rng: random.Random, account: dict[str, str] | None) -> tuple[
         "handle": handle,
         "text": text,
         "url": f"https://{network}.example.com/{handle.lstrip('@')}/posts/{post_id}",
-        "public": rng.random() < 0.85,
-        "sentiment": round(max(-1.0, min(1.0, sentiment + rng.uniform(-0.2, 0.2))), 2),
+        "public": True if angry else rng.random() < 0.85,
     }
-    return rng.choice(("social.post", "social.mention")), payload
+    if not angry or rng.random() < 0.5:
+        payload["sentiment"] = round(max(-1.0, min(1.0, sentiment + rng.uniform(-0.2, 0.2))), 2)
+    return ("social.post" if angry else rng.choice(("social.post", "social.mention"))), payload
 
 
 def survey_score(rng: random.Random, bottom2_share: float) -> int:
@@ -339,6 +515,38 @@ def make_event_for_channel(
 
 # --- the generator ----------------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """The next steps of one customer's story."""
+
+    customer: dict[str, Any]
+    steps: list[Step]
+    story: dict[str, Any]  # what the steps share: intent, the contact so far
+
+
+@dataclass(frozen=True)
+class Step:
+    """One event of a story: sent on `channel` the first time that channel is drawn
+    `after` events past the previous step."""
+
+    channel: str
+    after: int
+    build: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
+
+
+# Bad experiences, each a short story of one customer (see TrafficGenerator).
+STORIES_BY_CHANNEL: dict[str, tuple[str, ...]] = {
+    "call": ("transfers", "long_wait", "abandoned", "repeat"),
+    "chat": ("angry_chat", "angry_chat", "repeat"),
+    "email": ("angry_email", "repeat"),
+    "social": ("public_post",),
+}
+# Most stories stop before the survey; this share of customers answers one, rating the
+# story's last contact in the bottom two boxes.
+SURVEY_AFTER_BAD = 0.6
+MAX_PENDING = 20_000  # per channel: a bound on memory if a channel is hardly ever drawn
+
+
 class TrafficGenerator:
     """An endless, seeded stream of (channel, envelope) across all five channels.
 
@@ -349,11 +557,23 @@ class TrafficGenerator:
                          handle instead of customer_id (needs identity lookup);
       out_of_order_share occurred_at shifted 1-30 minutes into the past, so it
                          arrives after events that happened later;
-      bottom2_share      surveys scoring 1 or 2 on the 1-5 scale.
+      bottom2_share      surveys scoring 1 or 2 on the 1-5 scale (at least the
+                         share the bad experiences bring);
+      unhappy_share      a contact that starts a bad experience (below).
+
+    Contacts come as they do from real sources: most calls and chats send a
+    started event and, minutes later, an ended one with the same id (a story of
+    two steps).  A bad experience is a story too: an angry or escalating chat,
+    e-mail or public post, a call transferred three to five times or after a wait
+    of over ten minutes, an abandoned call followed by another contact, or three
+    contacts about the same intent within minutes; then, for SURVEY_AFTER_BAD of
+    those customers, a bottom-2-box survey some seconds to minutes later.  A
+    step waits for a draw of its own channel, so the channel mix stays as
+    configured; `pace` (events per second the stream is sent at) turns a story's
+    seconds into events.
 
     `channel_weights` (channel -> relative weight, default CHANNEL_WEIGHTS)
-    changes the channel mix; a channel left out is never drawn.  The default
-    stream is the same as before the parameter existed.
+    changes the channel mix; a channel left out is never drawn.
     """
 
     RECENT_CONTACTS = 5  # per customer, enough for a survey to find its contact
@@ -368,6 +588,8 @@ class TrafficGenerator:
         phone_only_share: float = 0.2,
         out_of_order_share: float = 0.05,
         bottom2_share: float = 0.12,
+        unhappy_share: float = 0.015,
+        pace: float = 20.0,
         channel_weights: dict[str, float] | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
@@ -379,8 +601,11 @@ class TrafficGenerator:
             raise ValueError(f"unknown channel(s) in channel_weights: {sorted(unknown)}")
         if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
             raise ValueError("channel_weights must be >= 0 and add up to more than 0")
+        if pace <= 0:
+            raise ValueError("pace must be > 0 events/s")
         self._channels = list(weights)
-        self._channel_weights = list(weights.values())
+        self._cumulative = list(accumulate(weights.values()))
+        self._drawn = {c for c, w in weights.items() if w > 0}
         self.customers = list(customers)
         self._by_id = {c["customer_id"]: c for c in self.customers}
         self.rng = random.Random(f"traffic:{seed}")
@@ -388,6 +613,8 @@ class TrafficGenerator:
         self.phone_only_share = phone_only_share
         self.out_of_order_share = out_of_order_share
         self.bottom2_share = bottom2_share
+        self.unhappy_share = unhappy_share
+        self.pace = pace
         self.now = now or (lambda: datetime.now(UTC))
         # Unknown callers are a small recurring pool, as in real life the same
         # unregistered number calls back, so provisional profiles get >1 event.
@@ -397,6 +624,13 @@ class TrafficGenerator:
         self._events = 0  # generated so far
         self._routed = 0  # contacts offered to the demo agents so far
         self._floor = 0  # and to the rest of the floor
+        # Per channel, a heap of (due after this many events, order scheduled, the story).
+        self._pending: dict[str, list[tuple[int, int, _Due]]] = {c: [] for c in CHANNELS}
+        self._scheduled = 0
+        self._surveys = 0  # surveys sent, and of them those closing a bad experience
+        self._bad_surveys = 0
+        self._bottom2 = 0  # of all surveys sent
+        self.bad_experiences = 0  # stories started, for the simulator's summary
 
     def __iter__(self) -> Iterator[tuple[str, Envelope]]:
         while True:
@@ -407,13 +641,41 @@ class TrafficGenerator:
 
     def next_event(self) -> tuple[str, Envelope]:
         rng = self.rng
-        channel = rng.choices(self._channels, weights=self._channel_weights)[0]
+        channel = rng.choices(self._channels, cum_weights=self._cumulative)[0]
+        pending = self._pending[channel]
+        if pending and pending[0][0] <= self._events:
+            due = heapq.heappop(pending)[2]
+            return channel, self._step(channel, due.customer, due.steps, due.story)
         customer, unknown_phone = self._pick_party(channel)
+        if customer is not None and channel != "survey" and rng.random() < self.unhappy_share:
+            self.bad_experiences += 1
+            story = {"intent": _intent(rng), "social": _first_social(customer)}
+            return channel, self._step(channel, customer,
+                                       self._bad_experience(channel, story), story)
         key = customer["customer_id"] if customer else str(unknown_phone)
         social = _first_social(customer) if customer else None
         contact = self._recall_contact(key) if channel == "survey" else None
-        event_type, payload = make_event_for_channel(
-            channel, rng, social=social, contact=contact, bottom2_share=self.bottom2_share)
+        if channel == "survey":
+            event_type, payload = survey_payload(rng, contact, self._everyday_bottom2())
+            self._surveys += 1
+            self._bottom2 += payload["score"] <= 2
+        elif channel == "call":
+            event_type, payload = self._call(customer is not None)
+        elif channel == "chat":
+            event_type, payload = self._chat(customer is not None)
+        else:
+            event_type, payload = make_event_for_channel(channel, rng, social=social)
+        envelope = self._envelope(channel, customer, unknown_phone, event_type, payload)
+        if customer is not None and event_type in ("call.started", "chat.started"):
+            self._schedule(customer, [self._ending(channel)], {"payload": payload})
+        return channel, envelope
+
+    # -- the envelope ------------------------------------------------------------------
+
+    def _envelope(self, channel: str, customer: dict[str, Any] | None,
+                  unknown_phone: str | None, event_type: str,
+                  payload: dict[str, Any]) -> Envelope:
+        rng = self.rng
         envelope: Envelope = {
             "event_id": uuid.UUID(int=rng.getrandbits(128), version=4).hex,
             "type": event_type,
@@ -427,9 +689,140 @@ class TrafficGenerator:
         self._events += 1
         if event_type in ROUTED_TYPES:
             payload["agent_id"] = self._route()
-        if channel in CONTACT_IDS:
+        if channel in CONTACT_IDS and payload.get("agent_id"):
+            key = customer["customer_id"] if customer else str(unknown_phone)
             self._remember(key, channel, payload)
-        return channel, envelope
+        return envelope
+
+    # -- everyday contacts ----------------------------------------------------------------
+
+    def _call(self, known: bool) -> tuple[str, dict[str, Any]]:
+        """Calls of known customers start and end (a story of two steps) 60% of the time."""
+        if known and self.rng.random() < 0.6:
+            return "call.started", call_start(self.rng)
+        return call_payload(self.rng)
+
+    def _chat(self, known: bool) -> tuple[str, dict[str, Any]]:
+        now = self.now()
+        if known and self.rng.random() < 0.6:
+            return "chat.started", chat_start(self.rng, now=now)
+        return chat_payload(self.rng, now=now)
+
+    def _ending(self, channel: str, *, lines: Sequence[str] = NEUTRAL_LINES,
+                **call_end: Any) -> Step:
+        """The ended event of the story's started call or chat, its handle time later."""
+        def build(story: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+            started = story["payload"]
+            if channel == "call":
+                return "call.ended", started | call_end_fields(self.rng, **call_end)
+            ended = started | chat_end_fields(self.rng, now=self.now(), lines=lines,
+                                              count_share=0.15 if lines is NEUTRAL_LINES
+                                              else 0.0)
+            return "chat.ended", ended
+
+        handle = self.rng.lognormvariate(5.6 if channel == "call" else 6.0, 0.5)
+        return Step(channel, self._events_in(min(handle, 600)), build)
+
+    def _everyday_bottom2(self) -> float:
+        """The bottom-2 share of everyday surveys that keeps all surveys at bottom2_share,
+        the bad experiences' surveys (all bottom-2) included."""
+        if not self._surveys:
+            return self.bottom2_share
+        target = self.bottom2_share
+        bad = min(self._bad_surveys / self._surveys, 0.99)
+        behind = target - self._bottom2 / self._surveys  # > 0: too few bottom-2 so far
+        return max(0.0, min(1.0, (target - bad) / (1 - bad) + behind))
+
+    # -- stories -------------------------------------------------------------------------
+
+    def _events_in(self, seconds: float) -> int:
+        return max(1, int(seconds * self.pace))
+
+    def _schedule(self, customer: dict[str, Any], steps: list[Step],
+                  story: dict[str, Any]) -> None:
+        step = steps[0]
+        pending = self._pending[step.channel]
+        if step.channel not in self._drawn or len(pending) >= MAX_PENDING:
+            return  # never sent: the story ends here
+        self._scheduled += 1
+        heapq.heappush(pending, (self._events + step.after, self._scheduled,
+                                 _Due(customer, steps, story)))
+
+    def _step(self, channel: str, customer: dict[str, Any], steps: list[Step],
+              story: dict[str, Any]) -> Envelope:
+        """Send the first of `steps` now and schedule the rest."""
+        event_type, payload = steps[0].build(story)
+        envelope = self._envelope(channel, customer, None, event_type, payload)
+        if channel in CONTACT_IDS:
+            story["payload"] = payload
+            if payload.get("agent_id"):
+                story["contact"] = self._contacts[customer["customer_id"]][-1]
+        elif channel == "survey":
+            self._surveys += 1
+            self._bad_surveys += 1
+            self._bottom2 += 1
+        if len(steps) > 1:
+            self._schedule(customer, steps[1:], story)
+        return envelope
+
+    def _bad_experience(self, channel: str, story: dict[str, Any]) -> list[Step]:
+        """The steps of a bad experience that starts on `channel`."""
+        rng, intent = self.rng, story["intent"]
+        kind = rng.choice(STORIES_BY_CHANNEL[channel])
+        steps: list[Step]
+        if kind in ("transfers", "long_wait"):
+            wait = rng.randint(660, 1800) if kind == "long_wait" else None
+            transfers = rng.randint(3, 5) if kind == "transfers" else None
+            outcome = rng.choice(("unresolved", "transferred")) if transfers else None
+            steps = [Step("call", 0, lambda _: (
+                "call.started", call_start(rng, intent=intent, wait_seconds=wait, inbound=True))),
+                self._ending("call", transfers=transfers, outcome=outcome)]
+        elif kind == "abandoned":
+            def abandoned(_: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+                call = call_start(rng, intent=intent, wait_seconds=rng.randint(240, 900),
+                                  inbound=True)
+                call |= {"agent_id": None, "handle_seconds": 0, "transfers": 0,
+                         "outcome": "abandoned"}
+                return "call.ended", call
+            steps = [Step("call", 0, abandoned),
+                     Step("call", self._events_in(rng.uniform(60, 900)), lambda _: (
+                         "call.started", call_start(rng, intent=intent, inbound=True))),
+                     self._ending("call")]
+        elif kind == "angry_chat":
+            steps = [Step("chat", 0, lambda _: ("chat.started", chat_start(
+                rng, intent=intent, now=self.now(), lines=NEGATIVE_LINES))),
+                self._ending("chat", lines=NEGATIVE_LINES)]
+        elif kind == "angry_email":
+            steps = [Step("email", 0, lambda _: email_payload(rng, intent=intent, angry=True,
+                                                               inbound=True))]
+        elif kind == "public_post":
+            steps = [Step("social", 0, lambda s: social_payload(
+                rng, s["social"], angry=True))]
+        else:  # repeat: three contacts about the same intent within minutes
+            steps = [self._repeat_contact(channel, 0, intent, NEUTRAL_LINES)]
+            for lines in (NEUTRAL_LINES, NEGATIVE_LINES):
+                other = rng.choice(("call", "chat", "email"))
+                steps.append(self._repeat_contact(
+                    other, self._events_in(rng.uniform(60, 600)), intent, lines))
+        if rng.random() < SURVEY_AFTER_BAD and kind != "public_post":
+            steps.append(Step("survey", self._events_in(rng.uniform(20, 600)),
+                              lambda s: survey_payload(rng, s.get("contact"), 1.0)))
+        return steps
+
+    def _repeat_contact(self, channel: str, after: int, intent: str,
+                        lines: Sequence[str]) -> Step:
+        rng = self.rng
+
+        def build(_: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+            if channel == "call":
+                return "call.ended", (call_start(rng, intent=intent, inbound=True)
+                                      | call_end_fields(rng))
+            if channel == "chat":
+                return "chat.ended", chat_start(rng, intent=intent, now=self.now()) | \
+                    chat_end_fields(rng, now=self.now(), lines=lines, count_share=0.0)
+            return email_payload(rng, intent=intent, angry=lines is NEGATIVE_LINES,
+                                 inbound=True)
+        return Step(channel, after, build)
 
     def _pick_party(self, channel: str) -> tuple[dict[str, Any] | None, str | None]:
         """(customer, None) for a known customer, (None, phone) for an unknown one."""

@@ -37,10 +37,11 @@ TYPES = {
 PAYLOAD_FIELDS = {
     "call": {"call_id", "direction", "ivr_path", "intent", "queue", "agent_id", "wait_seconds"},
     "chat": {"chat_id", "queue", "agent_id", "intent", "wait_seconds", "messages"},
-    "email": {"message_id", "thread_id", "direction", "subject", "intent", "agent_id"},
+    "email": {"message_id", "thread_id", "direction", "subject", "body", "intent", "agent_id"},
     "survey": {"survey_id", "contact_channel", "agent_id", "queue", "score", "scale_min",
                "scale_max", "comment", "reason_codes"},
-    "social": {"network", "post_id", "handle", "text", "url", "public", "sentiment"},
+    # `sentiment` only when the monitoring tool sends one: our model scores the others.
+    "social": {"network", "post_id", "handle", "text", "url", "public"},
 }
 
 
@@ -296,3 +297,136 @@ def test_topic_override_sends_verbatim_keyed_by_customer_id() -> None:
     assert [o.key for o in out] == [b"C-000001", None, None]
     assert [o.value for o in out] == [line.encode() for line in lines]
     assert [o.parsed for o in out] == [True, True, False]
+
+
+# --- words and bad experiences ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def by_customer_id(customers: list[dict]) -> list[tuple[str, dict]]:
+    """A long stream in which every event names its customer by id."""
+    gen = TrafficGenerator(customers, seed=21, unknown_share=0.0, phone_only_share=0.0,
+                           unhappy_share=0.03, now=lambda: NOW)
+    return gen.take(60_000)
+
+
+def test_chats_carry_short_transcripts(events: list[tuple[str, dict]]) -> None:
+    chats = [env for c, env in events if c == "chat"]
+    ended = [env["payload"]["messages"] for env in chats if env["type"] == "chat.ended"]
+    transcripts = [m for m in ended if isinstance(m, list)]
+    assert 0.7 < len(transcripts) / len(ended) < 0.95  # the rest still send a count
+    assert all(isinstance(m, int) for m in ended if not isinstance(m, list))
+    for messages in transcripts:
+        assert 2 <= len(messages) <= 6
+        assert messages[0]["from"] == "customer"
+        assert {m["from"] for m in messages} <= {"customer", "agent"}
+        assert all(RFC3339.match(m["at"]) and m["text"] for m in messages)
+        assert [m["at"] for m in messages] == sorted(m["at"] for m in messages)
+    started = [env["payload"]["messages"] for env in chats if env["type"] == "chat.started"]
+    assert all(len(m) == 1 and m[0]["from"] == "customer" for m in started)
+
+
+def test_emails_have_bodies_and_the_agents_reply_outbound(
+        events: list[tuple[str, dict]]) -> None:
+    emails = [env["payload"] for c, env in events if c == "email"]
+    assert all(p["body"] for p in emails)
+    assert {p["direction"] for p in emails} == {"inbound", "outbound"}
+    assert all(p["subject"].startswith("Re: ") for p in emails if p["direction"] == "outbound")
+
+
+def test_a_started_call_or_chat_ends_later_under_the_same_id(
+        by_customer_id: list[tuple[str, dict]]) -> None:
+    started: dict[str, tuple[int, dict]] = {}
+    paired = 0
+    for n, (channel, env) in enumerate(by_customer_id):
+        if channel not in ("call", "chat"):
+            continue
+        payload, own_id = env["payload"], env["payload"][f"{channel}_id"]
+        if env["type"].endswith(".started"):
+            started[own_id] = (n, env)
+        elif own_id in started:
+            first = started.pop(own_id)[1]
+            paired += 1
+            assert env["customer_id"] == first["customer_id"]
+            for name in ("agent_id", "intent", "queue", "wait_seconds"):
+                assert payload[name] == first["payload"][name], name
+    assert paired > 5000
+
+
+def test_negative_lines_read_as_negative_and_the_others_do_not() -> None:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from cxt.traffic import NEGATIVE_LINES, NEUTRAL_LINES
+    from domain.signal_config import load_signals
+
+    vader, escalation = SentimentIntensityAnalyzer(), load_signals().escalation
+
+    def negative(text: str) -> bool:
+        return vader.polarity_scores(text)["compound"] <= -0.3 or bool(escalation.said(text))
+
+    assert len(NEGATIVE_LINES) >= 40 and len(NEUTRAL_LINES) >= 40
+    assert len(set(NEGATIVE_LINES) | set(NEUTRAL_LINES)) == \
+        len(NEGATIVE_LINES) + len(NEUTRAL_LINES)
+    # Not every angry line is caught by words alone, as with real customers.
+    assert sum(map(negative, NEGATIVE_LINES)) / len(NEGATIVE_LINES) >= 0.75
+    assert not [text for text in NEUTRAL_LINES if negative(text)]
+
+
+def _customer_words(channel: str, payload: dict) -> list[str]:
+    if channel == "chat":
+        messages = payload.get("messages")
+        return [m["text"] for m in messages if m["from"] == "customer"] \
+            if isinstance(messages, list) else []
+    if channel == "email":
+        return [payload["body"]] if payload["direction"] == "inbound" else []
+    return [payload.get("text") or ""]
+
+
+def test_bad_experiences_happen_and_some_end_in_a_bottom_2_box_survey(
+        by_customer_id: list[tuple[str, dict]]) -> None:
+    from cxt.traffic import NEGATIVE_LINES
+
+    angry = set(NEGATIVE_LINES)
+    bad_contacts: dict[str, str] = {}  # the channel's own id of a contact gone badly -> why
+    abandoned_at: dict[str, tuple[int, str]] = {}  # customer -> (event index, intent)
+    followed_up = 0
+    recent: dict[tuple[str, str], list[int]] = {}  # (customer, intent) -> event indexes
+    for n, (channel, env) in enumerate(by_customer_id):
+        payload, customer = env["payload"], env["customer_id"]
+        words = _customer_words(channel, payload)
+        own_id = payload.get({"call": "call_id", "chat": "chat_id", "email": "message_id"}
+                             .get(channel, ""))
+        if channel == "call" and env["type"] == "call.ended":
+            if payload["transfers"] >= 3:
+                bad_contacts[own_id] = "transfers"
+            if payload["outcome"] == "abandoned":
+                abandoned_at[customer] = (n, payload["intent"])
+                continue
+        if channel == "call" and payload["wait_seconds"] > 600:
+            bad_contacts[own_id] = "long wait"
+        if own_id and any(line in text for text in words for line in angry):
+            bad_contacts[own_id] = "words"
+        if channel in ("call", "chat", "email") and customer in abandoned_at \
+                and abandoned_at.pop(customer)[1] == payload["intent"]:
+            followed_up += 1
+        if channel in ("call", "chat", "email") and env["type"] != "email.sent":
+            seen = recent.setdefault((customer, payload["intent"]), [])
+            seen.append(n)
+    assert len([w for w in bad_contacts.values() if w == "transfers"]) > 20
+    assert len([w for w in bad_contacts.values() if w == "long wait"]) > 20
+    assert len([w for w in bad_contacts.values() if w == "words"]) > 100
+    assert followed_up > 10
+    angry_posts = [env for c, env in by_customer_id if c == "social"
+                   and env["payload"]["text"] in angry]
+    assert len(angry_posts) > 20 and all(env["payload"]["public"] for env in angry_posts)
+    assert any("sentiment" not in env["payload"] for env in angry_posts)
+    # Three contacts about one intent within minutes (at 20 events/s, 8000 events).
+    assert sum(1 for times in recent.values()
+               if any(b - a < 8000 for a, b in zip(times, times[2:], strict=False))) > 50
+    # Surveys about a contact gone badly are bottom-2-box far more often than the rest.
+    surveys = [env["payload"] for c, env in by_customer_id if c == "survey"]
+    about_bad = [p for p in surveys if p.get("contact_id") in bad_contacts]
+    others = [p for p in surveys if p.get("contact_id") not in bad_contacts]
+    assert len(about_bad) > 50
+    share_bad = sum(map(is_bottom_two_box, about_bad)) / len(about_bad)
+    share_others = sum(map(is_bottom_two_box, others)) / len(others)
+    assert share_bad > 0.6 and share_others < 0.1, (share_bad, share_others)
