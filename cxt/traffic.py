@@ -412,7 +412,7 @@ def social_payload(rng: random.Random, account: dict[str, str] | None, *,
     handle = account["handle"] if account else f"@user{rng.getrandbits(24)}"
     if angry:
         text, sentiment = rng.choice(NEGATIVE_LINES), rng.uniform(-0.9, -0.5)
-    elif rng.random() < 0.5:
+    elif rng.random() < 0.3:
         text, sentiment = rng.choice(SOCIAL_TEXTS)
     else:
         text, sentiment = rng.choice(NEUTRAL_LINES), rng.uniform(0.0, 0.5)
@@ -785,7 +785,7 @@ class TrafficGenerator:
                          "outcome": "abandoned"}
                 return "call.ended", call
             steps = [Step("call", 0, abandoned),
-                     Step("call", self._events_in(rng.uniform(60, 900)), lambda _: (
+                     Step("call", self._events_in(rng.uniform(30, 600)), lambda _: (
                          "call.started", call_start(rng, intent=intent, inbound=True))),
                      self._ending("call")]
         elif kind == "angry_chat":
@@ -803,9 +803,9 @@ class TrafficGenerator:
             for lines in (NEUTRAL_LINES, NEGATIVE_LINES):
                 other = rng.choice(("call", "chat", "email"))
                 steps.append(self._repeat_contact(
-                    other, self._events_in(rng.uniform(60, 600)), intent, lines))
+                    other, self._events_in(rng.uniform(30, 240)), intent, lines))
         if rng.random() < SURVEY_AFTER_BAD and kind != "public_post":
-            steps.append(Step("survey", self._events_in(rng.uniform(20, 600)),
+            steps.append(Step("survey", self._events_in(rng.uniform(20, 240)),
                               lambda s: survey_payload(rng, s.get("contact"), 1.0)))
         return steps
 
