@@ -50,7 +50,6 @@ _TOP_KEYS = ("actors", "rule")
 # Apostrophe look-alikes that phones and word processors put into comments;
 # folded to ASCII so a curly "didn\u2019t listen" matches the phrase "didn't listen".
 _APOSTROPHES = str.maketrans({c: "'" for c in "\u2018\u2019\u201b\u02bc\u2032\u00b4`"})
-_SPACES = re.compile(r"\s+")
 _WORDY = re.compile(r"\w")
 
 
@@ -139,7 +138,8 @@ def load_rules(path: str | Path) -> Rules:
 
 def normalise_text(text: str) -> str:
     """Text as phrases match it: one case, ASCII apostrophes, single spaces."""
-    return _SPACES.sub(" ", text.translate(_APOSTROPHES)).strip().casefold()
+    # str.split() rather than a regex: half the cost, on the worker's hot path.
+    return " ".join(text.translate(_APOSTROPHES).casefold().split())
 
 
 def _parse_document(document: dict[str, Any], source: str) -> Rules:

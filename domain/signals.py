@@ -75,8 +75,11 @@ def entry_signals(entry: Any, sentiment: Sentiment | None, config: SignalConfig,
     payload = entry.get("payload")
     payload = payload if isinstance(payload, dict) else {}
     channel = _text(entry.get("channel"))
-    at = (_text(entry.get("event_id")), channel, contact_of(entry), _text(entry.get("occurred_at")))
     found: list[Signal] = []
+
+    def at() -> tuple[str, str, str, str]:  # only once a signal fires: most entries show none
+        return (_text(entry.get("event_id")), channel, contact_of(entry),
+                _text(entry.get("occurred_at")))
 
     s = config.sentiment
     if s.enabled and sentiment is not None:
@@ -87,7 +90,7 @@ def entry_signals(entry: Any, sentiment: Sentiment | None, config: SignalConfig,
         if weighted <= s.negative_at_or_below:
             detail = (None if weight is None else
                       f"public post: {sentiment.score:.2f} x {weight:g} = {weighted:.2f}")
-            found.append(Signal(NEGATIVE_SENTIMENT, *at, score=round(sentiment.score, 3),
+            found.append(Signal(NEGATIVE_SENTIMENT, *at(), score=round(sentiment.score, 3),
                                 weight=weight, detail=detail))
 
     e = config.escalation
@@ -95,18 +98,18 @@ def entry_signals(entry: Any, sentiment: Sentiment | None, config: SignalConfig,
         words = text if text is not None else customer_text(channel, payload, s.max_chars)
         said = e.said(words) if words else None
         if said:
-            found.append(Signal(ESCALATION, *at, detail=f"said {said!r}"))
+            found.append(Signal(ESCALATION, *at(), detail=f"said {said!r}"))
 
     o = config.operational
     if o.enabled:
         transfers = payload.get("transfers")
         if channel == "call" and type(transfers) is int and transfers >= o.min_transfers:
-            found.append(Signal(TRANSFERS, *at, count=transfers))
+            found.append(Signal(TRANSFERS, *at(), count=transfers))
         wait = payload.get("wait_seconds")
         if (channel in _WAITING_CHANNELS and isinstance(wait, int | float)
                 and not isinstance(wait, bool) and math.isfinite(wait)
                 and wait > o.wait_over_seconds):
-            found.append(Signal(WAIT, *at, count=int(wait)))
+            found.append(Signal(WAIT, *at(), count=int(wait)))
     return found
 
 

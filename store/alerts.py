@@ -303,6 +303,15 @@ class AlertStore:
                                     args=[expected_version, orjson.dumps(alert)])
         return reply == 1
 
+    async def replace_many(self, changes: Sequence[tuple[Alert, int]]) -> list[bool]:
+        """`replace` for each (alert, expected version), in one round trip."""
+        if not changes:
+            return []
+        replies = await run_scripts(self.redis, [
+            (self._replace, [self.keys.alert(alert["alert_id"])],
+             [version, orjson.dumps(alert)]) for alert, version in changes])
+        return [reply == 1 for reply in replies]
+
     async def recent(self, limit: int) -> list[Alert]:
         """The most recently raised alerts, newest first."""
         ids = [text(i) for i in cast(list[bytes], await self.redis.zrevrange(

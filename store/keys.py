@@ -51,14 +51,11 @@ class Keys:
         return f"{self.prefix}:{{{customer_id}}}:rwait"
 
     def contacts(self, customer_id: str) -> str:
-        """Sorted set: "<intent>\x1f<contact>" -> occurred ms of the contact's first event,
-        for the repeat-contact signal; kept for its window (store.negatives)."""
+        """Sorted set: "i<intent>\\x1f<contact>" (a contact about an intent) and
+        "a\\x1f<contact>" (an abandoned call) -> occurred ms of its first event, for the
+        repeat-contact and abandoned-call signals; kept for their windows
+        (store.negatives)."""
         return f"{self.prefix}:{{{customer_id}}}:contacts"
-
-    def abandoned(self, customer_id: str) -> str:
-        """Sorted set: contact of an abandoned call -> its occurred ms, for the
-        abandoned-then-contact signal; kept for its window (store.negatives)."""
-        return f"{self.prefix}:{{{customer_id}}}:abandoned"
 
     def open_negative(self, customer_id: str) -> str:
         """Hash: intent ("" for none) -> id of the customer's open negative-interaction

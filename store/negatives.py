@@ -2,10 +2,10 @@
 
 Two signals need more than the event in hand: the repeat contact (how many contacts
 about this intent in the last days) and the abandoned call followed by another
-contact.  Each customer has a sorted set of recent contacts and one of abandoned
-calls (store.keys), written and read by one script call per batch (per cluster
-slot), so the count is atomic with the insert: two workers counting the same
-customer cannot both miss each other.  A contact is a member, so the started and
+contact.  Each customer has a sorted set of recent contacts and abandoned calls
+(store.keys), written and read by one script call per batch (per cluster slot),
+so the count is atomic with the insert: two workers counting the same customer
+cannot both miss each other.  A contact is a member, so the started and
 ended events of one call, or a redelivery, count once.
 
 "At most one open negative-interaction alert per customer and intent" is a hash of
@@ -17,44 +17,50 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from kernel.redis_client import RedisClient, text
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 
-# KEYS: per contact its customer's contacts zset and abandoned zset.  ARGV: repeat
-# window ms, abandoned follow-up window ms, TTL s, then per contact: member
-# ("<intent>\x1f<contact>", or "" for a contact without intent), contact, occurred ms,
-# 1 if it is an abandoned call else 0.
-# Replies per contact {contacts about its intent within the window up to it (0 without
-# intent), the abandoned call it follows within the window or ""}.
+# KEYS: per contact its customer's contacts zset.  ARGV: repeat window ms, abandoned
+# follow-up window ms, TTL s, then one JSON array with per contact [member, occurred
+# ms, abandoned (0/1)]: one argument for the batch, since redis-py's encoding of many
+# small arguments costs the worker more than the script costs Redis.  The zset holds
+# "i<intent>\x1f<contact>" for a contact with an intent and "a\x1f<contact>" for an
+# abandoned call; the member of a contact without intent is "n\x1f<contact>", never
+# stored.  Replies per contact {contacts about its intent within the window up to it
+# (0 without intent), the abandoned call it follows within the window or ""}.
 _SEEN = """
 local window, gap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local reply = {}
-for i = 4, #ARGV, 4 do
-  local n = (i - 4) / 4
-  local contacts, abandoned = KEYS[2 * n + 1], KEYS[2 * n + 2]
-  local member, contact, at, gave_up = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+for n, fact in ipairs(cjson.decode(ARGV[4])) do
+  local contacts, member, at, gave_up = KEYS[n], fact[1], fact[2], fact[3]
+  local split = string.find(member, '\\31', 1, true)
+  local kind, contact = string.sub(member, 1, 1), string.sub(member, split + 1)
   local count, follows = 0, ''
-  if member ~= '' then
+  if kind == 'i' then
     -- LT: a contact's first event stays its time; later events of it do not move it.
     redis.call('ZADD', contacts, 'LT', at, member)
-    local prefix = string.sub(member, 1, string.find(member, '\\31', 1, true))
+    local prefix = string.sub(member, 1, split)
     for _, m in ipairs(redis.call('ZRANGEBYSCORE', contacts, at - window, at)) do
-      if string.sub(m, 1, #prefix) == prefix then count = count + 1 end
+      if string.sub(m, 1, split) == prefix then count = count + 1 end
     end
-    redis.call('ZREMRANGEBYSCORE', contacts, '-inf', '(' .. (at - 2 * window))
-    redis.call('EXPIRE', contacts, ttl)
   end
-  if gave_up == '1' then
-    redis.call('ZADD', abandoned, 'LT', at, contact)
-    redis.call('ZREMRANGEBYSCORE', abandoned, '-inf', '(' .. (at - 2 * gap))
-    redis.call('EXPIRE', abandoned, ttl)
+  if gave_up == 1 then
+    redis.call('ZADD', contacts, 'LT', at, 'a\\31' .. contact)
   else
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', abandoned, at - gap, at)) do
-      if m ~= contact then follows = m break end
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', contacts, at - gap, at)) do
+      if string.sub(m, 1, 2) == 'a\\31' and string.sub(m, 3) ~= contact then
+        follows = string.sub(m, 3)
+        break
+      end
     end
+  end
+  if kind == 'i' or gave_up == 1 then
+    redis.call('ZREMRANGEBYSCORE', contacts, '-inf', '(' .. (at - 2 * math.max(window, gap)))
+    redis.call('EXPIRE', contacts, ttl)
   end
   reply[#reply + 1] = {count, follows}
 end
@@ -93,6 +99,14 @@ class ContactFact:
 
 
 @dataclass(frozen=True, slots=True)
+class Swap:
+    customer_id: str
+    intent: str | None
+    expected: str | None  # the open alert's id as read; None: there was none
+    alert_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ContactSeen:
     same_intent: int  # contacts about its intent in the window up to it, itself included
     follows_abandoned: str | None  # the abandoned call's contact it follows, if any
@@ -115,15 +129,12 @@ class NegativeStore:
         ttl_s = max(repeat_window_ms, abandoned_window_ms) * 2 // 1000 + 86_400
         groups = slot_groups(facts, lambda f: self.keys.contacts(f.customer_id),
                              CONTACTS_PER_CALL, one_slot=self.one_slot)
-        calls: list[ScriptCall] = []
-        for group in groups:
-            keys: list[str] = []
-            args: list[bytes | str | int] = [repeat_window_ms, abandoned_window_ms, ttl_s]
-            for f in group:
-                keys += (self.keys.contacts(f.customer_id), self.keys.abandoned(f.customer_id))
-                member = f"{f.intent}\x1f{f.contact}" if f.intent else ""
-                args += (member, f.contact, f.occurred_ms, int(f.abandoned))
-            calls.append((self._seen, keys, args))
+        calls: list[ScriptCall] = [
+            (self._seen, [self.keys.contacts(f.customer_id) for f in group],
+             [repeat_window_ms, abandoned_window_ms, ttl_s, orjson.dumps([
+                 (f"i{f.intent}\x1f{f.contact}" if f.intent else f"n\x1f{f.contact}",
+                  f.occurred_ms, int(f.abandoned)) for f in group])])
+            for group in groups]
         seen: dict[int, ContactSeen] = {}
         for group, replies in zip(groups, await run_scripts(self.redis, calls), strict=True):
             for f, (count, follows) in zip(group, replies, strict=True):
@@ -141,10 +152,16 @@ class NegativeStore:
                    alert_id: str) -> str:
         """Make `alert_id` the open alert for the intent if `expected` still is (None: if
         there is none); the id that is the open one afterwards."""
-        [reply] = await run_scripts(self.redis, [(
-            self._swap, [self.keys.open_negative(customer_id)],
-            [intent or "", expected or "", alert_id])])
-        return text(reply)
+        return (await self.swap_many([Swap(customer_id, intent, expected, alert_id)]))[0]
+
+    async def swap_many(self, swaps: Sequence[Swap]) -> list[str]:
+        """`swap` for each, in one round trip."""
+        if not swaps:
+            return []
+        replies = await run_scripts(self.redis, [
+            (self._swap, [self.keys.open_negative(s.customer_id)],
+             [s.intent or "", s.expected or "", s.alert_id]) for s in swaps])
+        return [text(reply) for reply in replies]
 
     async def release(self, customer_id: str, intent: str | None, alert_id: str) -> None:
         await run_scripts(self.redis, [(
@@ -152,5 +169,4 @@ class NegativeStore:
 
     async def erase_customer(self, customer_id: str) -> None:
         await self.redis.delete(self.keys.contacts(customer_id),
-                                self.keys.abandoned(customer_id),
                                 self.keys.open_negative(customer_id))

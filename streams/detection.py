@@ -21,7 +21,7 @@ from domain.alerts import CONTEXT_SIZE, RESOLVED
 from domain.contact_reasons import ContactCount
 from domain.contacts import normalise_intent, parse_ms
 from domain.negative import new_negative_alert, new_signals, with_signals
-from domain.records import Alert
+from domain.records import Alert, TimelineEntry
 from domain.rules import Classification, Rules
 from domain.sentiment import Sentiment, customer_text
 from domain.signal_config import SignalConfig
@@ -37,7 +37,7 @@ from domain.signals import (
 from kernel.times import iso_ms, utc_now_iso
 from store.alerts import AlertStore, RatedLookup
 from store.contact_reasons import ContactReasonStore
-from store.negatives import ContactFact, ContactSeen, NegativeStore
+from store.negatives import ContactFact, ContactSeen, NegativeStore, Swap
 from store.timeline import AddResult, NewEntry
 from streams.records import Record
 
@@ -52,6 +52,13 @@ class Fresh:
     record: Record
     sentiment: Sentiment | None
     result: AddResult
+
+
+@dataclass(frozen=True, slots=True)
+class _Contact:
+    item: Fresh
+    contact: str  # domain.signals.contact_of
+    intent: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,57 +83,125 @@ class Detector:
 
     async def detect(self, items: Sequence[Fresh]) -> list[Alert]:
         """The alerts raised or changed by the batch's entries, to publish."""
-        contacts = [item for item in items if is_inbound_contact(item.entry.entry)]
+        contacts = [_Contact(item, contact_of(item.entry.entry), _intent(item.entry.entry))
+                    for item in items if is_inbound_contact(item.entry.entry)]
         seen = await self.negatives.see_contacts(
-            [_fact(item) for item in contacts], repeat_window_ms=self.repeat_window_ms,
-            abandoned_window_ms=self.abandoned_window_ms)
-        seen_of = {id(item): s for item, s in zip(contacts, seen, strict=True)}
+            [ContactFact(c.item.entry.customer_id, c.contact, c.intent,
+                         c.item.entry.occurred_ms, is_abandoned(c.item.entry.entry))
+             for c in contacts],
+            repeat_window_ms=self.repeat_window_ms, abandoned_window_ms=self.abandoned_window_ms)
+        of_item = {id(c.item): (c, s) for c, s in zip(contacts, seen, strict=True)}
         signalled: list[_Signalled] = []
         for item in items:
-            signals = self._signals(item, seen_of.get(id(item)))
+            signals = self._signals(item, *of_item.get(id(item), (None, None)))
             if signals:
                 signalled.append(_Signalled(item, signals))
         negative = {id(s.item) for s in signalled}
-        await self.reasons.count([_count(item, seen_of[id(item)], negative=id(item) in negative)
-                                  for item in contacts])
+        await self.reasons.count([_count(c, s, negative=id(c.item) in negative)
+                                  for c, s in zip(contacts, seen, strict=True)])
         changed = await self._alerts(signalled)
         raised = [(a["alert_id"], _ms(a["raised_at"])) for a in changed if a["version"] == 1]
         await self.reasons.count_alerts(raised)
         return changed
 
-    def _signals(self, item: Fresh, seen: ContactSeen | None) -> list[Signal]:
+    def _signals(self, item: Fresh, contact: _Contact | None, seen: ContactSeen | None
+                 ) -> list[Signal]:
         entry = item.entry.entry
         found = entry_signals(entry, item.sentiment, self.config)
-        if seen is None:
+        if contact is None or seen is None:
             return found
         base: dict[str, Any] = {"event_id": entry["event_id"], "channel": entry["channel"],
-                                "contact": contact_of(entry), "occurred_at": entry["occurred_at"]}
+                                "contact": contact.contact, "occurred_at": entry["occurred_at"]}
         repeat = self.config.repeat_contact
         if repeat.enabled and seen.same_intent >= repeat.contacts:
             found.append(Signal(REPEAT, **base, count=seen.same_intent,
                                 detail=f"contact {seen.same_intent} about "
-                                       f"{_intent(entry)!r} within {repeat.within_days} days"))
+                                       f"{contact.intent!r} within {repeat.within_days} days"))
         if self.config.operational.enabled and seen.follows_abandoned:
             found.append(Signal(ABANDONED, **base,
                                 detail=f"after abandoned {seen.follows_abandoned}"))
         return found
 
     async def _alerts(self, signalled: Sequence[_Signalled]) -> list[Alert]:
+        """One round trip per step for the whole batch: read the open alerts, add the new
+        signals to them (compare-and-set), raise the rest (claim, then store).  A group
+        that loses a race goes through `_one`, which retries until it wins."""
         groups: dict[tuple[str, str | None], list[_Signalled]] = {}
         for s in signalled:
             groups.setdefault((s.item.entry.customer_id, _intent(s.item.entry.entry)),
                               []).append(s)
         if not groups:
             return []
-        keys = list(groups)
-        opened = await self.negatives.open_ids(list(dict.fromkeys(cid for cid, _ in keys)))
-        open_of = dict(zip(dict.fromkeys(cid for cid, _ in keys), opened, strict=True))
+        customers = list(dict.fromkeys(cid for cid, _ in groups))
+        opened = dict(zip(customers, await self.negatives.open_ids(customers), strict=True))
+        pointed = {key: opened[key[0]].get(key[1] or "") for key in groups}
+        wanted = list(dict.fromkeys(i for i in pointed.values() if i))
+        current = dict(zip(wanted, await self.alerts.get_many(wanted), strict=True))
+        now = utc_now_iso()
         out: list[Alert] = []
-        for cid, intent in keys:
-            alert = await self._one(cid, intent, groups[(cid, intent)],
-                                    open_of[cid].get(intent or ""))
+        retry: list[tuple[str, str | None]] = []
+        updates: list[tuple[tuple[str, str | None], Alert, int]] = []
+        raises: list[tuple[tuple[str, str | None], list[dict[str, Any]], str | None]] = []
+        for key, members in groups.items():
+            signals = [s.as_json() for m in members for s in m.signals]
+            open_id = pointed[key]
+            alert = current.get(open_id) if open_id else None
+            if alert is not None and alert["status"] != RESOLVED:
+                changed = with_signals(alert, signals, self._classify(members[-1]), now)
+                if changed is not None:
+                    updates.append((key, changed, alert["version"]))
+                elif any(m.item.result is AddResult.REDELIVERED for m in members):
+                    out.append(alert)  # as stored: its publish may not have happened
+                continue
+            fresh = new_signals(alert, signals)  # a resolved alert's own stay with it
+            if fresh:
+                # Claimed but not stored: raised under the claimed id (see `_one`).
+                raises.append((key, fresh, open_id if alert is None else None))
+        done = await self.alerts.replace_many([(a, v) for _, a, v in updates])
+        out += [a for (_, a, _), ok in zip(updates, done, strict=True) if ok]
+        retry += [key for (key, _, _), ok in zip(updates, done, strict=True) if not ok]
+        out += await self._raise_many(raises, groups, pointed, retry)
+        for key in retry:
+            alert = await self._one(*key, groups[key], pointed[key])
             if alert is not None:
                 out.append(alert)
+        return out
+
+    async def _raise_many(self, raises: Sequence[tuple[tuple[str, str | None],
+                                                       list[dict[str, Any]], str | None]],
+                          groups: dict[tuple[str, str | None], list[_Signalled]],
+                          pointed: dict[tuple[str, str | None], str | None],
+                          retry: list[tuple[str, str | None]]) -> list[Alert]:
+        """Raise the new alerts: contexts, claims and stores each in one round trip."""
+        if not raises:
+            return []
+        found = await self.alerts.rated_contacts(
+            [RatedLookup(key[0], None, CONTEXT_SIZE) for key, _, _ in raises])
+        built = [self._build(key, fresh, groups[key], rated.context, claimed)
+                 for (key, fresh, claimed), rated in zip(raises, found, strict=True)]
+        to_claim = [(key, alert) for (key, _, claimed), alert in zip(raises, built, strict=True)
+                    if claimed is None]
+        now_open = await self.negatives.swap_many([
+            Swap(key[0], key[1], pointed[key], alert["alert_id"]) for key, alert in to_claim])
+        lost = {key for (key, alert), got in zip(to_claim, now_open, strict=True)
+                if got != alert["alert_id"]}
+        for (key, alert), got in zip(to_claim, now_open, strict=True):
+            if got != alert["alert_id"]:
+                pointed[key] = got  # another batch opened one meanwhile: add to it
+        retry += lost
+        storing = [(key, alert) for (key, _, _), alert in zip(raises, built, strict=True)
+                   if key not in lost]
+        if not storing:
+            return []
+        now_ms = int(time.time() * 1000)
+        stored = await self.alerts.put_new([a for _, a in storing], now_ms, self.ack_timeout_ms)
+        out: list[Alert] = []
+        for (key, alert), (result, _) in zip(storing, stored, strict=True):
+            if result is AddResult.NEW:
+                out.append(alert)
+            else:  # stored meanwhile (or before a crash): add to it
+                pointed[key] = alert["alert_id"]
+                retry.append(key)
         return out
 
     async def _one(self, cid: str, intent: str | None, members: Sequence[_Signalled],
@@ -171,14 +246,18 @@ class Detector:
 
     async def _raise(self, cid: str, intent: str | None, signals: list[dict[str, Any]],
                      members: Sequence[_Signalled], *, alert_id: str | None = None) -> Alert:
+        [rated] = await self.alerts.rated_contacts([RatedLookup(cid, None, CONTEXT_SIZE)])
+        return self._build((cid, intent), signals, members, rated.context, alert_id)
+
+    def _build(self, key: tuple[str, str | None], signals: list[dict[str, Any]],
+               members: Sequence[_Signalled], context: list[TimelineEntry],
+               alert_id: str | None) -> Alert:
         first = next(m.item for m in members
                      if m.item.entry.event_id == signals[0]["event_id"])
-        [rated] = await self.alerts.rated_contacts([RatedLookup(cid, None, CONTEXT_SIZE)])
         now_ms = int(time.time() * 1000)
         return new_negative_alert(
-            customer_id=cid, intent=intent, signals=signals, trigger=first.entry.entry,
-            context=rated.context, classification=self._classify(first),
-            raised_at=iso_ms(now_ms),
+            customer_id=key[0], intent=key[1], signals=signals, trigger=first.entry.entry,
+            context=context, classification=self._classify(first), raised_at=iso_ms(now_ms),
             latency_ms=max(0, now_ms - (first.record.timestamp_ms or now_ms)),
             ack_deadline=iso_ms(now_ms + self.ack_timeout_ms), alert_id=alert_id)
 
@@ -197,17 +276,11 @@ def _intent(entry: Any) -> str | None:
     return normalise_intent(entry["payload"].get("intent"))
 
 
-def _fact(item: Fresh) -> ContactFact:
-    entry = item.entry.entry
-    return ContactFact(item.entry.customer_id, contact_of(entry), _intent(entry),
-                       item.entry.occurred_ms, is_abandoned(entry))
-
-
-def _count(item: Fresh, seen: ContactSeen, *, negative: bool) -> ContactCount:
-    entry = item.entry.entry
+def _count(contact: _Contact, seen: ContactSeen, *, negative: bool) -> ContactCount:
+    entry = contact.item.entry.entry
     queue = entry["payload"].get("queue")
-    return ContactCount(contact_of(entry), item.entry.occurred_ms, entry["channel"],
-                        queue if isinstance(queue, str) else None, _intent(entry),
+    return ContactCount(contact.contact, contact.item.entry.occurred_ms, entry["channel"],
+                        queue if isinstance(queue, str) else None, contact.intent,
                         repeat=seen.same_intent >= 2, negative=negative)
 
 

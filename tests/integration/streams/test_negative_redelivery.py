@@ -119,5 +119,5 @@ def test_erasure_takes_the_contacts_and_open_alerts(stack: LocalStack) -> None:
         return before, after
 
     before, after = asyncio.run(main())
-    assert {keys.contacts(cid), keys.abandoned(cid), keys.open_negative(cid)} <= before
+    assert {keys.contacts(cid), keys.open_negative(cid)} <= before
     assert after == set()
