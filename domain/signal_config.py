@@ -14,7 +14,7 @@ import math
 import re
 import textwrap
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -48,13 +48,54 @@ class EscalationSection:
     phrases: tuple[str, ...] = ()  # normalised as matched (normalise_text)
     # Longest phrase first, so "formal complaint" is reported rather than "complaint".
     any_phrase: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    # The first word of every phrase (`first_words`), or None when a phrase starts with
+    # "*" (any word): a text without any of them cannot match, and most texts have none,
+    # so the search (the costly part, on the worker's hot path) is skipped for them.
+    anchors: Anchors | None = field(default=None, repr=False, compare=False)
 
     def said(self, text: str) -> str | None:
         """The listed words found in `text` (as written there, normalised), or None."""
         if self.any_phrase is None or not text:
             return None
+        if self.anchors is not None and not self.anchors.any_in(text):
+            return None
         found = self.any_phrase.search(normalise_text(text))
         return found.group(0) if found else None
+
+
+_WORD_RUN = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """The words a text must contain one of to match any phrase: each phrase's first
+    run of letters and digits, whole (`words`) or, before a `*`, as a prefix."""
+
+    words: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, phrases: Sequence[str]) -> Anchors | None:
+        words: set[str] = set()
+        prefixes: list[str] = []
+        for phrase in phrases:
+            first = _WORD_RUN.match(phrase)
+            if first is None:  # starts with "*" or a sign: no word to look for
+                return None
+            if phrase[first.end():first.end() + 1] == "*":
+                prefixes.append(first.group(0))
+            else:
+                words.add(first.group(0))
+        return cls(frozenset(words), tuple(prefixes))
+
+    def any_in(self, text: str) -> bool:
+        # Apostrophes split words here as in the phrases ("won't": "won", "t"), whichever
+        # apostrophe the text uses; casefold as normalise_text does.
+        tokens = _WORD_RUN.findall(text.casefold())
+        if not self.words.isdisjoint(tokens):
+            return True
+        return any(token.startswith(self.prefixes) for token in tokens) if self.prefixes \
+            else False
 
 
 @dataclass(frozen=True)
@@ -120,6 +161,10 @@ _SECTIONS: dict[str, type] = {
 }
 
 
+# Fields built from the file, not written in it.
+_BUILT = ("any_phrase", "anchors")
+
+
 def load_signals(path: str | Path = DEFAULT_SIGNALS_PATH) -> SignalConfig:
     """Read and check a signals file; SignalsError says exactly what is wrong and where."""
     source = str(path)
@@ -141,7 +186,7 @@ def parse_signals(document: Mapping[str, Any], source: str) -> SignalConfig:
         table = document.get(name, {})
         if not isinstance(table, dict):
             raise SignalsError(f"{source}: {name} must be a section, written [{name}]")
-        keys = tuple(f.name for f in fields(_SECTIONS[name]) if f.name != "any_phrase")
+        keys = tuple(f.name for f in fields(_SECTIONS[name]) if f.name not in _BUILT)
         reject_unknown(table, keys, f"{source}: [{name}]", SignalsError)
         tables[name] = table
     return SignalConfig(
@@ -194,7 +239,8 @@ def _escalation(table: Mapping[str, Any], where: str) -> EscalationSection:
         phrases.append(normal)
     longest_first = sorted(phrases, key=len, reverse=True)
     return EscalationSection(enabled=enabled, phrases=tuple(phrases),
-                             any_phrase=phrase_patterns(longest_first)[1])
+                             any_phrase=phrase_patterns(longest_first)[1],
+                             anchors=Anchors.of(phrases))
 
 
 def _operational(table: Mapping[str, Any], where: str) -> OperationalSection:

@@ -157,3 +157,36 @@ def test_an_unreadable_file_is_a_config_error(tmp_path: Path, name: str) -> None
         path.write_bytes(b"# caf\xe9\n")
     with pytest.raises(ConfigError, match="cannot read the signals file"):
         load_signals(path)
+
+
+def test_the_first_word_prefilter_never_changes_what_is_said() -> None:
+    """`said` skips the search for texts with none of the phrases' first words; on the
+    labelled fixture, demo texts and generated ones it answers as the search alone."""
+    import dataclasses
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from cxt.traffic import NEGATIVE_LINES
+    from domain.signal_config import load_signals
+    from tests.support.helpers import REPO
+
+    escalation = load_signals().escalation
+    assert escalation.anchors is not None
+    unfiltered = dataclasses.replace(escalation, anchors=None)
+    fixture = [json.loads(line)["text"] for line in
+               (REPO / "tests/fixtures/customer_texts.jsonl").read_text().splitlines()]
+    for text in [*fixture, *NEGATIVE_LINES]:
+        assert escalation.said(text) == unfiltered.said(text), text
+
+    words = st.sampled_from([*escalation.phrases, "won\u2019t", "WON'T", "solicitors", "I'm",
+                             "cancel", "my", "contract", "!", "complaint's", "ombudsman.",
+                             "managerial", "disgraceful", "x", "\u00a0", "\n"])
+
+    @settings(max_examples=2000, deadline=None)
+    @given(st.lists(st.one_of(words, st.text(max_size=8)), max_size=12).map(" ".join))
+    def same(text: str) -> None:
+        assert escalation.said(text) == unfiltered.said(text)
+
+    same()
