@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.alerts import CONTEXT_SIZE, RESOLVED
+from domain.alerts import RESOLVED
 from domain.contact_reasons import ContactCount
 from domain.contacts import normalise_intent, parse_ms
 from domain.negative import new_negative_alert, new_signals, with_signals
 from domain.records import Alert, TimelineEntry
-from domain.rules import Classification, Rules
+from domain.rules import UNCLASSIFIED, Classification, Rules
 from domain.sentiment import Sentiment, customer_text
 from domain.signal_config import SignalConfig
 from domain.signals import (
@@ -42,6 +42,11 @@ from store.timeline import AddResult, NewEntry
 from streams.records import Record
 
 log = logging.getLogger(__name__)
+
+# The customer's newest entries a negative-interaction alert carries.  Fewer than a
+# survey alert's: its signals already name the contacts that matter, and each entry
+# (a chat transcript, say) is copied into every version published.
+CONTEXT_SIZE = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +152,7 @@ class Detector:
             open_id = pointed[key]
             alert = current.get(open_id) if open_id else None
             if alert is not None and alert["status"] != RESOLVED:
-                changed = with_signals(alert, signals, self._classify(members[-1]), now)
+                changed = with_signals(alert, signals, self._reclassify(alert, members), now)
                 if changed is not None:
                     updates.append((key, changed, alert["version"]))
                 elif any(m.item.result is AddResult.REDELIVERED for m in members):
@@ -213,7 +218,8 @@ class Detector:
         while True:
             alert = await self.alerts.get(open_id) if open_id else None
             if alert is not None and alert["status"] != RESOLVED:
-                changed = with_signals(alert, signals, self._classify(members[-1]), utc_now_iso())
+                changed = with_signals(alert, signals, self._reclassify(alert, members),
+                                       utc_now_iso())
                 if changed is None:
                     return alert if redelivered else None
                 if await self.alerts.replace(changed, alert["version"]):
@@ -260,6 +266,11 @@ class Detector:
             context=context, classification=self._classify(first), raised_at=iso_ms(now_ms),
             latency_ms=max(0, now_ms - (first.record.timestamp_ms or now_ms)),
             ack_deadline=iso_ms(now_ms + self.ack_timeout_ms), alert_id=alert_id)
+
+    def _reclassify(self, alert: Alert, members: Sequence[_Signalled]) -> Classification | None:
+        """The rules' category from the newest words, only while the alert has none
+        (domain.negative.with_signals keeps any other)."""
+        return self._classify(members[-1]) if alert["category"] == UNCLASSIFIED else None
 
     def _classify(self, member: _Signalled | Fresh) -> Classification:
         """The alert rules read the customer's words as the survey comment, and the

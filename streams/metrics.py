@@ -52,11 +52,12 @@ class WorkerMetrics:
             ["reason"], registry=r)
         self.alert_events = prom.Counter(
             "cxt_worker_alert_events", "Alert events published on the alerts topic, by event "
-            "(raised, acknowledged, callback_recorded, resolved, escalated, updated)", ["event"],
-            registry=r)
+            "(raised, acknowledged, callback_recorded, resolved, escalated, updated) and kind "
+            "(bottom_2_box, negative_interaction)", ["event", "kind"], registry=r)
         self.alert_latency = prom.Histogram(
-            "cxt_worker_alert_latency_seconds", "Time from a bottom-2-box survey reaching "
-            "Kafka to its alert being raised (the alert's latency_ms)",
+            "cxt_worker_alert_latency_seconds", "Time from the record that raised an alert "
+            "(a bottom-2-box survey, or a signalled interaction) reaching Kafka to the alert "
+            "being raised (the alert's latency_ms), by kind", ["kind"],
             buckets=ALERT_LATENCY_BUCKETS, registry=r)
         self.batch_seconds = prom.Histogram(
             "cxt_worker_batch_duration_seconds", "Time to process one batch: validate, store, "
@@ -106,13 +107,14 @@ class WorkerMetrics:
         self.alerts(alerts)
 
     def alerts(self, alerts: Iterable[dict]) -> None:
-        events: Counter[str] = Counter()
+        events: Counter[tuple[str, str]] = Counter()
         for alert in alerts:
-            events[alert["event"]] += 1
+            kind = alert.get("kind") or "bottom_2_box"
+            events[alert["event"], kind] += 1
             if alert["event"] == "raised":
-                self.alert_latency.observe(alert["latency_ms"] / 1000)
-        for event, n in events.items():
-            self.alert_events.labels(event).inc(n)
+                self.alert_latency.labels(kind).observe(alert["latency_ms"] / 1000)
+        for (event, kind), n in events.items():
+            self.alert_events.labels(event, kind).inc(n)
 
     def set_lag(self, lag: Mapping[TopicPartition, int]) -> None:
         """The lag of every partition assigned now; the others' series disappear."""

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from consumers.summary import open_alert_ids, read_batch, summarize, survey_summary
 from cxt.localstack import LocalStack
 from domain.alerts import alert_id_for
+from domain.negative import negative_alert_id
 from kernel.settings import Settings, Topics
 from schemas import validator
 from store.keys import Keys
@@ -411,7 +412,9 @@ def test_summary_of_a_known_history(feed) -> None:
     asyncio.run(produce_events(settings, [*call_a, *chat_h, *mail_t, social, call_b, call_c,
                                           newest, b2b_recent, b2b_old, fine_old]))
 
-    summary = _latest(settings, cid, lambda s: s["open_alerts"] == 2
+    # The post's "still no" is escalation language: a negative-interaction alert, counted
+    # among the open alerts like the two surveys'.
+    summary = _latest(settings, cid, lambda s: s["open_alerts"] == 3
                       and s["contacts_30d"]["total"] == 5 and s["bottom_2_box_count"] == 2
                       and s["last_survey"] is not None)
     assert summary["customer_id"] == cid
@@ -429,9 +432,10 @@ def test_summary_of_a_known_history(feed) -> None:
         "event_id": newest["event_id"], "score": 4, "scale_min": 1, "scale_max": 5,
         "occurred_at": newest["occurred_at"], "bottom_2_box": False}
     assert summary["bottom_2_box_count"] == 2
-    assert summary["open_alerts"] == 2
+    assert summary["open_alerts"] == 3
     assert summary["open_alert_ids"] == sorted(
-        [alert_id_for(b2b_recent["event_id"]), alert_id_for(b2b_old["event_id"])])
+        [alert_id_for(b2b_recent["event_id"]), alert_id_for(b2b_old["event_id"]),
+         negative_alert_id(cid, None, social["event_id"])])
 
 
 def test_open_alerts_follow_the_alert_lifecycle(feed) -> None:

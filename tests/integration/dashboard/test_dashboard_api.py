@@ -460,7 +460,10 @@ def test_agent_gets_the_relevant_context_when_a_call_reaches_them(
     assert order[:3] == [survey["event_id"], billing_email["event_id"], billing_call["event_id"]]
     assert relevance == ["intent"] * 3 + ["other"] * 2
     assert order[-2:] == [social["event_id"], tech_chat["event_id"]]
-    assert [a["survey_event_id"] for a in context["open_alerts"]] == [survey["event_id"]]
+    # The call is the third about billing in a week: its repeat-contact alert may be
+    # raised by the time the context is read, beside the survey's.
+    assert [a["survey_event_id"] for a in context["open_alerts"]
+            if a.get("kind") != "negative_interaction"] == [survey["event_id"]]
     flagged = {e["event_id"] for e in context["events"] if "open_alert" in e["flags"]}
     assert survey["event_id"] in flagged
     rules = [p["rule"] for p in context["prompts"]]

@@ -72,10 +72,14 @@ def test_metrics_count_accepted_rejected_alerts_and_lag(stack: LocalStack, tmp_p
         assert _value(families, "cxt_worker_events_rejected", "cxt_worker_events_rejected_total",
                       reason="invalid_json") == 1
         assert _value(families, "cxt_worker_alert_events", "cxt_worker_alert_events_total",
-                      event="raised") == 1
+                      event="raised", kind="bottom_2_box") == 1
+        # The third call about billing: a repeat contact.
+        assert _value(families, "cxt_worker_alert_events", "cxt_worker_alert_events_total",
+                      event="raised", kind="negative_interaction") == 1
         latency = "cxt_worker_alert_latency_seconds"
-        assert _value(families, latency, f"{latency}_count") == 1
-        assert 0 < _value(families, latency, f"{latency}_sum") < 10  # type: ignore[operator]
+        assert _value(families, latency, f"{latency}_count", kind="bottom_2_box") == 1
+        assert 0 < _value(families, latency, f"{latency}_sum",  # type: ignore[operator]
+                          kind="bottom_2_box") < 10
         batches = _value(families, "cxt_worker_batch_size", "cxt_worker_batch_size_count",
                          agent="interactions")
         assert batches and batches >= 1
