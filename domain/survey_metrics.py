@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from domain.surveys import is_bottom_2_box
 
@@ -57,7 +58,13 @@ _DAY = timedelta(days=1)
 
 def hour_of(occurred_ms: int) -> str:
     """The UTC hour bucket id ("YYYYMMDDHH") of an epoch-milliseconds timestamp."""
-    return datetime.fromtimestamp(occurred_ms / 1000, tz=UTC).strftime("%Y%m%d%H")
+    # Once per contact on the worker's hot path; a batch spans a few hours at most.
+    return _hour(occurred_ms // 3_600_000)
+
+
+@lru_cache(maxsize=4096)
+def _hour(hours: int) -> str:
+    return datetime.fromtimestamp(hours * 3600, tz=UTC).strftime("%Y%m%d%H")
 
 
 def day_of(occurred_ms: int) -> str:
