@@ -298,19 +298,22 @@ def assert_exactly_once(settings: Settings, client: redis.Redis, sender: SteadyS
     # One alert per bottom-2-box survey: one key in Redis, raised on the topic.  A
     # survey redelivered after a kill may publish its (same, version 1) alert again
     # (at least once on the output topics); it must be that very alert.
+    # The traffic's negative-interaction alerts are checked by their own rule below.
     alert_ids = sender.alert_ids
-    in_redis = {k.decode().split("{")[1].split("}")[0] for k in
-                client.scan_iter(f"{settings.redis_prefix}:*:alert", count=1000)}
+    kinds = {a["alert_id"]: a["kind"] for a in stored_alerts(client, settings.redis_prefix)}
+    in_redis = {i for i, kind in kinds.items() if kind == "bottom_2_box"}
     assert in_redis == alert_ids
     listed: Counter[str] = Counter()
     for key in client.scan_iter(f"{settings.redis_prefix}:*:alerts", count=1000):
         listed.update(a.decode() for a in client.smembers(key))
-    assert set(listed) == alert_ids and max(listed.values()) == 1
+    assert set(listed) == set(kinds) and max(listed.values()) == 1
+    assert_one_open_negative_alert_per_intent(client, settings.redis_prefix)
     events = asyncio.run(topic_values(
         settings, settings.topics.alerts,
         lambda k, v: (v["event"], v["alert_id"], v["version"], v["survey_event_id"],
                       v["raised_at"]),
         until=lambda es: {e[1] for e in es} >= alert_ids))
+    events = [e for e in events if e[1] in alert_ids]
     raised: dict[str, set[tuple]] = {}
     for event in events:
         if event[0] == "raised":
@@ -322,3 +325,27 @@ def assert_exactly_once(settings: Settings, client: redis.Redis, sender: SteadyS
     return {"events_checked": len(good), "bad_records_checked": len(bad),
             "alerts_checked": len(alert_ids), "alerts_republished": republished,
             "lost": len(lost), "doubled": len(doubled), "resent_by_sender": sender.resent}
+
+
+def stored_alerts(client: redis.Redis, prefix: str) -> list[dict]:
+    return [orjson.loads(client.get(k)) for k in client.scan_iter(f"{prefix}:*:alert",
+                                                                   count=1000)]
+
+
+def assert_one_open_negative_alert_per_intent(client: redis.Redis, prefix: str, *,
+                                              expect_some: bool = False) -> None:
+    """At most one negative-interaction alert per customer and intent (none is resolved
+    in these runs), the one the customer's open-alert hash names, each signal (rule,
+    contact) on it once: what kills, redeliveries and overlapping batches must keep."""
+    negative = [a for a in stored_alerts(client, prefix) if a["kind"] == "negative_interaction"]
+    assert negative or not expect_some, "the traffic raises negative-interaction alerts"
+    per_intent = Counter((a["customer_id"], a["intent"]) for a in negative)
+    doubled = [(a["alert_id"], a["version"], a["history"], a["signals"]) for a in negative
+               if per_intent[(a["customer_id"], a["intent"])] > 1]
+    assert not doubled, doubled
+    for a in negative:
+        keys = [(s["rule"], s["contact"]) for s in a["signals"]]
+        assert len(keys) == len(set(keys)), a["alert_id"]
+        assert a["version"] == len(a["history"])
+        pointer = client.hget(f"{prefix}:{{{a['customer_id']}}}:niopen", a["intent"] or "")
+        assert pointer is not None and pointer.decode() == a["alert_id"]
