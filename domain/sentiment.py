@@ -61,8 +61,12 @@ def customer_text(channel: str, payload: Any, max_chars: int) -> str | None:
     return text if text and not text.isspace() else None
 
 
-def score_entry(channel: str, payload: Any, config: SentimentSection) -> Sentiment | None:
-    """The interaction's sentiment, or None when it carries no customer text (or scoring is off)."""
+def score_entry(channel: str, payload: Any, config: SentimentSection, *,
+                text: str | None = None) -> Sentiment | None:
+    """The interaction's sentiment, or None when it carries no customer text (or scoring is off).
+
+    `text`: the entry's customer_text at the config's max_chars when the caller has it
+    already (the worker reads it once for scoring and for the escalation phrases)."""
     if not config.enabled or not isinstance(payload, dict):
         return None
     if config.use_source_sentiment:
@@ -71,7 +75,8 @@ def score_entry(channel: str, payload: Any, config: SentimentSection) -> Sentime
         if isinstance(given, int | float) and not isinstance(given, bool) and -1 <= given <= 1:
             score = float(given)
             return Sentiment(score, label_of(score, config), PAYLOAD, 0)
-    text = customer_text(channel, payload, config.max_chars)
+    if text is None:
+        text = customer_text(channel, payload, config.max_chars)
     if text is None:
         return None
     score = _compound()(text)

@@ -57,6 +57,7 @@ class Fresh:
     record: Record
     sentiment: Sentiment | None
     result: AddResult
+    text: str | None = None  # the customer's words (domain.sentiment.customer_text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ class Detector:
     def _signals(self, item: Fresh, contact: _Contact | None, seen: ContactSeen | None
                  ) -> list[Signal]:
         entry = item.entry.entry
-        found = entry_signals(entry, item.sentiment, self.config)
+        found = entry_signals(entry, item.sentiment, self.config, text=item.text)
         if contact is None or seen is None:
             return found
         base: dict[str, Any] = {"event_id": entry["event_id"], "channel": entry["channel"],

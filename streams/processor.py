@@ -33,7 +33,7 @@ from domain.negative import KIND as NEGATIVE
 from domain.negative import holds_contact, with_linked
 from domain.records import Alert, AlertAction, TimelineEntry
 from domain.rules import Rules
-from domain.sentiment import Sentiment, score_entry
+from domain.sentiment import Sentiment, customer_text, score_entry
 from domain.signal_config import SignalConfig
 from domain.survey_metrics import hour_of, metric_fields
 from domain.surveys import payload_is_bottom_2_box
@@ -99,16 +99,18 @@ class Processor:
 
         owners = await resolve_owners(self.store, [item for _, item in accepted])
         accepted_at = utc_now_iso()
-        sentiments = [score_entry(item.channel, item.payload, self.sentiment)
-                      for _, item in accepted]
+        texts = [customer_text(item.channel, item.payload, self.sentiment.max_chars)
+                 for _, item in accepted]
+        sentiments = [score_entry(item.channel, item.payload, self.sentiment, text=text)
+                      for (_, item), text in zip(accepted, texts, strict=True)]
         entries = [
             _timeline_entry(record, item, owner, accepted_at, sentiment)
             for (record, item), owner, sentiment in zip(accepted, owners, sentiments, strict=True)
         ]
         added = await self.store.add_entries(entries)
-        fresh = [Fresh(e, record, sentiment, r)
-                 for e, r, (record, _), sentiment
-                 in zip(entries, added.results, accepted, sentiments, strict=True)
+        fresh = [Fresh(e, record, sentiment, r, text)
+                 for e, r, (record, _), sentiment, text
+                 in zip(entries, added.results, accepted, sentiments, texts, strict=True)
                  if r is not AddResult.DUPLICATE]
         out.extend(self._publish(f.entry) for f in fresh)
         # Before the surveys: a bottom-2-box survey links to the alert its contact raised.
