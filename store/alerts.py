@@ -21,6 +21,8 @@ from typing import cast
 
 import orjson
 
+from domain.alerts import OPEN
+from domain.contacts import parse_ms
 from domain.rated import needles
 from domain.records import Alert, TimelineEntry
 from kernel.redis_client import RedisClient, text
@@ -283,6 +285,22 @@ class AlertStore:
         pipe.zremrangebyrank(self.keys.alerts_recent(), 0, -RECENT_ALERTS_KEPT - 1)
         await pipe.execute()
         return results
+
+    async def index_again(self, alerts: Sequence[Alert]) -> None:
+        """Index stored alerts as `put_new` does, in case a crash came between the store
+        and the index (idempotent: sets and NX adds); for the redelivery of their batch."""
+        if not alerts:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for alert in alerts:
+            pipe.sadd(self.keys.customer_alerts(alert["customer_id"]), alert["alert_id"])
+            raised = parse_ms(alert["raised_at"])
+            if raised is not None:
+                pipe.zadd(self.keys.alerts_recent(), {alert["alert_id"]: raised}, nx=True)
+            deadline = parse_ms(alert.get("ack_deadline"))
+            if alert["status"] == OPEN and deadline is not None:
+                pipe.zadd(self.keys.alerts_due(), {alert["alert_id"]: deadline}, nx=True)
+        await pipe.execute()
 
     # -- reading and changing -------------------------------------------------------
 

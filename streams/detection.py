@@ -106,6 +106,11 @@ class Detector:
         await self.reasons.count([_count(c, s, negative=id(c.item) in negative)
                                   for c, s in zip(contacts, seen, strict=True)])
         changed = await self._alerts(signalled)
+        # A redelivered batch may follow a crash between an alert's store and its index.
+        again = {(s.item.entry.customer_id, _intent(s.item.entry.entry)) for s in signalled
+                 if s.item.result is AddResult.REDELIVERED}
+        await self.alerts.index_again([a for a in changed
+                                       if (a["customer_id"], a.get("intent")) in again])
         raised = [(a["alert_id"], _ms(a["raised_at"])) for a in changed if a["version"] == 1]
         await self.reasons.count_alerts(raised)
         return changed

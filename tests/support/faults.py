@@ -306,7 +306,8 @@ def assert_exactly_once(settings: Settings, client: redis.Redis, sender: SteadyS
     listed: Counter[str] = Counter()
     for key in client.scan_iter(f"{settings.redis_prefix}:*:alerts", count=1000):
         listed.update(a.decode() for a in client.smembers(key))
-    assert set(listed) == set(kinds) and max(listed.values()) == 1
+    assert set(listed) == set(kinds), (set(listed) ^ set(kinds), kinds)
+    assert max(listed.values()) == 1
     assert_one_open_negative_alert_per_intent(client, settings.redis_prefix)
     events = asyncio.run(topic_values(
         settings, settings.topics.alerts,
