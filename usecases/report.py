@@ -33,14 +33,17 @@ async def survey_rows_from(store: AlertStore, *, hours: int | None = None,
     filters = {"channel": channel, "queue": queue, "agent": agent}
     periods = _periods(now, hours, days)
     counters = await store.counters([h for hs in periods.values() for h in hs])
-    rows = []
-    for period, buckets in periods.items():
-        merged: dict[bytes, int] = {}
-        for bucket in buckets:
-            for field, value in counters[bucket].items():
-                merged[field] = merged.get(field, 0) + int(value)
-        rows.append(aggregate(_label(period), merged, **filters))
-    return rows
+    return [aggregate(_label(period), _merged(buckets, counters), **filters)
+            for period, buckets in periods.items()]
+
+
+def _merged(buckets: list[str], counters: dict[str, dict[bytes, bytes]]) -> dict[bytes, int]:
+    """One period's counters: its hours' hashes added field by field."""
+    merged: dict[bytes, int] = {}
+    for bucket in buckets:
+        for field, value in counters[bucket].items():
+            merged[field] = merged.get(field, 0) + int(value)
+    return merged
 
 
 def _periods(now: datetime | None, hours: int | None, days: int | None
@@ -68,15 +71,9 @@ async def contact_rows_from(store: ContactReasonStore, *, hours: int | None = No
                             now: datetime | None = None) -> list[ContactRow]:
     periods = _periods(now, hours, days)
     counters = await store.counters([h for hs in periods.values() for h in hs])
-    rows = []
-    for period, buckets in periods.items():
-        merged: dict[bytes, int] = {}
-        for bucket in buckets:
-            for name, value in counters[bucket].items():
-                merged[name] = merged.get(name, 0) + int(value)
-        rows.append(contact_reasons.aggregate(_label(period), merged, channel=channel,
-                                              queue=queue, intent=intent))
-    return rows
+    return [contact_reasons.aggregate(_label(period), _merged(buckets, counters),
+                                      channel=channel, queue=queue, intent=intent)
+            for period, buckets in periods.items()]
 
 
 # How many of the newest alerts the early-warning figure reads by default.
