@@ -1,7 +1,7 @@
 """Why customers contact us: contacts per intent per hour, with repeat and negative counts.
 
 Pure functions shared by the worker (which counts contacts into Redis through
-store.contact_reasons) and the report (`cxt report contacts`,
+store.negatives) and the report (`cxt report contacts`,
 GET /api/metrics/contacts), which reads the counters back as rows.
 
 A contact is one call, chat, e-mail thread or social post
@@ -25,10 +25,10 @@ grouped trimmed and lower-cased, as the alert grouping does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from domain.survey_metrics import Counters, hour_of
+from domain.survey_metrics import Counters
 
 SEP = "|"
 CONTACTS, REPEATS, NEGATIVES = "c", "r", "n"
@@ -36,19 +36,6 @@ NEGATIVE_ALERTS = "alerts|negative_interaction"
 # How a missing queue or intent is shown, and the filter value that selects it (the
 # survey report's convention).
 NONE_SHOWN = "-"
-
-
-@dataclass(frozen=True, slots=True)
-class ContactCount:
-    """One event's contribution, as the worker hands it over once per batch."""
-
-    contact: str  # "<channel>:<id>", the same for every event of one contact
-    occurred_ms: int
-    channel: str
-    queue: str | None
-    intent: str | None
-    repeat: bool
-    negative: bool
 
 
 def normal_intent(intent: str | None) -> str:
@@ -227,11 +214,3 @@ def format_table(rows: list[ContactRow], title: str) -> str:
     out += [line(cells) for cells in lines_cells[:body_end]]
     out += [rule, *(line(cells) for cells in lines_cells[body_end:])]
     return "\n".join(out)
-
-
-def by_hour(counts: Iterable[ContactCount]) -> Mapping[str, list[ContactCount]]:
-    """The counts grouped by the UTC hour bucket of their occurred_ms, in arrival order."""
-    grouped: dict[str, list[ContactCount]] = {}
-    for count in counts:
-        grouped.setdefault(hour_of(count.occurred_ms), []).append(count)
-    return grouped

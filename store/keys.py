@@ -57,6 +57,11 @@ class Keys:
         (store.negatives)."""
         return f"{self.prefix}:{{{customer_id}}}:contacts"
 
+    def contacts_counted(self, customer_id: str) -> str:
+        """Hash: contact -> "<hour>\\x1f<dimensions>\\x1f<flags>" of its first count as a
+        contact reason, so it counts once (store.negatives)."""
+        return f"{self.prefix}:{{{customer_id}}}:counted"
+
     def open_negative(self, customer_id: str) -> str:
         """Hash: intent ("" for none) -> id of the customer's open negative-interaction
         alert about it (one at most; a resolved one is replaced by the next)."""
@@ -100,13 +105,13 @@ class Keys:
 
     def contact_counters(self, hour: str) -> str:
         """Hash: contact-reason counters of one UTC hour ("2026112210"), see
-        domain.contact_reasons.  The hours of a day share a tag, so that counting
-        can look into the neighbouring hours (store.contact_reasons)."""
+        domain.contact_reasons; counted by store.negatives.  The hours of a day share
+        a tag, and their alert marks (`contact_counted`)."""
         return f"{self.prefix}:{{k:{hour[:8]}}}:{hour[8:]}:n"
 
     def contact_counted(self, hour: str) -> str:
-        """Hash: what was counted in that hour ("c|<contact>" -> its dimensions, "r|",
-        "n|", "a|<alert_id>" marks); kept a week."""
+        """Hash: the negative-interaction alerts counted in that hour ("a|<alert_id>"
+        marks); kept a week."""
         return f"{self.prefix}:{{k:{hour[:8]}}}:{hour[8:]}:seen"
 
     def identity(self, identity_key: str) -> str:

@@ -8,6 +8,12 @@ so the count is atomic with the insert: two workers counting the same customer
 cannot both miss each other.  A contact is a member, so the started and
 ended events of one call, or a redelivery, count once.
 
+The same call counts each contact once as a contact reason (domain.contact_reasons):
+a hash beside the sorted set remembers what each contact was counted under, and the
+hour counters are added to in the script on a single server (exact, through
+redeliveries), or by the worker right after it on a cluster, where they live in other
+slots (a crash between the two loses that batch's counts, never a signal).
+
 "At most one open negative-interaction alert per customer and intent" is a hash of
 intent -> alert id beside them, changed only by compare-and-set scripts.
 """
@@ -20,50 +26,137 @@ from dataclasses import dataclass
 import orjson
 from redis.asyncio.cluster import RedisCluster
 
+from domain.survey_metrics import hour_of
 from kernel.redis_client import RedisClient, text
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 
-# KEYS: per contact its customer's contacts zset.  ARGV: repeat window ms, abandoned
-# follow-up window ms, TTL s, then one JSON array with per contact [member, occurred
-# ms, abandoned (0/1)]: one argument for the batch, since redis-py's encoding of many
-# small arguments costs the worker more than the script costs Redis.  The zset holds
-# "i<intent>\x1f<contact>" for a contact with an intent and "a\x1f<contact>" for an
-# abandoned call; the member of a contact without intent is "n\x1f<contact>", never
-# stored.  Replies per contact {contacts about its intent within the window up to it
-# (0 without intent), the abandoned call it follows within the window or ""}.
+# KEYS: per customer of the call its contacts zset and its counted hash (store.keys), then
+# on a single server the contact-reason counters of the hours in ARGV[7].  ARGV: repeat
+# window ms, abandoned follow-up window ms, TTL s, counters TTL s, the repeat rule's N (0:
+# off), the KEYS index of the first counters hash (0: none, reply the increments), a JSON
+# array of those hours (epoch ms // 3,600,000), then one JSON array with per contact
+# [customer number, member, occurred ms, abandoned (0/1), a signal fired on it (0/1), its
+# hour, its dimensions]: one argument for the batch, since redis-py's encoding of many
+# small arguments costs the worker more than the script costs Redis.
+# The zset holds "i<intent>\x1f<contact>" for a contact with an intent and "a\x1f<contact>"
+# for an abandoned call; a contact without intent ("n\x1f<contact>") is never stored
+# there.  The counted hash holds per contact "<hour>\x1f<dimensions>\x1f<flags>" of its
+# first count (flags: "r" repeat, "n" negative, once counted as such), so a contact's
+# events, and redeliveries, count once, and a flag later in the hour of its first count.
+# Replies per contact {contacts about its intent within the window up to it (0 without
+# intent), the abandoned call it follows within the window or ""}, then the counter
+# increments it could not make itself, flat: hour, field, n, ...
 _SEEN = """
-local window, gap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local reply = {}
-for n, fact in ipairs(cjson.decode(ARGV[4])) do
-  local contacts, member, at, gave_up = KEYS[n], fact[1], fact[2], fact[3]
+local window, gap, ttl, counters_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3]), tonumber(ARGV[4])
+local repeat_at, base = tonumber(ARGV[5]), tonumber(ARGV[6])
+local span = math.max(window, gap)
+local increments, order = {}, {}
+local function add(hour, field)
+  local k = hour .. '\\31' .. field
+  local found = increments[k]
+  if found then
+    found[3] = found[3] + 1
+  else
+    increments[k] = {tonumber(hour), field, 1}
+    order[#order + 1] = k
+  end
+end
+local newest, reply = {}, {}
+for n, fact in ipairs(cjson.decode(ARGV[8])) do
+  local c, member, at, gave_up, negative = fact[1], fact[2], fact[3], fact[4], fact[5]
+  local contacts, counted = KEYS[2 * c - 1], KEYS[2 * c]
   local split = string.find(member, '\\31', 1, true)
   local kind, contact = string.sub(member, 1, 1), string.sub(member, split + 1)
+  if not newest[c] or at > newest[c] then newest[c] = at end
+  -- NX: a contact's first event to arrive stays its time; later events of it do not move it.
+  if kind == 'i' then redis.call('ZADD', contacts, 'NX', at, member) end
+  if gave_up == 1 then redis.call('ZADD', contacts, 'NX', at, 'a\\31' .. contact) end
   local count, follows = 0, ''
-  if kind == 'i' then
-    -- LT: a contact's first event stays its time; later events of it do not move it.
-    redis.call('ZADD', contacts, 'LT', at, member)
+  local back = 0
+  if kind == 'i' then back = window end
+  if gave_up ~= 1 and gap > back then back = gap end
+  if back > 0 then
+    -- One scan answers both questions: contacts about the intent, an abandoned call before.
     local prefix = string.sub(member, 1, split)
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', contacts, at - window, at)) do
-      if string.sub(m, 1, split) == prefix then count = count + 1 end
-    end
-  end
-  if gave_up == 1 then
-    redis.call('ZADD', contacts, 'LT', at, 'a\\31' .. contact)
-  else
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', contacts, at - gap, at)) do
-      if string.sub(m, 1, 2) == 'a\\31' and string.sub(m, 3) ~= contact then
+    local found = redis.call('ZRANGEBYSCORE', contacts, at - back, at, 'WITHSCORES')
+    for k = 1, #found, 2 do
+      local m = found[k]
+      if kind == 'i' and string.sub(m, 1, split) == prefix then
+        if back == window or tonumber(found[k + 1]) >= at - window then count = count + 1 end
+      elseif gave_up ~= 1 and follows == '' and string.sub(m, 1, 2) == 'a\\31'
+          and string.sub(m, 3) ~= contact and tonumber(found[k + 1]) >= at - gap then
         follows = string.sub(m, 3)
-        break
       end
     end
   end
-  if kind == 'i' or gave_up == 1 then
-    redis.call('ZREMRANGEBYSCORE', contacts, '-inf', '(' .. (at - 2 * math.max(window, gap)))
-    redis.call('EXPIRE', contacts, ttl)
+  local is_repeat = count >= 2
+  local is_negative = negative == 1 or (repeat_at > 0 and count >= repeat_at) or follows ~= ''
+  local was = redis.call('HGET', counted, contact)
+  if not was then
+    local hour, dims = fact[6], fact[7]
+    local flags = (is_repeat and 'r' or '') .. (is_negative and 'n' or '')
+    redis.call('HSET', counted, contact, hour .. '\\31' .. dims .. '\\31' .. flags)
+    add(hour, 'c|' .. dims)
+    if is_repeat then add(hour, 'r|' .. dims) end
+    if is_negative then add(hour, 'n|' .. dims) end
+  elseif is_repeat or is_negative then
+    local a = string.find(was, '\\31', 1, true)
+    local b = string.find(was, '\\31', a + 1, true)
+    local hour, dims, flags = string.sub(was, 1, a - 1), string.sub(was, a + 1, b - 1),
+      string.sub(was, b + 1)
+    local more = ''
+    if is_repeat and not string.find(flags, 'r', 1, true) then
+      add(hour, 'r|' .. dims)
+      more = 'r'
+    end
+    if is_negative and not string.find(flags, 'n', 1, true) then
+      add(hour, 'n|' .. dims)
+      more = more .. 'n'
+    end
+    if more ~= '' then
+      redis.call('HSET', counted, contact, string.sub(was, 1, b) .. flags .. more)
+    end
   end
-  reply[#reply + 1] = {count, follows}
+  reply[n] = {count, follows}
 end
+-- Per customer, not per contact: forget what fell out of the windows, keep the rest.
+for c, at in pairs(newest) do
+  local contacts, counted = KEYS[2 * c - 1], KEYS[2 * c]
+  redis.call('ZREMRANGEBYSCORE', contacts, '-inf', '(' .. (at - 2 * span))
+  redis.call('EXPIRE', contacts, ttl)
+  if redis.call('HLEN', counted) > 256 then
+    local cutoff = math.floor((at - 2 * span) / 3600000)
+    local all = redis.call('HGETALL', counted)
+    for k = 1, #all, 2 do
+      local v = all[k + 1]
+      if tonumber(string.sub(v, 1, string.find(v, '\\31', 1, true) - 1)) < cutoff then
+        redis.call('HDEL', counted, all[k])
+      end
+    end
+  end
+  redis.call('EXPIRE', counted, ttl)
+end
+local key_of = {}
+if base > 0 then
+  for i, hour in ipairs(cjson.decode(ARGV[7])) do key_of[hour] = KEYS[base + i - 1] end
+end
+local left, touched = {}, {}
+for _, k in ipairs(order) do
+  local inc = increments[k]
+  local key = key_of[inc[1]]
+  if key then
+    redis.call('HINCRBY', key, inc[2], inc[3])
+    touched[key] = true
+  else
+    left[#left + 1] = inc[1]
+    left[#left + 1] = inc[2]
+    left[#left + 1] = inc[3]
+  end
+end
+for key in pairs(touched) do redis.call('EXPIRE', key, counters_ttl) end
+reply[#reply + 1] = left
 return reply
 """
 
@@ -87,6 +180,7 @@ return 1
 
 # Contacts per script call: one call per batch on a single server.
 CONTACTS_PER_CALL = 1000
+_HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +190,21 @@ class ContactFact:
     intent: str | None  # normalised; None: not counted for repeats
     occurred_ms: int
     abandoned: bool
+    dimensions: str  # what it is counted under (domain.contact_reasons.dimensions)
+    negative: bool = False  # a signal fired on the event on its own (domain.signals)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRules:
+    """The windows of the two signals that need earlier contacts (config/signals.toml)."""
+
+    repeat_window_ms: int
+    abandoned_window_ms: int
+    repeat_contacts: int  # the Nth contact about an intent is a repeat-contact signal; 0: off
+
+    @property
+    def ttl_s(self) -> int:
+        return max(self.repeat_window_ms, self.abandoned_window_ms) * 2 // 1000 + 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,33 +222,64 @@ class ContactSeen:
 
 
 class NegativeStore:
-    def __init__(self, redis: RedisClient, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, *, counters_ttl_days: int = 90) -> None:
         self.redis = redis
         self.keys = keys
+        self.counters_ttl_s = counters_ttl_days * 86_400
         self.one_slot = not isinstance(redis, RedisCluster)
         self._seen = redis.register_script(_SEEN)
         self._swap = redis.register_script(_SWAP)
         self._release = redis.register_script(_RELEASE)
 
-    async def see_contacts(self, facts: Sequence[ContactFact], *, repeat_window_ms: int,
-                           abandoned_window_ms: int) -> list[ContactSeen]:
-        """Record each contact and say what it follows; one round trip for the batch."""
+    async def see_contacts(self, facts: Sequence[ContactFact], rules: ContactRules
+                           ) -> list[ContactSeen]:
+        """Record each contact, count it once as a contact reason (domain.contact_reasons)
+        and say what it follows: one round trip for the batch."""
         if not facts:
             return []
-        ttl_s = max(repeat_window_ms, abandoned_window_ms) * 2 // 1000 + 86_400
         groups = slot_groups(facts, lambda f: self.keys.contacts(f.customer_id),
                              CONTACTS_PER_CALL, one_slot=self.one_slot)
-        calls: list[ScriptCall] = [
-            (self._seen, [self.keys.contacts(f.customer_id) for f in group],
-             [repeat_window_ms, abandoned_window_ms, ttl_s, orjson.dumps([
-                 (f"i{f.intent}\x1f{f.contact}" if f.intent else f"n\x1f{f.contact}",
-                  f.occurred_ms, int(f.abandoned)) for f in group])])
-            for group in groups]
+        calls = [self._seen_call(group, rules) for group in groups]
         seen: dict[int, ContactSeen] = {}
+        left: list[tuple[int, str, int]] = []
         for group, replies in zip(groups, await run_scripts(self.redis, calls), strict=True):
-            for f, (count, follows) in zip(group, replies, strict=True):
+            for f, (count, follows) in zip(group, replies[:-1], strict=True):
                 seen[id(f)] = ContactSeen(int(count), text(follows) or None)
+            rest = replies[-1]
+            left += [(int(rest[i]), text(rest[i + 1]), int(rest[i + 2]))
+                     for i in range(0, len(rest), 3)]
+        if left:
+            await self._increment(left)
         return [seen[id(f)] for f in facts]
+
+    def _seen_call(self, group: Sequence[ContactFact], rules: ContactRules) -> ScriptCall:
+        customers: dict[str, int] = {}
+        for f in group:
+            customers.setdefault(f.customer_id, len(customers) + 1)
+        keys = [key for cid in customers
+                for key in (self.keys.contacts(cid), self.keys.contacts_counted(cid))]
+        # A cluster keeps the counters in other slots: the worker adds them (`_increment`).
+        hours = sorted({f.occurred_ms // _HOUR_MS + d for f in group for d in (-1, 0, 1)}
+                       ) if self.one_slot else []
+        base = len(keys) + 1 if hours else 0
+        keys += [self.keys.contact_counters(hour_of(h * _HOUR_MS)) for h in hours]
+        facts = orjson.dumps([
+            (customers[f.customer_id],
+             f"i{f.intent}\x1f{f.contact}" if f.intent else f"n\x1f{f.contact}",
+             f.occurred_ms, int(f.abandoned), int(f.negative), f.occurred_ms // _HOUR_MS,
+             f.dimensions) for f in group])
+        return (self._seen, keys, [rules.repeat_window_ms, rules.abandoned_window_ms,
+                                   rules.ttl_s, self.counters_ttl_s, rules.repeat_contacts,
+                                   base, orjson.dumps(hours), facts])
+
+    async def _increment(self, increments: Sequence[tuple[int, str, int]]) -> None:
+        """Counter increments (hour number, field, n) the script could not make itself."""
+        pipe = self.redis.pipeline(transaction=False)
+        for hour in {h for h, _, _ in increments}:
+            pipe.expire(self.keys.contact_counters(hour_of(hour * _HOUR_MS)), self.counters_ttl_s)
+        for hour, name, n in increments:
+            pipe.hincrby(self.keys.contact_counters(hour_of(hour * _HOUR_MS)), name, n)
+        await pipe.execute()
 
     async def open_ids(self, customer_ids: Sequence[str]) -> list[dict[str, str]]:
         """Per customer: intent ("" for none) -> the id of its open alert."""
@@ -169,4 +309,5 @@ class NegativeStore:
 
     async def erase_customer(self, customer_id: str) -> None:
         await self.redis.delete(self.keys.contacts(customer_id),
+                                self.keys.contacts_counted(customer_id),
                                 self.keys.open_negative(customer_id))

@@ -43,7 +43,7 @@ def stores_on(redis: RedisClient, settings: Settings) -> Stores:
         alerts=AlertStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
         summaries=SummaryState(redis, keys),
         contact_reasons=ContactReasonStore(redis, keys, ttl_days=settings.timeline_max_age_days),
-        negatives=NegativeStore(redis, keys),
+        negatives=NegativeStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
     )
 
 

@@ -2,11 +2,11 @@
 negative-interaction alerts (at most one open per customer and intent) and counted
 as contact reasons.
 
-Per batch: one script call records the contacts and answers the repeat and
-abandoned-call questions, one counts the contact reasons; only customers with a
-signal cost more (their open alert is read and replaced, compare-and-set).  Every
-step is idempotent, so a redelivered batch adds nothing twice: contacts are set
-members, counts are guarded by counted-ids, signals are one per (rule, contact).
+Per batch: one script call records the contacts, counts them as contact reasons and
+answers the repeat and abandoned-call questions; only customers with a signal cost
+more (their open alert is read and replaced, compare-and-set).  Every step is
+idempotent, so a redelivered batch adds nothing twice: contacts are set members,
+each counted once, and signals are one per (rule, contact).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.alerts import RESOLVED
-from domain.contact_reasons import ContactCount
+from domain.contact_reasons import dimensions
 from domain.contacts import normalise_intent, parse_ms
 from domain.negative import new_negative_alert, new_signals, with_signals
 from domain.records import Alert, TimelineEntry
@@ -37,7 +37,7 @@ from domain.signals import (
 from kernel.times import iso_ms, utc_now_iso
 from store.alerts import AlertStore, RatedLookup
 from store.contact_reasons import ContactReasonStore
-from store.negatives import ContactFact, ContactSeen, NegativeStore, Swap
+from store.negatives import ContactFact, ContactRules, ContactSeen, NegativeStore, Swap
 from store.timeline import AddResult, NewEntry
 from streams.records import Record
 
@@ -61,13 +61,6 @@ class Fresh:
 
 
 @dataclass(frozen=True, slots=True)
-class _Contact:
-    item: Fresh
-    contact: str  # domain.signals.contact_of
-    intent: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class _Signalled:
     item: Fresh
     signals: list[Signal]
@@ -84,27 +77,37 @@ class Detector:
         self.reasons = reasons
         self.ack_timeout_ms = ack_timeout_ms
         repeat, operational = config.repeat_contact, config.operational
-        self.repeat_window_ms = repeat.within_days * 86_400_000
-        self.abandoned_window_ms = operational.abandoned_followup_minutes * 60_000
+        self.contact_rules = ContactRules(
+            repeat_window_ms=repeat.within_days * 86_400_000,
+            # 0: the script looks for no abandoned call (nor counts one as negative).
+            abandoned_window_ms=(operational.abandoned_followup_minutes * 60_000
+                                 if operational.enabled else 0),
+            repeat_contacts=repeat.contacts if repeat.enabled else 0)
 
     async def detect(self, items: Sequence[Fresh]) -> list[Alert]:
         """The alerts raised or changed by the batch's entries, to publish."""
-        contacts = [_Contact(item, contact_of(item.entry.entry), _intent(item.entry.entry))
-                    for item in items if is_inbound_contact(item.entry.entry)]
-        seen = await self.negatives.see_contacts(
-            [ContactFact(c.item.entry.customer_id, c.contact, c.intent,
-                         c.item.entry.occurred_ms, is_abandoned(c.item.entry.entry))
-             for c in contacts],
-            repeat_window_ms=self.repeat_window_ms, abandoned_window_ms=self.abandoned_window_ms)
-        of_item = {id(c.item): (c, s) for c, s in zip(contacts, seen, strict=True)}
-        signalled: list[_Signalled] = []
-        for item in items:
-            signals = self._signals(item, *of_item.get(id(item), (None, None)))
-            if signals:
-                signalled.append(_Signalled(item, signals))
-        negative = {id(s.item) for s in signalled}
-        await self.reasons.count([_count(c, s, negative=id(c.item) in negative)
-                                  for c, s in zip(contacts, seen, strict=True)])
+        config = self.config
+        own = [entry_signals(item.entry.entry, item.sentiment, config, text=item.text)
+               for item in items]
+        contacts: list[tuple[int, str, str | None]] = []  # (item number, contact, intent)
+        facts: list[ContactFact] = []
+        for n, item in enumerate(items):
+            entry = item.entry.entry
+            if not is_inbound_contact(entry):
+                continue
+            contact, intent = contact_of(entry), _intent(entry)
+            queue = entry["payload"].get("queue")
+            contacts.append((n, contact, intent))
+            facts.append(ContactFact(
+                item.entry.customer_id, contact, intent, item.entry.occurred_ms,
+                is_abandoned(entry),
+                dimensions(entry["channel"], queue if isinstance(queue, str) else None, intent),
+                bool(own[n])))
+        seen = await self.negatives.see_contacts(facts, self.contact_rules)
+        for (n, contact, intent), s in zip(contacts, seen, strict=True):
+            own[n] += self._remembered(items[n], contact, intent, s)
+        signalled = [_Signalled(item, found) for item, found in zip(items, own, strict=True)
+                     if found]
         changed = await self._alerts(signalled)
         # A redelivered batch may follow a crash between an alert's store and its index.
         again = {(s.item.entry.customer_id, _intent(s.item.entry.entry)) for s in signalled
@@ -115,20 +118,23 @@ class Detector:
         await self.reasons.count_alerts(raised)
         return changed
 
-    def _signals(self, item: Fresh, contact: _Contact | None, seen: ContactSeen | None
-                 ) -> list[Signal]:
-        entry = item.entry.entry
-        found = entry_signals(entry, item.sentiment, self.config, text=item.text)
-        if contact is None or seen is None:
-            return found
-        base: dict[str, Any] = {"event_id": entry["event_id"], "channel": entry["channel"],
-                                "contact": contact.contact, "occurred_at": entry["occurred_at"]}
+    def _remembered(self, item: Fresh, contact: str, intent: str | None, seen: ContactSeen
+                    ) -> list[Signal]:
+        """The signals that need earlier contacts: repeat contact, after an abandoned call."""
         repeat = self.config.repeat_contact
-        if repeat.enabled and seen.same_intent >= repeat.contacts:
+        is_repeat = repeat.enabled and seen.same_intent >= repeat.contacts
+        follows = self.config.operational.enabled and seen.follows_abandoned
+        if not (is_repeat or follows):
+            return []
+        entry = item.entry.entry
+        base: dict[str, Any] = {"event_id": entry["event_id"], "channel": entry["channel"],
+                                "contact": contact, "occurred_at": entry["occurred_at"]}
+        found: list[Signal] = []
+        if is_repeat:
             found.append(Signal(REPEAT, **base, count=seen.same_intent,
                                 detail=f"contact {seen.same_intent} about "
-                                       f"{contact.intent!r} within {repeat.within_days} days"))
-        if self.config.operational.enabled and seen.follows_abandoned:
+                                       f"{intent!r} within {repeat.within_days} days"))
+        if follows:
             found.append(Signal(ABANDONED, **base,
                                 detail=f"after abandoned {seen.follows_abandoned}"))
         return found
@@ -291,14 +297,6 @@ class Detector:
 
 def _intent(entry: Any) -> str | None:
     return normalise_intent(entry["payload"].get("intent"))
-
-
-def _count(contact: _Contact, seen: ContactSeen, *, negative: bool) -> ContactCount:
-    entry = contact.item.entry.entry
-    queue = entry["payload"].get("queue")
-    return ContactCount(contact.contact, contact.item.entry.occurred_ms, entry["channel"],
-                        queue if isinstance(queue, str) else None, contact.intent,
-                        repeat=seen.same_intent >= 2, negative=negative)
 
 
 def _ms(at: str) -> int:

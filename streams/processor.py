@@ -74,7 +74,8 @@ class Processor:
         self._channel_of = settings.topics.channel_of
         signals = signals or SignalConfig()
         self.sentiment = signals.sentiment
-        self.negatives = negatives or NegativeStore(store.redis, store.keys)
+        self.negatives = negatives or NegativeStore(
+            store.redis, store.keys, counters_ttl_days=settings.timeline_max_age_days)
         self.detector = Detector(
             signals, rules, alerts, self.negatives,
             reasons or ContactReasonStore(store.redis, store.keys,

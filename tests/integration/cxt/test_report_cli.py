@@ -12,12 +12,13 @@ import pytest
 from redis.asyncio import Redis
 
 from cxt.localstack import LocalStack
-from domain.contact_reasons import ContactCount
 from kernel.settings import Settings
 from kernel.times import iso_datetime
 from store.alerts import AlertStore
 from store.contact_reasons import ContactReasonStore
 from store.keys import Keys
+from store.negatives import NegativeStore
+from tests.support.contacts import count_contacts, fact
 from tests.support.helpers import isolated
 from tests.support.processes import run_cxt
 
@@ -37,11 +38,13 @@ def settings(stack: LocalStack) -> Settings:
         keys = Keys(settings.redis_prefix)
         try:
             contacts = ContactReasonStore(redis, keys, ttl_days=1)
-            await contacts.count([
-                ContactCount("call:1", now_ms, "call", "billing-uk", "billing", False, False),
-                ContactCount("call:1", now_ms, "call", "billing-uk", "billing", True, True),
-                ContactCount("chat:1", now_ms, "chat", "billing-chat", "Billing", False, False),
-                ContactCount("call:2", now_ms, "call", "tech-uk", "technical", False, True),
+            # chat:1 is C-1's second contact about billing: a repeat.
+            await count_contacts(NegativeStore(redis, keys, counters_ttl_days=1), [
+                fact("C-1", "call:1", now_ms),
+                fact("C-1", "call:1", now_ms, negative=True),
+                fact("C-1", "chat:1", now_ms, queue="billing-chat", intent="Billing"),
+                fact("C-2", "call:2", now_ms, queue="tech-uk", intent="technical",
+                     negative=True),
             ])
             await contacts.count_alerts([("AL-n1", now_ms)])
             await AlertStore(redis, keys, counters_ttl_days=1).put_new([

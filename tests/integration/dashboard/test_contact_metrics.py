@@ -10,10 +10,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from domain.contact_reasons import ContactCount
 from store.contact_reasons import ContactReasonStore
 from store.keys import Keys
+from store.negatives import NegativeStore
 from tests.conftest import LiveDashboard
+from tests.support.contacts import count_contacts, fact
 
 HOUR_MS = 3_600_000
 
@@ -25,12 +26,16 @@ def counted(live: LiveDashboard) -> LiveDashboard:
     async def fill() -> None:
         redis = Redis.from_url(live.settings.redis_url)
         try:
-            store = ContactReasonStore(redis, Keys(live.settings.redis_prefix), ttl_days=1)
-            await store.count([
-                ContactCount("call:a", now_ms, "call", "billing-uk", "billing", True, False),
-                ContactCount("call:a", now_ms, "call", "billing-uk", "billing", True, True),
-                ContactCount("chat:b", now_ms, "chat", "tech-chat", "technical", False, False),
-                ContactCount("email:c", now_ms - 30 * HOUR_MS, "email", None, None, False, True),
+            keys = Keys(live.settings.redis_prefix)
+            store = ContactReasonStore(redis, keys, ttl_days=1)
+            # call:a follows a billing call 26 hours ago, outside the report: a repeat.
+            await count_contacts(NegativeStore(redis, keys, counters_ttl_days=1), [
+                fact("C-a", "call:old", now_ms - 26 * HOUR_MS),
+                fact("C-a", "call:a", now_ms),
+                fact("C-a", "call:a", now_ms, negative=True),
+                fact("C-b", "chat:b", now_ms, queue="tech-chat", intent="technical"),
+                fact("C-c", "email:c", now_ms - 30 * HOUR_MS, queue=None, intent=None,
+                     negative=True),
             ])
             await store.count_alerts([("AL-1", now_ms), ("AL-1", now_ms)])
         finally:

@@ -6,9 +6,7 @@ import pytest
 
 from domain.contact_reasons import (
     NEGATIVE_ALERTS,
-    ContactCount,
     aggregate,
-    by_hour,
     dimensions,
     format_table,
     rows_to_json,
@@ -18,10 +16,6 @@ from domain.contact_reasons import (
 
 HOUR_MS = 3_600_000
 T0 = 1_764_000_000_000 // HOUR_MS * HOUR_MS  # the start of a UTC hour
-
-
-def _count(contact: str, ms: int = T0) -> ContactCount:
-    return ContactCount(contact, ms, "call", "q", "billing", repeat=False, negative=False)
 
 
 def test_dimensions_round_trip_even_with_the_separator_inside() -> None:
@@ -102,10 +96,3 @@ def test_total_and_table() -> None:
     assert any(line.startswith("2026-11-22 10:00  (all)") for line in lines)
     assert lines[-4].startswith("total")
     assert "37.5%" in table  # billing's repeat rate
-
-
-def test_counts_go_to_the_hour_of_their_event() -> None:
-    grouped = by_hour([_count("call:1", T0), _count("call:1", T0 + HOUR_MS - 1),
-                       _count("call:2", T0 + HOUR_MS)])
-    assert [len(group) for group in grouped.values()] == [2, 1]
-    assert len(set(grouped)) == 2 and all(len(h) == 10 for h in grouped)
