@@ -27,6 +27,7 @@ from schemas import (
     validator,
 )
 from schemas import validate_customer as _validate_customer_schema
+from schemas.registry import is_valid_check
 
 # Stable reason codes (deadletter.v1.json enumerates the same list).
 INVALID_JSON = "invalid_json"
@@ -66,7 +67,7 @@ _MAX_MS = epoch_ms(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC))
 _INDEX = re.compile(r"\[\d+\]")
 
 
-def _compile_envelope() -> Validator:
+def _envelope_document() -> dict[str, Any]:
     # The file's anyOfs are checked by hand instead: the top-level one (customer_id
     # or identity) by _require_customer, with its own reason code, and identity's
     # (phone, email or social) by _require_identifier.  Compiled in, each costs a
@@ -75,10 +76,15 @@ def _compile_envelope() -> Validator:
     document = {k: v for k, v in load_schema("envelope.v1").items() if k != "anyOf"}
     properties = document["properties"] = dict(document["properties"])
     properties["identity"] = {k: v for k, v in properties["identity"].items() if k != "anyOf"}
-    return fastjsonschema.compile(document, use_default=False)
+    return document
 
 
-_validate_envelope_schema = _compile_envelope()
+_validate_envelope_schema = fastjsonschema.compile(_envelope_document(), use_default=False)
+# Most events are valid: a yes from the fast checks skips both validators above (whose
+# work is the failure's path and rule, for the message).
+_envelope_is_valid = is_valid_check(_envelope_document())
+_PAYLOAD_IS_VALID = {channel: is_valid_check(load_schema(f"payloads/{channel}.v1"))
+                     for channel in PAYLOAD_VALIDATORS}
 _validate_action_schema = validator("alert-action.v1")
 
 # Values quoted in messages are cut short: a message is for reading, and the
@@ -260,12 +266,16 @@ def _check_interaction(
             TOO_LARGE, f"value is {len(raw)} bytes, more than the limit of {max_bytes} bytes"
         )
     event = _decode_object(raw)
-    _require_customer(event)  # must stay before the envelope schema, see _compile_envelope
-    _run_schema(_validate_envelope_schema, event, "data")
-    _require_identifier(event.get("identity"))
-    _check_channel(event["type"], channel)
+    _require_customer(event)  # must stay before the envelope schema, see _envelope_document
+    if _envelope_is_valid(event) and _PAYLOAD_IS_VALID[channel](event["payload"]):
+        _require_identifier(event.get("identity"))
+        _check_channel(event["type"], channel)
+    else:  # the same checks in the same order, for the reason and message of the first
+        _run_schema(_validate_envelope_schema, event, "data")
+        _require_identifier(event.get("identity"))
+        _check_channel(event["type"], channel)
+        _run_schema(payload_validator, event["payload"], "payload")
     payload = event["payload"]
-    _run_schema(payload_validator, payload, "payload")
     occurred_ms = _parse_occurred_at(event["occurred_at"])
     if channel == "survey":
         _check_survey_scale(payload)
