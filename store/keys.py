@@ -51,16 +51,11 @@ class Keys:
         return f"{self.prefix}:{{{customer_id}}}:rwait"
 
     def contacts(self, customer_id: str) -> str:
-        """Sorted set: "i<intent>\\x1f<contact>" (a contact about an intent) and
-        "a\\x1f<contact>" (an abandoned call) -> occurred ms of its first event, for the
-        repeat-contact and abandoned-call signals; kept for their windows
-        (store.negatives)."""
-        return f"{self.prefix}:{{{customer_id}}}:contacts"
-
-    def contacts_counted(self, customer_id: str) -> str:
-        """Hash: contact -> "<hour>\\x1f<dimensions>\\x1f<flags>" of its first count as a
-        contact reason, so it counts once (store.negatives)."""
-        return f"{self.prefix}:{{{customer_id}}}:counted"
+        """Hash: the customer's recent contacts (each one's first time, intent and first
+        count as a contact reason) and abandoned calls, for the repeat-contact and
+        abandoned-call signals and the contact-reason counts; kept for twice the signals'
+        windows (store.negatives)."""
+        return f"{self.prefix}:{{{customer_id}}}:recent"
 
     def open_negative(self, customer_id: str) -> str:
         """Hash: intent ("" for none) -> id of the customer's open negative-interaction

@@ -31,19 +31,22 @@ from kernel.redis_client import RedisClient, text
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 
-# KEYS: per customer of the call its contacts zset and its counted hash (store.keys), then
-# on a single server the contact-reason counters of the hours in ARGV[7].  ARGV: repeat
-# window ms, abandoned follow-up window ms, TTL s, counters TTL s, the repeat rule's N (0:
-# off), the KEYS index of the first counters hash (0: none, reply the increments), a JSON
-# array of those hours (epoch ms // 3,600,000), then one JSON array with per contact
-# [customer number, member, occurred ms, abandoned (0/1), a signal fired on it (0/1), its
-# hour, its dimensions]: one argument for the batch, since redis-py's encoding of many
-# small arguments costs the worker more than the script costs Redis.
-# The zset holds "i<intent>\x1f<contact>" for a contact with an intent and "a\x1f<contact>"
-# for an abandoned call; a contact without intent ("n\x1f<contact>") is never stored
-# there.  The counted hash holds per contact "<hour>\x1f<dimensions>\x1f<flags>" of its
-# first count (flags: "r" repeat, "n" negative, once counted as such), so a contact's
-# events, and redeliveries, count once, and a flag later in the hour of its first count.
+# KEYS: per customer of the call its contact memory (a hash, store.keys), then on a
+# single server the contact-reason counters of the hours in ARGV[7].  ARGV: repeat window
+# ms, abandoned follow-up window ms, TTL s, counters TTL s, the repeat rule's N (0: off),
+# the KEYS index of the first counters hash (0: none, reply the increments), a JSON array
+# of those hours (epoch ms // 3,600,000), then one JSON array with per contact [customer
+# number, contact, intent ("" for none), occurred ms, abandoned (0/1), a signal fired on
+# it (0/1), its hour, its dimensions]: one argument for the batch, since redis-py's
+# encoding of many small arguments costs the worker more than the script costs Redis.
+#
+# The hash holds per contact "<first ms>\x1f<intent>\x1f<hour>\x1f<dimensions>\x1f<flags>":
+# the time of its first event to arrive (later events of it do not move it), the intent
+# it is counted under for repeats, and its first count as a contact reason (flags: "r"
+# once counted a repeat, "n" once negative), so a contact's events, and redeliveries,
+# count once, and a flag later in the hour of its first count.  An abandoned call adds
+# "\x1fa<contact>" -> its ms.  The hash is read once and written once per customer per
+# call (a customer has a few fields: the contacts of the last two windows).
 # Replies per contact {contacts about its intent within the window up to it (0 without
 # intent), the abandoned call it follows within the window or ""}, then the counter
 # increments it could not make itself, flat: hour, field, n, ...
@@ -52,9 +55,10 @@ local window, gap, ttl, counters_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]),
   tonumber(ARGV[3]), tonumber(ARGV[4])
 local repeat_at, base = tonumber(ARGV[5]), tonumber(ARGV[6])
 local span = math.max(window, gap)
+local SEP, ABANDONED = '\\31', '\\31a'
 local increments, order = {}, {}
 local function add(hour, field)
-  local k = hour .. '\\31' .. field
+  local k = hour .. SEP .. field
   local found = increments[k]
   if found then
     found[3] = found[3] + 1
@@ -63,80 +67,111 @@ local function add(hour, field)
     order[#order + 1] = k
   end
 end
+-- Per customer number: {contacts = {contact -> {at, intent, hour, dims, flags}},
+-- abandoned = {contact -> ms}, changed = {field -> value}, grown = bool}.
+local memory = {}
+local function memory_of(c)
+  local m = memory[c]
+  if m then return m end
+  m = {contacts = {}, abandoned = {}, changed = {}, grown = false}
+  local all = redis.call('HGETALL', KEYS[c])
+  for k = 1, #all, 2 do
+    local field, value = all[k], all[k + 1]
+    if string.sub(field, 1, 2) == ABANDONED then
+      m.abandoned[string.sub(field, 3)] = tonumber(value)
+    else
+      local a = string.find(value, SEP, 1, true)
+      local b = string.find(value, SEP, a + 1, true)
+      local d = string.find(value, SEP, b + 1, true)
+      local e = string.find(value, SEP, d + 1, true)
+      m.contacts[field] = {tonumber(string.sub(value, 1, a - 1)), string.sub(value, a + 1, b - 1),
+        string.sub(value, b + 1, d - 1), string.sub(value, d + 1, e - 1), string.sub(value, e + 1)}
+    end
+  end
+  memory[c] = m
+  return m
+end
+local function keep(m, contact, known)
+  m.changed[contact] = table.concat(known, SEP)
+end
 local newest, reply = {}, {}
 for n, fact in ipairs(cjson.decode(ARGV[8])) do
-  local c, member, at, gave_up, negative = fact[1], fact[2], fact[3], fact[4], fact[5]
-  local contacts, counted = KEYS[2 * c - 1], KEYS[2 * c]
-  local split = string.find(member, '\\31', 1, true)
-  local kind, contact = string.sub(member, 1, 1), string.sub(member, split + 1)
+  local c, contact, intent, at = fact[1], fact[2], fact[3], fact[4]
+  local gave_up, negative, hour, dims = fact[5], fact[6], fact[7], fact[8]
+  local m = memory_of(c)
   if not newest[c] or at > newest[c] then newest[c] = at end
-  -- NX: a contact's first event to arrive stays its time; later events of it do not move it.
-  if kind == 'i' then redis.call('ZADD', contacts, 'NX', at, member) end
-  if gave_up == 1 then redis.call('ZADD', contacts, 'NX', at, 'a\\31' .. contact) end
-  local count, follows = 0, ''
-  local back = 0
-  if kind == 'i' then back = window end
-  if gave_up ~= 1 and gap > back then back = gap end
-  if back > 0 then
-    -- One scan answers both questions: contacts about the intent, an abandoned call before.
-    local prefix = string.sub(member, 1, split)
-    local found = redis.call('ZRANGEBYSCORE', contacts, at - back, at, 'WITHSCORES')
-    for k = 1, #found, 2 do
-      local m = found[k]
-      if kind == 'i' and string.sub(m, 1, split) == prefix then
-        if back == window or tonumber(found[k + 1]) >= at - window then count = count + 1 end
-      elseif gave_up ~= 1 and follows == '' and string.sub(m, 1, 2) == 'a\\31'
-          and string.sub(m, 3) ~= contact and tonumber(found[k + 1]) >= at - gap then
-        follows = string.sub(m, 3)
+  local known = m.contacts[contact]
+  local is_new = known == nil
+  if is_new then
+    known = {at, intent, tostring(hour), dims, ''}
+    m.contacts[contact] = known
+    m.grown = true
+  end
+  if gave_up == 1 and not m.abandoned[contact] then
+    m.abandoned[contact] = at
+    m.changed[ABANDONED .. contact] = at
+    m.grown = true
+  end
+  local count, follows, follows_at = 0, '', nil
+  if known[2] ~= '' then
+    for _, other in pairs(m.contacts) do
+      if other[2] == known[2] and other[1] <= at and other[1] >= at - window then
+        count = count + 1
+      end
+    end
+  end
+  if gave_up ~= 1 and gap > 0 then
+    for other, ms in pairs(m.abandoned) do
+      if other ~= contact and ms <= at and ms >= at - gap
+          and (follows_at == nil or ms < follows_at or (ms == follows_at and other < follows)) then
+        follows, follows_at = other, ms
       end
     end
   end
   local is_repeat = count >= 2
   local is_negative = negative == 1 or (repeat_at > 0 and count >= repeat_at) or follows ~= ''
-  local was = redis.call('HGET', counted, contact)
-  if not was then
-    local hour, dims = fact[6], fact[7]
-    local flags = (is_repeat and 'r' or '') .. (is_negative and 'n' or '')
-    redis.call('HSET', counted, contact, hour .. '\\31' .. dims .. '\\31' .. flags)
-    add(hour, 'c|' .. dims)
-    if is_repeat then add(hour, 'r|' .. dims) end
-    if is_negative then add(hour, 'n|' .. dims) end
-  elseif is_repeat or is_negative then
-    local a = string.find(was, '\\31', 1, true)
-    local b = string.find(was, '\\31', a + 1, true)
-    local hour, dims, flags = string.sub(was, 1, a - 1), string.sub(was, a + 1, b - 1),
-      string.sub(was, b + 1)
-    local more = ''
-    if is_repeat and not string.find(flags, 'r', 1, true) then
-      add(hour, 'r|' .. dims)
-      more = 'r'
-    end
-    if is_negative and not string.find(flags, 'n', 1, true) then
-      add(hour, 'n|' .. dims)
-      more = more .. 'n'
-    end
-    if more ~= '' then
-      redis.call('HSET', counted, contact, string.sub(was, 1, b) .. flags .. more)
-    end
+  local flags = known[5]
+  local more = ''
+  if is_new then
+    add(known[3], 'c|' .. known[4])
+  end
+  if is_repeat and not string.find(flags, 'r', 1, true) then
+    add(known[3], 'r|' .. known[4])
+    more = 'r'
+  end
+  if is_negative and not string.find(flags, 'n', 1, true) then
+    add(known[3], 'n|' .. known[4])
+    more = more .. 'n'
+  end
+  if is_new or more ~= '' then
+    known[5] = flags .. more
+    keep(m, contact, known)
   end
   reply[n] = {count, follows}
 end
--- Per customer, not per contact: forget what fell out of the windows, keep the rest.
-for c, at in pairs(newest) do
-  local contacts, counted = KEYS[2 * c - 1], KEYS[2 * c]
-  redis.call('ZREMRANGEBYSCORE', contacts, '-inf', '(' .. (at - 2 * span))
-  redis.call('EXPIRE', contacts, ttl)
-  if redis.call('HLEN', counted) > 256 then
-    local cutoff = math.floor((at - 2 * span) / 3600000)
-    local all = redis.call('HGETALL', counted)
-    for k = 1, #all, 2 do
-      local v = all[k + 1]
-      if tonumber(string.sub(v, 1, string.find(v, '\\31', 1, true) - 1)) < cutoff then
-        redis.call('HDEL', counted, all[k])
-      end
+-- Per customer: write what changed, forget what fell out of the windows, and refresh the
+-- TTL only where something was added (a redelivery, or a contact's second event, adds
+-- nothing).
+for c, m in pairs(memory) do
+  local key, cutoff = KEYS[c], newest[c] - 2 * span
+  local gone = {}
+  for contact, known in pairs(m.contacts) do
+    if known[1] < cutoff then gone[#gone + 1] = contact; m.changed[contact] = nil end
+  end
+  for contact, ms in pairs(m.abandoned) do
+    if ms < cutoff then
+      gone[#gone + 1] = ABANDONED .. contact
+      m.changed[ABANDONED .. contact] = nil
     end
   end
-  redis.call('EXPIRE', counted, ttl)
+  local pairs_ = {}
+  for field, value in pairs(m.changed) do
+    pairs_[#pairs_ + 1] = field
+    pairs_[#pairs_ + 1] = value
+  end
+  if #pairs_ > 0 then redis.call('HSET', key, unpack(pairs_)) end
+  if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+  if m.grown then redis.call('EXPIRE', key, ttl) end
 end
 local key_of = {}
 if base > 0 then
@@ -256,18 +291,16 @@ class NegativeStore:
         customers: dict[str, int] = {}
         for f in group:
             customers.setdefault(f.customer_id, len(customers) + 1)
-        keys = [key for cid in customers
-                for key in (self.keys.contacts(cid), self.keys.contacts_counted(cid))]
+        keys = [self.keys.contacts(cid) for cid in customers]
         # A cluster keeps the counters in other slots: the worker adds them (`_increment`).
         hours = sorted({f.occurred_ms // _HOUR_MS + d for f in group for d in (-1, 0, 1)}
                        ) if self.one_slot else []
         base = len(keys) + 1 if hours else 0
         keys += [self.keys.contact_counters(hour_of(h * _HOUR_MS)) for h in hours]
         facts = orjson.dumps([
-            (customers[f.customer_id],
-             f"i{f.intent}\x1f{f.contact}" if f.intent else f"n\x1f{f.contact}",
-             f.occurred_ms, int(f.abandoned), int(f.negative), f.occurred_ms // _HOUR_MS,
-             f.dimensions) for f in group])
+            (customers[f.customer_id], f.contact, f.intent or "", f.occurred_ms,
+             int(f.abandoned), int(f.negative), f.occurred_ms // _HOUR_MS, f.dimensions)
+            for f in group])
         return (self._seen, keys, [rules.repeat_window_ms, rules.abandoned_window_ms,
                                    rules.ttl_s, self.counters_ttl_s, rules.repeat_contacts,
                                    base, orjson.dumps(hours), facts])
@@ -309,5 +342,4 @@ class NegativeStore:
 
     async def erase_customer(self, customer_id: str) -> None:
         await self.redis.delete(self.keys.contacts(customer_id),
-                                self.keys.contacts_counted(customer_id),
                                 self.keys.open_negative(customer_id))

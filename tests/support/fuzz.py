@@ -148,8 +148,8 @@ _CUSTOMER_KEYS: tuple[Callable[[str], str], ...] = (
     KEYS.timeline, KEYS.entries, KEYS.profile, KEYS.customer_alerts, KEYS.summary_survey,
     KEYS.summary_bottom_2_box, KEYS.summary_alerts, KEYS.summary_erased, KEYS.rated_waits)
 _SUFFIXES = (":sum:survey", ":sum:b2b", ":sum:alerts", ":sum:erased", ":tl", ":ev", ":profile",
-             ":alerts", ":alert", ":id", ":n", ":seen", ":rwait", ":early", ":contacts",
-             ":niopen", ":counted")
+             ":alerts", ":alert", ":id", ":n", ":seen", ":rwait", ":early", ":recent",
+             ":niopen")
 # Contact-reason counters: one day's hash tag, then the hour (store/contact_reasons.py).
 _CONTACT_COUNTERS = re.compile(r"\{k:\d{8}\}:\d{2}:(n|seen)")
 _TRACE = re.compile(r"Traceback|File \"[^\"]*\.py\", line \d+")
