@@ -2,15 +2,14 @@
 
 Two signals need more than the event in hand: the repeat contact (how many contacts
 about this intent in the last days) and the abandoned call followed by another
-contact.  Each customer has a sorted set of recent contacts and abandoned calls
-(store.keys), written and read by one script call per batch (per cluster slot),
-so the count is atomic with the insert: two workers counting the same customer
-cannot both miss each other.  A contact is a member, so the started and
-ended events of one call, or a redelivery, count once.
+contact.  Each customer has a hash of recent contacts and abandoned calls
+(store.keys), read and written by one script call per batch (per cluster slot), so
+the count is atomic with the insert: two workers counting the same customer cannot
+both miss each other.  A contact is a field, so the started and ended events of one
+call, or a redelivery, count once.
 
 The same call counts each contact once as a contact reason (domain.contact_reasons):
-a hash beside the sorted set remembers what each contact was counted under, and the
-hour counters are added to in the script on a single server (exact, through
+the hash remembers what each contact was counted under, and the hour counters are added to in the script on a single server (exact, through
 redeliveries), or by the worker right after it on a cluster, where they live in other
 slots (a crash between the two loses that batch's counts, never a signal).
 
