@@ -20,22 +20,45 @@ from dataclasses import dataclass
 from typing import cast
 
 import orjson
+from redis.asyncio.cluster import RedisCluster
 
 from domain.alerts import OPEN
 from domain.contacts import parse_ms
 from domain.rated import needles
 from domain.records import Alert, TimelineEntry
 from kernel.redis_client import RedisClient, text
-from store.keys import Keys
+from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 from store.timeline import AddResult, RatedWait, classify_insert
 
 # KEYS: alert key.  ARGV: JSON.  1 when stored, else the stored JSON.
+# KEYS: alert keys.  ARGV: their JSON, in the same order.  Replies per alert 1 when
+# stored, else the JSON stored before.
 _PUT_NEW = """
-local existing = redis.call('GET', KEYS[1])
-if existing then return existing end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1
+local replies = {}
+for i = 1, #KEYS do
+  local existing = redis.call('GET', KEYS[i])
+  if existing then
+    replies[i] = existing
+  else
+    redis.call('SET', KEYS[i], ARGV[i])
+    replies[i] = 1
+  end
+end
+return replies
+"""
+# Alerts per store call: one call per batch on a single server (per slot on a cluster).
+ALERTS_PER_CALL = 200
+
+# KEYS: per customer its timeline zset and entries hash.  ARGV: how many entries.
+# Replies per customer its newest entries' JSON, newest first.
+_NEWEST = """
+local size, replies = tonumber(ARGV[1]), {}
+for i = 1, #KEYS / 2 do
+  local ids = redis.call('ZREVRANGE', KEYS[2 * i - 1], 0, size - 1)
+  replies[i] = #ids > 0 and redis.call('HMGET', KEYS[2 * i], unpack(ids)) or {}
+end
+return replies
 """
 
 # KEYS: alert key.  ARGV: expected version, JSON.
@@ -194,6 +217,9 @@ class AlertStore:
         self.keys = keys
         self.counters_ttl_s = counters_ttl_days * 86_400
         self._put_new = redis.register_script(_PUT_NEW)
+        self._newest = redis.register_script(_NEWEST)
+        # A single server takes any keys in one script call; a cluster only one slot's.
+        self.one_slot = not isinstance(redis, RedisCluster)
         self._replace = redis.register_script(_REPLACE)
         self._count = redis.register_script(_COUNT_SURVEYS)
         self._rated = redis.register_script(_RATED)
@@ -211,6 +237,24 @@ class AlertStore:
         return [Rated([orjson.loads(b) for b in reply[1:]],
                       None if reply[0] is None else orjson.loads(reply[0]))
                 for reply in replies]
+
+    async def newest(self, customer_ids: Sequence[str], size: int) -> list[list[TimelineEntry]]:
+        """Each customer's newest `size` entries, newest first: one script call per
+        batch (per slot on a cluster), for alerts that rate no contact."""
+        if not customer_ids:
+            return []
+        groups = slot_groups(range(len(customer_ids)),
+                             lambda n: self.keys.timeline(customer_ids[n]), ALERTS_PER_CALL,
+                             one_slot=self.one_slot)
+        replies = await run_scripts(self.redis, [
+            (self._newest, [key for n in group for key in (self.keys.timeline(customer_ids[n]),
+                                                           self.keys.entries(customer_ids[n]))],
+             [size]) for group in groups])
+        found: dict[int, list[TimelineEntry]] = {}
+        for group, got in zip(groups, replies, strict=True):
+            for n, bodies in zip(group, got, strict=True):
+                found[n] = [orjson.loads(body) for body in bodies if body is not None]
+        return [found[n] for n in range(len(customer_ids))]
 
     def _rated_call(self, w: RatedLookup) -> ScriptCall:
         cid, contact_id = w.customer_id, w.contact_id or ""
@@ -269,19 +313,33 @@ class AlertStore:
         """
         if not alerts:
             return []
+        groups = slot_groups(alerts, lambda a: self.keys.alert(a["alert_id"]), ALERTS_PER_CALL,
+                             one_slot=self.one_slot)
         replies = await run_scripts(self.redis, [
-            (self._put_new, [self.keys.alert(alert["alert_id"])], [orjson.dumps(alert)])
-            for alert in alerts])
-        results = [_outcome(reply, alert) for reply, alert in zip(replies, alerts, strict=True)]
-        pipe = self.redis.pipeline(transaction=False)
+            (self._put_new, [self.keys.alert(a["alert_id"]) for a in group],
+             [orjson.dumps(a) for a in group]) for group in groups])
+        outcome = {id(a): _outcome(reply, a) for group, got in zip(groups, replies, strict=True)
+                   for a, reply in zip(group, got, strict=True)}
+        results = [outcome[id(a)] for a in alerts]
+        # The index in as few commands as there are customers (a command's cost in the
+        # client is most of an alert's).
+        by_customer: dict[str, list[str]] = {}
+        recent: dict[str, int] = {}
+        due: dict[str, int] = {}
         for alert, (result, _) in zip(alerts, results, strict=True):
             if result is AddResult.DUPLICATE:
                 continue
-            pipe.sadd(self.keys.customer_alerts(alert["customer_id"]), alert["alert_id"])
-            pipe.zadd(self.keys.alerts_recent(), {alert["alert_id"]: raised_ms}, nx=True)
+            by_customer.setdefault(alert["customer_id"], []).append(alert["alert_id"])
+            recent[alert["alert_id"]] = raised_ms
             if result is AddResult.NEW:
-                pipe.zadd(self.keys.alerts_due(), {alert["alert_id"]: raised_ms + ack_timeout_ms},
-                          nx=True)
+                due[alert["alert_id"]] = raised_ms + ack_timeout_ms
+        pipe = self.redis.pipeline(transaction=False)
+        for customer_id, ids in by_customer.items():
+            pipe.sadd(self.keys.customer_alerts(customer_id), *ids)
+        if recent:
+            pipe.zadd(self.keys.alerts_recent(), recent, nx=True)
+        if due:
+            pipe.zadd(self.keys.alerts_due(), due, nx=True)
         pipe.zremrangebyrank(self.keys.alerts_recent(), 0, -RECENT_ALERTS_KEPT - 1)
         await pipe.execute()
         return results

@@ -9,9 +9,10 @@ both miss each other.  A contact is a field, so the started and ended events of 
 call, or a redelivery, count once.
 
 The same call counts each contact once as a contact reason (domain.contact_reasons):
-the hash remembers what each contact was counted under, and the hour counters are added to in the script on a single server (exact, through
-redeliveries), or by the worker right after it on a cluster, where they live in other
-slots (a crash between the two loses that batch's counts, never a signal).
+the hash remembers what each contact was counted under, and the hour counters are
+added to in the script on a single server (exact, through redeliveries), or by the
+worker right after it on a cluster, where they live in other slots (a crash between
+the two loses that batch's counts, never a signal).
 
 "At most one open negative-interaction alert per customer and intent" is a hash of
 intent -> alert id beside them, changed only by compare-and-set scripts.
@@ -194,16 +195,24 @@ reply[#reply + 1] = left
 return reply
 """
 
-# KEYS: the customer's open-alert hash.  ARGV: intent, alert id expected ("" for none),
-# alert id to set.  Replies the id there now: ARGV[3] when the swap happened.
+# KEYS: per swap its customer's open-alert hash.  ARGV: per swap intent, alert id
+# expected ("" for none), alert id to set.  Replies per swap the id there now: the one
+# to set when the swap happened.
 _SWAP = """
-local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
-if current == ARGV[2] then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-  return ARGV[3]
+local replies = {}
+for i = 1, #KEYS do
+  local intent, expected, wanted = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
+  local current = redis.call('HGET', KEYS[i], intent) or ''
+  if current == expected then
+    redis.call('HSET', KEYS[i], intent, wanted)
+    current = wanted
+  end
+  replies[i] = current
 end
-return current
+return replies
 """
+# Swaps per call: one call per batch on a single server (per slot on a cluster).
+SWAPS_PER_CALL = 500
 
 # KEYS: the customer's open-alert hash.  ARGV: intent, alert id.  Forgets the alert
 # as the open one, unless another has taken its place.
@@ -330,10 +339,15 @@ class NegativeStore:
         """`swap` for each, in one round trip."""
         if not swaps:
             return []
+        groups = slot_groups(swaps, lambda s: self.keys.open_negative(s.customer_id),
+                             SWAPS_PER_CALL, one_slot=self.one_slot)
         replies = await run_scripts(self.redis, [
-            (self._swap, [self.keys.open_negative(s.customer_id)],
-             [s.intent or "", s.expected or "", s.alert_id]) for s in swaps])
-        return [text(reply) for reply in replies]
+            (self._swap, [self.keys.open_negative(s.customer_id) for s in group],
+             [part for s in group for part in (s.intent or "", s.expected or "", s.alert_id)])
+            for group in groups])
+        now = {id(s): text(reply) for group, got in zip(groups, replies, strict=True)
+               for s, reply in zip(group, got, strict=True)}
+        return [now[id(s)] for s in swaps]
 
     async def release(self, customer_id: str, intent: str | None, alert_id: str) -> None:
         await run_scripts(self.redis, [(

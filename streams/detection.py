@@ -35,7 +35,7 @@ from domain.signals import (
     is_inbound_contact,
 )
 from kernel.times import iso_ms, utc_now_iso
-from store.alerts import AlertStore, RatedLookup
+from store.alerts import AlertStore
 from store.contact_reasons import ContactReasonStore
 from store.negatives import ContactFact, ContactRules, ContactSeen, NegativeStore, Swap
 from store.timeline import AddResult, NewEntry
@@ -192,10 +192,9 @@ class Detector:
         """Raise the new alerts: contexts, claims and stores each in one round trip."""
         if not raises:
             return []
-        found = await self.alerts.rated_contacts(
-            [RatedLookup(key[0], None, CONTEXT_SIZE) for key, _, _ in raises])
-        built = [self._build(key, fresh, groups[key], rated.context, claimed)
-                 for (key, fresh, claimed), rated in zip(raises, found, strict=True)]
+        found = await self.alerts.newest([key[0] for key, _, _ in raises], CONTEXT_SIZE)
+        built = [self._build(key, fresh, groups[key], context, claimed)
+                 for (key, fresh, claimed), context in zip(raises, found, strict=True)]
         to_claim = [(key, alert) for (key, _, claimed), alert in zip(raises, built, strict=True)
                     if claimed is None]
         now_open = await self.negatives.swap_many([
@@ -264,8 +263,8 @@ class Detector:
 
     async def _raise(self, cid: str, intent: str | None, signals: list[dict[str, Any]],
                      members: Sequence[_Signalled], *, alert_id: str | None = None) -> Alert:
-        [rated] = await self.alerts.rated_contacts([RatedLookup(cid, None, CONTEXT_SIZE)])
-        return self._build((cid, intent), signals, members, rated.context, alert_id)
+        [context] = await self.alerts.newest([cid], CONTEXT_SIZE)
+        return self._build((cid, intent), signals, members, context, alert_id)
 
     def _build(self, key: tuple[str, str | None], signals: list[dict[str, Any]],
                members: Sequence[_Signalled], context: list[TimelineEntry],
