@@ -61,14 +61,22 @@ end
 return replies
 """
 
-# KEYS: alert key.  ARGV: expected version, JSON.
-# 1 replaced, 0 someone else changed it first, -1 no such alert.
+# KEYS: alert keys.  ARGV: per alert its expected version and new JSON.  Replies per
+# alert 1 replaced, 0 someone else changed it first, -1 no such alert.
 _REPLACE = """
-local current = redis.call('GET', KEYS[1])
-if not current then return -1 end
-if cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
+local replies = {}
+for i = 1, #KEYS do
+  local current = redis.call('GET', KEYS[i])
+  if not current then
+    replies[i] = -1
+  elseif cjson.decode(current)['version'] ~= tonumber(ARGV[2 * i - 1]) then
+    replies[i] = 0
+  else
+    redis.call('SET', KEYS[i], ARGV[2 * i])
+    replies[i] = 1
+  end
+end
+return replies
 """
 
 # KEYS: hour counters hash, counted-ids set.  ARGV: event_id, counters TTL,
@@ -375,18 +383,21 @@ class AlertStore:
 
     async def replace(self, alert: Alert, expected_version: int) -> bool:
         """Write `alert` if nobody changed it since `expected_version` was read."""
-        reply = await self._replace(keys=[self.keys.alert(alert["alert_id"])],
-                                    args=[expected_version, orjson.dumps(alert)])
-        return reply == 1
+        return (await self.replace_many([(alert, expected_version)]))[0]
 
     async def replace_many(self, changes: Sequence[tuple[Alert, int]]) -> list[bool]:
         """`replace` for each (alert, expected version), in one round trip."""
         if not changes:
             return []
+        groups = slot_groups(changes, lambda c: self.keys.alert(c[0]["alert_id"]),
+                             ALERTS_PER_CALL, one_slot=self.one_slot)
         replies = await run_scripts(self.redis, [
-            (self._replace, [self.keys.alert(alert["alert_id"])],
-             [version, orjson.dumps(alert)]) for alert, version in changes])
-        return [reply == 1 for reply in replies]
+            (self._replace, [self.keys.alert(alert["alert_id"]) for alert, _ in group],
+             [part for alert, version in group for part in (version, orjson.dumps(alert))])
+            for group in groups])
+        done = {id(c): reply == 1 for group, got in zip(groups, replies, strict=True)
+                for c, reply in zip(group, got, strict=True)}
+        return [done[id(c)] for c in changes]
 
     async def recent(self, limit: int) -> list[Alert]:
         """The most recently raised alerts, newest first."""

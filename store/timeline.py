@@ -98,11 +98,10 @@ for i = 1, #KEYS / 3 do
   local timeline, entries, waits = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local a = pairs_end + 3 * i - 2
   local id, body = ARGV[a], ARGV[a + 2]
-  local existing = redis.call('HGET', entries, id)
-  if existing then
-    replies[i] = existing
+  -- HSETNX first: nearly every entry is new, and then it is one command instead of two.
+  if redis.call('HSETNX', entries, id, body) == 0 then
+    replies[i] = redis.call('HGET', entries, id)
   else
-    redis.call('HSET', entries, id, body)
     redis.call('ZADD', timeline, ARGV[a + 1], id)
     local excess = redis.call('ZCARD', timeline) - max_entries
     if excess > 0 then
