@@ -68,32 +68,41 @@ _WORD_RUN = re.compile(r"\w+")
 
 @dataclass(frozen=True)
 class Anchors:
-    """The words a text must contain one of to match any phrase: each phrase's first
-    run of letters and digits, whole (`words`) or, before a `*`, as a prefix."""
+    """What a text must contain to match any phrase: all the whole words of one phrase
+    (each phrase's runs of letters and digits; one before a `*` only as a prefix).  A
+    phrase starting with such a prefix (`prefixes`) is searched for whenever a word
+    starts with it."""
 
-    words: frozenset[str]
-    prefixes: tuple[str, ...]
+    words: frozenset[str]  # every phrase's first word (not a prefix)
+    prefixes: tuple[str, ...]  # first words that end in `*`
+    # First word -> the whole words of each phrase starting with it.
+    needs: dict[str, tuple[frozenset[str], ...]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, phrases: Sequence[str]) -> Anchors | None:
-        words: set[str] = set()
         prefixes: list[str] = []
+        needs: dict[str, list[frozenset[str]]] = {}
         for phrase in phrases:
             first = _WORD_RUN.match(phrase)
             if first is None:  # starts with "*" or a sign: no word to look for
                 return None
             if phrase[first.end():first.end() + 1] == "*":
                 prefixes.append(first.group(0))
-            else:
-                words.add(first.group(0))
-        return cls(frozenset(words), tuple(prefixes))
+                continue
+            whole = frozenset(m.group(0) for m in _WORD_RUN.finditer(phrase)
+                              if phrase[m.end():m.end() + 1] != "*")
+            needs.setdefault(first.group(0), []).append(whole)
+        return cls(frozenset(needs), tuple(prefixes),
+                   {word: tuple(sets) for word, sets in needs.items()})
 
     def any_in(self, text: str) -> bool:
         # Apostrophes split words here as in the phrases ("won't": "won", "t"), whichever
         # apostrophe the text uses; casefold as normalise_text does.
         tokens = _WORD_RUN.findall(text.casefold())
-        if not self.words.isdisjoint(tokens):
-            return True
+        present = set(tokens)
+        for word in self.words.intersection(present):
+            if any(need <= present for need in self.needs[word]):
+                return True
         return any(token.startswith(self.prefixes) for token in tokens) if self.prefixes \
             else False
 

@@ -373,10 +373,15 @@ class AlertStore:
     async def get_many(self, alert_ids: Sequence[str]) -> list[Alert | None]:
         if not alert_ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for alert_id in alert_ids:
-            pipe.get(self.keys.alert(alert_id))
-        return [None if b is None else orjson.loads(b) for b in await pipe.execute()]
+        keys = [self.keys.alert(alert_id) for alert_id in alert_ids]
+        if self.one_slot:  # one command; a cluster refuses keys of several slots in one
+            found = await self.redis.mget(keys)
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(key)
+            found = await pipe.execute()
+        return [None if b is None else orjson.loads(b) for b in found]
 
     async def get(self, alert_id: str) -> Alert | None:
         return (await self.get_many([alert_id]))[0]

@@ -23,7 +23,7 @@ from domain.contacts import normalise_intent, parse_ms
 from domain.negative import new_negative_alert, new_signals, with_signals
 from domain.records import Alert, TimelineEntry
 from domain.rules import UNCLASSIFIED, Classification, Rules
-from domain.sentiment import Sentiment, customer_text
+from domain.sentiment import Sentiment
 from domain.signal_config import SignalConfig
 from domain.signals import (
     ABANDONED,
@@ -289,8 +289,7 @@ class Detector:
         item = member.item if isinstance(member, _Signalled) else member
         entry = item.entry.entry
         payload = entry["payload"]
-        words = customer_text(entry["channel"], payload, self.config.sentiment.max_chars)
-        return self.rules.classify({"comment": words, "queue": payload.get("queue"),
+        return self.rules.classify({"comment": item.text, "queue": payload.get("queue"),
                                     "contact_channel": entry["channel"]}, payload)
 
 
