@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from domain.survey_metrics import Counters
 
@@ -50,6 +51,7 @@ def _unescape(value: str) -> str:
     return value.replace("%7C", SEP).replace("%25", "%")
 
 
+@lru_cache(maxsize=4096)  # once per contact on the worker's hot path; few combinations
 def dimensions(channel: str, queue: str | None, intent: str | None) -> str:
     """"<channel>|<queue>|<intent>", each part escaped; the suffix of a counter field."""
     return SEP.join(_escape(part) for part in

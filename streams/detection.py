@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 CONTEXT_SIZE = 5
 
 
-@dataclass(frozen=True, slots=True)
+# slots, not frozen: one is made per event, and a frozen dataclass costs 4x as much to create.
+@dataclass(slots=True)
 class Fresh:
     """A new (or our own redelivered) entry of the batch, with its sentiment."""
 
