@@ -31,7 +31,6 @@ from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 from store.timeline import AddResult, RatedWait, classify_insert
 
-# KEYS: alert key.  ARGV: JSON.  1 when stored, else the stored JSON.
 # KEYS: alert keys.  ARGV: their JSON, in the same order.  Replies per alert 1 when
 # stored, else the JSON stored before.
 _PUT_NEW = """

@@ -5,8 +5,8 @@ as contact reasons.
 Per batch: one script call records the contacts, counts them as contact reasons and
 answers the repeat and abandoned-call questions; only customers with a signal cost
 more (their open alert is read and replaced, compare-and-set).  Every step is
-idempotent, so a redelivered batch adds nothing twice: contacts are set members,
-each counted once, and signals are one per (rule, contact).
+idempotent, so a redelivered batch adds nothing twice: each contact is remembered
+and counted once, and signals are one per (rule, contact).
 """
 
 from __future__ import annotations
