@@ -46,7 +46,7 @@ from store.scripts import ScriptCall, run_scripts
 # once counted a repeat, "n" once negative), so a contact's events, and redeliveries,
 # count once, and a flag later in the hour of its first count.  An abandoned call adds
 # "\x1fa<contact>" -> its ms.  The hash is read once and written once per customer per
-# call (a customer has a few fields: the contacts of the last two windows).
+# call; it keeps the contacts of the last two windows, at most ARGV[9] (the newest).
 # Replies per contact {contacts about its intent within the window up to it (0 without
 # intent), the abandoned call it follows within the window or ""}, then the counter
 # increments it could not make itself, flat: hour, field, n, ...
@@ -56,6 +56,7 @@ local window, gap, ttl, counters_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]),
 local repeat_at, base = tonumber(ARGV[5]), tonumber(ARGV[6])
 local span = math.max(window, gap)
 local SEP, ABANDONED = '\\31', '\\31a'
+local MAX_CONTACTS, MAX_ABANDONED = tonumber(ARGV[9]), 20
 local increments, order = {}, {}
 local function add(hour, field)
   local k = hour .. SEP .. field
@@ -80,16 +81,36 @@ local function memory_of(c)
     if string.sub(field, 1, 2) == ABANDONED then
       m.abandoned[string.sub(field, 3)] = tonumber(value)
     else
+      -- Only the time and intent of every contact are needed; the rest when it is seen.
       local a = string.find(value, SEP, 1, true)
       local b = string.find(value, SEP, a + 1, true)
-      local d = string.find(value, SEP, b + 1, true)
-      local e = string.find(value, SEP, d + 1, true)
       m.contacts[field] = {tonumber(string.sub(value, 1, a - 1)), string.sub(value, a + 1, b - 1),
-        string.sub(value, b + 1, d - 1), string.sub(value, d + 1, e - 1), string.sub(value, e + 1)}
+        false, string.sub(value, b + 1)}
     end
   end
   memory[c] = m
   return m
+end
+-- {ms, intent, hour, dims, flags} of a contact read from the hash (see memory_of).
+local function full(known)
+  if known[3] == false then
+    local rest = known[4]
+    local a = string.find(rest, SEP, 1, true)
+    local b = string.find(rest, SEP, a + 1, true)
+    known[3], known[4], known[5] = string.sub(rest, 1, a - 1), string.sub(rest, a + 1, b - 1),
+      string.sub(rest, b + 1)
+  end
+  return known
+end
+-- The newest `limit` keys of `times` (key -> ms); the others, oldest first.
+local function beyond(times, limit)
+  local keys = {}
+  for key in pairs(times) do keys[#keys + 1] = key end
+  if #keys <= limit then return {} end
+  table.sort(keys, function(x, y) return times[x] > times[y] end)
+  local out = {}
+  for i = limit + 1, #keys do out[#out + 1] = keys[i] end
+  return out
 end
 local function keep(m, contact, known)
   m.changed[contact] = table.concat(known, SEP)
@@ -102,6 +123,7 @@ for n, fact in ipairs(cjson.decode(ARGV[8])) do
   if not newest[c] or at > newest[c] then newest[c] = at end
   local known = m.contacts[contact]
   local is_new = known == nil
+  if not is_new then full(known) end
   if is_new then
     known = {at, intent, tostring(hour), dims, ''}
     m.contacts[contact] = known
@@ -154,15 +176,31 @@ end
 -- nothing).
 for c, m in pairs(memory) do
   local key, cutoff = KEYS[c], newest[c] - 2 * span
-  local gone = {}
+  local gone, times, abandoned = {}, {}, {}
   for contact, known in pairs(m.contacts) do
-    if known[1] < cutoff then gone[#gone + 1] = contact; m.changed[contact] = nil end
+    if known[1] < cutoff then
+      gone[#gone + 1] = contact
+      m.changed[contact] = nil
+    else
+      times[contact] = known[1]
+    end
   end
   for contact, ms in pairs(m.abandoned) do
     if ms < cutoff then
       gone[#gone + 1] = ABANDONED .. contact
       m.changed[ABANDONED .. contact] = nil
+    else
+      abandoned[contact] = ms
     end
+  end
+  -- Bounded, so that a customer who contacts us all the time costs no more than this.
+  for _, contact in ipairs(beyond(times, MAX_CONTACTS)) do
+    gone[#gone + 1] = contact
+    m.changed[contact] = nil
+  end
+  for _, contact in ipairs(beyond(abandoned, MAX_ABANDONED)) do
+    gone[#gone + 1] = ABANDONED .. contact
+    m.changed[ABANDONED .. contact] = nil
   end
   local pairs_ = {}
   for field, value in pairs(m.changed) do
@@ -223,6 +261,10 @@ return 1
 
 # Contacts per script call: one call per batch on a single server.
 CONTACTS_PER_CALL = 1000
+# A customer's newest contacts remembered (and its 20 newest abandoned calls): the
+# repeat rule counts at most 100 (config/signals.toml), and a customer who contacts us
+# all the time costs no more than this per batch.
+MAX_CONTACTS = 100
 _HOUR_MS = 3_600_000
 
 
@@ -313,7 +355,7 @@ class NegativeStore:
             for f in group])
         return (self._seen, keys, [rules.repeat_window_ms, rules.abandoned_window_ms,
                                    rules.ttl_s, self.counters_ttl_s, rules.repeat_contacts,
-                                   base, orjson.dumps(hours), facts])
+                                   base, orjson.dumps(hours), facts, MAX_CONTACTS])
 
     async def _increment(self, increments: Sequence[tuple[int, str, int]]) -> None:
         """Counter increments (hour number, field, n) the script could not make itself."""

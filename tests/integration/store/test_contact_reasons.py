@@ -18,7 +18,7 @@ from domain.contact_reasons import ContactRow
 from store.contact_reasons import ContactReasonStore
 from store.keys import Keys
 from store.negatives import NegativeStore
-from tests.support.contacts import count_contacts, fact
+from tests.support.contacts import RULES, count_contacts, fact
 from usecases.report import contact_rows_from
 
 T = TypeVar("T")
@@ -181,5 +181,28 @@ def test_a_customers_counted_contacts_are_forgotten_after_the_windows(
         await count_contacts(negatives, [fact("C-1", "call:new", later)])
         return before, await redis.hlen(key)
 
-    # 300 contacts and 150 abandoned calls, then only the new contact.
-    assert _run(stack, scenario) == (450, 1)
+    # 300 contacts and 150 abandoned calls, of which the newest 100 and 20 are kept; then
+    # only the new contact.
+    assert _run(stack, scenario) == (100 + 20, 1)
+
+
+def test_a_customer_who_contacts_us_all_the_time_is_remembered_up_to_a_bound(
+        stack: LocalStack) -> None:
+    from store.negatives import MAX_CONTACTS
+
+    async def scenario(stores: Stores) -> tuple[int, int, int]:
+        negatives, reasons = stores
+        calls = [fact("C-1", f"call:{i}", T0 + i * 1000) for i in range(MAX_CONTACTS + 50)]
+        for start in range(0, len(calls), 40):  # batch after batch
+            await count_contacts(negatives, calls[start:start + 40])
+        kept = await negatives.redis.hlen(negatives.keys.contacts("C-1"))
+        # The newest contact's second event is still known: not counted again.
+        await count_contacts(negatives, [calls[-1]])
+        seen = await negatives.see_contacts([fact("C-1", "call:last", T0 + 10**6)],
+                                            RULES)
+        return kept, sum(r.contacts for r in await _rows(reasons)), seen[0].same_intent
+
+    kept, contacts, same_intent = _run(stack, scenario)
+    assert kept == MAX_CONTACTS
+    assert contacts == MAX_CONTACTS + 51
+    assert same_intent == MAX_CONTACTS + 1  # the remembered ones, and itself
