@@ -5,6 +5,12 @@ A signal (domain.signals) is one rule firing on one contact.  The alert lists ea
 (rule, contact) once, so a redelivered event, or the started and ended events of one
 call, add nothing the second time; a new one makes a new version (`updated`).  The
 lifecycle after raising is the bottom-2-box one (domain.alerts).
+
+An alert holds at most MAX_SIGNALS signals and MAX_LINKED linked survey alerts.  A
+customer whose open alert nobody works for days keeps producing signals; unbounded, the
+alert (and every version of it the worker reads, rewrites and publishes) would grow
+with each.  Past the bound the alert stays as it is: the later contacts are on the
+customer's timeline, and the advisor has the first twenty signals to act on.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from domain.rules import UNCLASSIFIED, Classification
 KIND = "negative_interaction"
 BOTTOM_2_BOX = "bottom_2_box"
 KINDS = (BOTTOM_2_BOX, KIND)
+MAX_SIGNALS = 20
+MAX_LINKED = 20
 
 
 def negative_alert_id(customer_id: str, intent: str | None, event_id: str) -> str:
@@ -43,6 +51,11 @@ def new_signals(alert: Alert | None, signals: Iterable[Mapping[str, Any]]
             seen.add(signal_key(signal))
             fresh.append(dict(signal))
     return fresh
+
+
+def is_full(alert: Alert) -> bool:
+    """Whether the alert holds as many signals as it may (see the module's docstring)."""
+    return len(alert.get("signals", ())) >= MAX_SIGNALS
 
 
 def new_negative_alert(*, customer_id: str, intent: str | None,
@@ -83,7 +96,7 @@ def new_negative_alert(*, customer_id: str, intent: str | None,
         "history": [{"event": "raised", "at": raised_at,
                      "signals": [s["rule"] for s in signals]}],
         "intent": intent,
-        "signals": [dict(s) for s in signals],
+        "signals": [dict(s) for s in signals[:MAX_SIGNALS]],
         "linked_alerts": [],
     }
     return alert
@@ -92,9 +105,10 @@ def new_negative_alert(*, customer_id: str, intent: str | None,
 def with_signals(alert: Alert, signals: Sequence[Mapping[str, Any]],
                  classification: Classification | None, now: str) -> Alert | None:
     """The alert with the signals it did not hold (event `updated`); None when it holds
-    them all.  While no rule and no person has categorised it, the newest contact's
-    words may let the rules decide."""
-    fresh = new_signals(alert, signals)
+    them all or as many as it may.  While no rule and no person has categorised it, the
+    newest contact's words may let the rules decide."""
+    room = MAX_SIGNALS - len(alert.get("signals", ()))
+    fresh = new_signals(alert, signals)[:room] if room > 0 else []
     if not fresh:
         return None
     changed: Alert = {**alert, "signals": [*alert.get("signals", []), *fresh]}
@@ -110,9 +124,10 @@ def with_signals(alert: Alert, signals: Sequence[Mapping[str, Any]],
 
 
 def with_linked(alert: Alert, linked_alert_id: str, now: str) -> Alert | None:
-    """The alert with a bottom-2-box alert linked to it; None when it is linked already."""
+    """The alert with a bottom-2-box alert linked to it; None when it is linked already
+    or holds as many as it may."""
     linked = alert.get("linked_alerts", [])
-    if linked_alert_id in linked:
+    if linked_alert_id in linked or len(linked) >= MAX_LINKED:
         return None
     return advance({**alert, "linked_alerts": [*linked, linked_alert_id]},
                    {"event": "updated", "at": now, "linked_alert": linked_alert_id})

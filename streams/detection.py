@@ -20,7 +20,7 @@ from typing import Any
 from domain.alerts import RESOLVED
 from domain.contact_reasons import dimensions
 from domain.contacts import normalise_intent, parse_ms
-from domain.negative import new_negative_alert, new_signals, with_signals
+from domain.negative import is_full, new_negative_alert, new_signals, with_signals
 from domain.records import Alert, TimelineEntry
 from domain.rules import UNCLASSIFIED, Classification, Rules
 from domain.sentiment import Sentiment
@@ -280,9 +280,11 @@ class Detector:
             ack_deadline=iso_ms(now_ms + self.ack_timeout_ms), alert_id=alert_id)
 
     def _reclassify(self, alert: Alert, members: Sequence[_Signalled]) -> Classification | None:
-        """The rules' category from the newest words, only while the alert has none
-        (domain.negative.with_signals keeps any other)."""
-        return self._classify(members[-1]) if alert["category"] == UNCLASSIFIED else None
+        """The rules' category from the newest words, only while the alert has none and
+        may still take signals (domain.negative.with_signals keeps any other)."""
+        if alert["category"] != UNCLASSIFIED or is_full(alert):
+            return None
+        return self._classify(members[-1])
 
     def _classify(self, member: _Signalled | Fresh) -> Classification:
         """The alert rules read the customer's words as the survey comment, and the

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from domain.negative import (
+    MAX_LINKED,
+    MAX_SIGNALS,
     holds_contact,
+    is_full,
     negative_alert_id,
     new_negative_alert,
     new_signals,
@@ -79,3 +82,19 @@ def test_linking_is_idempotent_and_contacts_match_by_event_or_channel_id() -> No
     assert with_linked(linked, "AL-" + "0" * 20, NOW) is None
     assert holds_contact(alert, "E-1") and holds_contact(alert, "CH-1")
     assert not holds_contact(alert, "CH-2") and not holds_contact(alert, "chat")
+
+
+def test_an_alert_nobody_works_stops_growing_at_its_bounds() -> None:
+    alert = _alert()
+    while not is_full(alert):
+        n = len(alert["signals"])
+        changed = with_signals(alert, [_signal(contact=f"chat:{n}"), _signal(contact=f"chat:{n}b")],
+                               None, NOW)
+        assert changed is not None
+        alert = changed
+    assert len(alert["signals"]) == MAX_SIGNALS and len(alert["history"]) <= MAX_SIGNALS
+    assert with_signals(alert, [_signal(contact="chat:later")], None, NOW) is None
+    validator("alert.v1")(alert)
+    for n in range(MAX_LINKED + 3):
+        alert = with_linked(alert, f"AL-{n:020x}", NOW) or alert
+    assert len(alert["linked_alerts"]) == MAX_LINKED
