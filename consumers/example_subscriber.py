@@ -34,7 +34,8 @@ import aiokafka
 import orjson
 from aiokafka.errors import KafkaConnectionError
 
-from kernel.kafka import make_consumer
+from kernel.errors import CxtError
+from kernel.kafka import check_access, make_consumer
 from kernel.settings import Settings
 
 AIOKAFKA_CLIENT_ID = f"aiokafka-{aiokafka.__version__}"
@@ -120,12 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await subscribe(Settings.from_env(), group=args.group,
+        settings = Settings.from_env()
+        await check_access(settings)
+        await subscribe(settings, group=args.group,
                         from_beginning=args.from_beginning, forward_url=args.forward, stop=stop)
         return 0
 
     try:
         return asyncio.run(run())
+    except CxtError as exc:  # a setting is wrong, or the brokers refuse our credentials
+        print(f"example_subscriber: {exc}", file=sys.stderr)
+        return exc.exit_status
     except KafkaConnectionError as exc:
         print(f"example_subscriber: cannot reach Kafka ({exc}); check KAFKA_BOOTSTRAP_SERVERS",
               file=sys.stderr)

@@ -56,8 +56,9 @@ from domain.alerts import OPEN_STATUSES
 from domain.contacts import contact_key, normalise_intent, parse_ms
 from domain.surveys import is_bottom_2_box
 from kernel import logsafe, retry
+from kernel.access import check_access
 from kernel.kafka import make_consumer, make_producer, start_producer
-from kernel.settings import CHANNELS, Settings, SettingsError, Topics
+from kernel.settings import CHANNELS, Settings, Topics
 from kernel.status import Throughput
 from kernel.times import iso_ms
 from kernel.topics import ensure_topics
@@ -297,13 +298,10 @@ def _record_ms(record: ConsumerRecord, now_ms: int) -> int:
 
 def run_summaries(settings: Settings) -> None:
     """Run the feed in this process until SIGINT or SIGTERM."""
-    if settings.redis_cluster:
-        # Its state scripts run in pipelines, which redis-py refuses on a cluster.
-        raise SettingsError("CXT_REDIS_CLUSTER: cxt summaries does not run on Redis Cluster "
-                            "yet; point it at a single Redis server")
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logsafe.install(settings)
+    uvloop.run(check_access(settings))
     uvloop.run(SummaryFeed(settings).run())
 
 

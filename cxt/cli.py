@@ -19,6 +19,8 @@ from domain.alerts import CALLBACK_OUTCOMES, RESOLVE_CATEGORIES, STATUSES
 from domain.rules import CATEGORIES
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS
 from kernel.errors import CxtError, InputError
+from kernel.kafka import access_problem as kafka_access_problem
+from kernel.redis_client import access_problem as redis_access_problem
 from kernel.settings import CHANNELS, ROLES, Settings
 from usecases.alerts import ALERT_KINDS, DEFAULT_PAGE, MAX_PAGE
 
@@ -592,8 +594,10 @@ def _fail(message: str, status: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace, Settings], int] = args.run
+    settings: Settings | None = None
     try:
-        return run(args, Settings.from_env())
+        settings = Settings.from_env()
+        return run(args, settings)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -605,7 +609,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         known = _known_error(exc)
         if known is None:
             raise
+        if settings is not None:
+            problem = _access_problem(exc, settings)
+            if problem is not None:
+                return _fail(problem, 2)
         return _fail(*known)
+
+
+def _access_problem(exc: Exception, settings: Settings) -> str | None:
+    """A refused password, an untrusted certificate or a narrow ACL, named: aiokafka says
+    only "Unable to bootstrap", and redis-py files some of these as connection errors."""
+    if isinstance(exc, KafkaConnectionError):
+        return asyncio.run(kafka_access_problem(settings))
+    if isinstance(exc, RedisError):
+        return redis_access_problem(exc, settings.redis_url, settings.redis_prefix)
+    return None
 
 
 def _known_error(exc: Exception) -> tuple[str, int] | None:

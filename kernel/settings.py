@@ -174,6 +174,110 @@ def _redis_url(env: Mapping[str, str], default: str, cluster: bool) -> str:
     return raw
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+OAUTHBEARER = "OAUTHBEARER"
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client of ours authenticates and encrypts (kernel.kafka applies it).
+
+    A CA file of None trusts the system's CAs (managed services use public ones).  With
+    OAUTHBEARER the token is read from `sasl_token_file` whenever a connection needs one,
+    so whatever refreshes that file (a sidecar, a cron job) rotates it without a restart.
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    sasl_token_file: Path | None = None
+    ssl_ca_file: Path | None = None
+    ssl_cert_file: Path | None = None
+    ssl_key_file: Path | None = None
+    ssl_key_password: str = field(default="", repr=False)
+    ssl_check_hostname: bool = True
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def check(self) -> KafkaSecurity:
+        """Itself, or SettingsError for settings that cannot work together."""
+        if self.uses_sasl and self.sasl_mechanism == OAUTHBEARER:
+            if self.sasl_token_file is None:
+                raise SettingsError("KAFKA_SASL_MECHANISM=OAUTHBEARER needs "
+                                    "KAFKA_SASL_TOKEN_FILE (the file holding the token)")
+        elif self.uses_sasl and not (self.sasl_username and self.sasl_password):
+            raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={self.protocol} needs "
+                                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise SettingsError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together "
+                                "(the client certificate and its key)")
+        return self
+
+
+@dataclass(frozen=True)
+class RedisSecurity:
+    """Redis credentials and TLS beyond what `REDIS_URL` says (kernel.redis_client applies
+    them).  The TLS files apply to `rediss://` URLs only."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ssl_ca_file: Path | None = None
+    ssl_cert_file: Path | None = None
+    ssl_key_file: Path | None = None
+    ssl_check_hostname: bool = True
+
+    def check(self, url: str) -> RedisSecurity:
+        """Itself, or SettingsError for settings that cannot work with `url`."""
+        tls = (self.ssl_ca_file, self.ssl_cert_file, self.ssl_key_file)
+        if any(f is not None for f in tls) and not url.startswith("rediss://"):
+            raise SettingsError("REDIS_SSL_CA_FILE, REDIS_SSL_CERT_FILE and REDIS_SSL_KEY_FILE "
+                                "need a rediss:// REDIS_URL")
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise SettingsError("REDIS_SSL_CERT_FILE and REDIS_SSL_KEY_FILE go together "
+                                "(the client certificate and its key)")
+        if self.username and not self.password:
+            raise SettingsError("REDIS_USERNAME needs REDIS_PASSWORD")
+        return self
+
+
+def _choice(choices: tuple[str, ...]) -> Reader:
+    def read(env: Mapping[str, str], name: str, default: Any, _: dict[str, Any]) -> str:
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            return default
+        if raw.upper() not in choices:
+            raise SettingsError(f"{name}={_short(raw)}: expected one of {', '.join(choices)}")
+        return raw.upper()
+    return read
+
+
+def _file(env: Mapping[str, str], name: str, default: Any, _: dict[str, Any]) -> Path | None:
+    """An optional file that must be there and readable when named."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    path = Path(raw).expanduser()
+    try:
+        with path.open("rb"):
+            pass
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise SettingsError(f"{name}={_short(raw)}: {why}") from None
+    return path
+
+
+def _write_file(path: Path | None) -> str:
+    return "" if path is None else str(path)
+
+
 # The shipped configuration files (config/ in the repository, installed beside
 # our packages by the wheel): the defaults of CXT_ALERT_RULES and friends are
 # found from this module's location, never from the working directory.
@@ -231,7 +335,9 @@ class Settings:
     """Every setting; `VARIABLES` says which environment variable sets each, and what it means."""
 
     kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     redis_url: str = "redis://localhost:6379/0"
+    redis_security: RedisSecurity = field(default_factory=RedisSecurity)
     redis_cluster: bool = False
     log_pii: bool = False
     app_id: str = "cx-timeline"
@@ -265,9 +371,12 @@ class Settings:
         env = os.environ if env is None else env
         d = cls()
         values = _read(env, VARIABLES, d)
-        topics = Topics(**{name.removeprefix("topics."): values.pop(name)
-                           for name in list(values) if name.startswith("topics.")})
-        return cls(**values, topics=topics)
+        topics = Topics(**_section(values, "topics."))
+        security = KafkaSecurity(**_section(values, "kafka_security.")).check()
+        redis_security = RedisSecurity(**_section(values, "redis_security.")).check(
+            values["redis_url"])
+        return cls(**values, topics=topics, kafka_security=security,
+                   redis_security=redis_security)
 
     def to_env(self, omit: Collection[str] = ()) -> dict[str, str]:
         """Every variable of `VARIABLES`, set so that `from_env` gives these settings back.
@@ -289,6 +398,12 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _section(values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The values of one nested dataclass ("topics.call" -> "call"), taken out of `values`."""
+    return {name.removeprefix(prefix): values.pop(name)
+            for name in list(values) if name.startswith(prefix)}
 
 
 def _tokens(env: Mapping[str, str]) -> tuple[ApiToken, ...]:
@@ -373,13 +488,57 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers",
              "comma-separated brokers, `host:port[,host:port...]`",
              lambda env, _, default, __: _kafka_servers(env, default), section=CONNECTIONS),
+    Variable("KAFKA_SECURITY_PROTOCOL", "kafka_security.protocol",
+             f"how clients talk to the brokers: {', '.join(KAFKA_PROTOCOLS)}",
+             _choice(KAFKA_PROTOCOLS), section=CONNECTIONS),
+    Variable("KAFKA_SASL_MECHANISM", "kafka_security.sasl_mechanism",
+             f"with SASL_*: {', '.join(SASL_MECHANISMS)}", _choice(SASL_MECHANISMS),
+             section=CONNECTIONS),
+    Variable("KAFKA_SASL_USERNAME", "kafka_security.sasl_username",
+             "SASL user (PLAIN, SCRAM-*; an API key on managed services)", _text,
+             section=CONNECTIONS),
+    Variable("KAFKA_SASL_PASSWORD", "kafka_security.sasl_password",
+             "its password (an API secret on managed services); never logged", _text,
+             section=CONNECTIONS),
+    Variable("KAFKA_SASL_TOKEN_FILE", "kafka_security.sasl_token_file",
+             "OAUTHBEARER: a file holding the current token, re-read at every new connection "
+             "(whatever renews it rotates it)", _file, _write_file, CONNECTIONS),
+    Variable("KAFKA_SSL_CA_FILE", "kafka_security.ssl_ca_file",
+             "with SSL and SASL_SSL: PEM file of the CAs to trust (default: the system's)",
+             _file, _write_file, CONNECTIONS),
+    Variable("KAFKA_SSL_CERT_FILE", "kafka_security.ssl_cert_file",
+             "client certificate (PEM), for brokers that authenticate clients by certificate",
+             _file, _write_file, CONNECTIONS),
+    Variable("KAFKA_SSL_KEY_FILE", "kafka_security.ssl_key_file",
+             "the client certificate's private key (PEM)", _file, _write_file, CONNECTIONS),
+    Variable("KAFKA_SSL_KEY_PASSWORD", "kafka_security.ssl_key_password",
+             "the private key's password, if it is encrypted", _text, section=CONNECTIONS),
+    Variable("KAFKA_SSL_CHECK_HOSTNAME", "kafka_security.ssl_check_hostname",
+             "`false`: accept a broker certificate that does not name the host connected to "
+             "(still signed by a trusted CA)", _flag, _write_flag, CONNECTIONS),
     Variable("REDIS_URL", "redis_url",
              "Redis server (`redis://`, `rediss://` or `unix://`)",
              lambda env, _, default, done: _redis_url(env, default, done["redis_cluster"]),
              section=CONNECTIONS),
+    Variable("REDIS_USERNAME", "redis_security.username",
+             "ACL user (instead of one in `REDIS_URL`)", _text, section=CONNECTIONS),
+    Variable("REDIS_PASSWORD", "redis_security.password",
+             "its password (instead of one in `REDIS_URL`, where it would need URL-encoding); "
+             "never logged", _text, section=CONNECTIONS),
+    Variable("REDIS_SSL_CA_FILE", "redis_security.ssl_ca_file",
+             "with `rediss://`: PEM file of the CAs to trust (default: the system's)", _file,
+             _write_file, CONNECTIONS),
+    Variable("REDIS_SSL_CERT_FILE", "redis_security.ssl_cert_file",
+             "with `rediss://`: client certificate (PEM), for servers that want one", _file,
+             _write_file, CONNECTIONS),
+    Variable("REDIS_SSL_KEY_FILE", "redis_security.ssl_key_file",
+             "its private key (PEM)", _file, _write_file, CONNECTIONS),
+    Variable("REDIS_SSL_CHECK_HOSTNAME", "redis_security.ssl_check_hostname",
+             "`false`: accept a server certificate that does not name the host (still signed "
+             "by a trusted CA)", _flag, _write_flag, CONNECTIONS),
     Variable("CXT_REDIS_CLUSTER", "redis_cluster",
-             "`true`: `REDIS_URL` names one node of a Redis Cluster (worker, dashboard and CLI;"
-             " not yet `cxt summaries`)", _flag, _write_flag, CONNECTIONS),
+             "`true`: `REDIS_URL` names one node of a Redis Cluster", _flag, _write_flag,
+             CONNECTIONS),
     Variable("CXT_REDIS_PREFIX", "redis_prefix",
              "first part of every Redis key, so several deployments can share a server",
              _text, section=CONNECTIONS),

@@ -8,6 +8,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from kernel.kafka import make_admin
 from kernel.settings import Settings, Topics
 
 
@@ -21,7 +22,7 @@ def topic_specs(topics: Topics) -> list[NewTopic]:
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create whichever of our topics are missing; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = make_admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -50,7 +51,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str],
 
 async def describe_topics(settings: Settings) -> dict[str, int]:
     """Our topics that exist, with their partition counts."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = make_admin(settings)
     await admin.start()
     try:
         names = [n for n in settings.topics.all if n in set(await admin.list_topics())]

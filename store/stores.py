@@ -49,7 +49,8 @@ def stores_on(redis: RedisClient, settings: Settings) -> Stores:
 
 def connect_redis(settings: Settings, **options: Any) -> RedisClient:
     """The deployment's Redis, single server or cluster as configured."""
-    return connect(settings.redis_url, cluster=settings.redis_cluster, **options)
+    return connect(settings.redis_url, cluster=settings.redis_cluster,
+                   security=settings.redis_security, **options)
 
 
 @asynccontextmanager

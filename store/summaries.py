@@ -10,7 +10,7 @@ replaced only by a newer one (occurred_at, then event_id), bottom-2-box ids are 
 set, and an alert's status only moves to a higher version (cx.alerts.v1 is
 at-least-once and two workers may publish one alert's versions out of order).
 A batch's writes are one pipeline and its reads another: one round trip each,
-whatever the batch size.
+whatever the batch size (on a Redis Cluster, one call after the other: store.scripts).
 
 The erasure marker: see `consumers.summary` for why it exists and which time it holds.
 Each write script checks it, so a late message cannot bring erased data back.
@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import orjson
 
 from domain.contacts import parse_ms
-from kernel.redis_client import RedisClient, on_pipeline
+from kernel.redis_client import RedisClient
 from store.keys import Keys
+from store.scripts import ScriptCall, run_scripts
 from store.timeline import is_survey_body
 
 # How long an erasure marker is kept: a message published before an erasure and
@@ -168,24 +169,18 @@ class SummaryState:
         if not (erasures or surveys or alerts):
             return []
         k = self.keys
-        pipe = self.redis.pipeline(transaction=False)
-        for e in erasures:
-            await self._erase(keys=[k.summary_erased(e.customer_id),
-                                    *self.state_keys(e.customer_id)],
-                              args=[e.at_ms, ERASURE_MARK_MS], client=on_pipeline(pipe))
-        for s in surveys:
-            cid = s.customer_id
-            await self._survey(
-                keys=[k.summary_erased(cid), k.summary_survey(cid), k.summary_bottom_2_box(cid)],
-                args=[s.at_ms, s.occurred_ms, s.event_id, orjson.dumps(s.survey),
-                      int(s.bottom_2_box)],
-                client=on_pipeline(pipe))
-        for a in alerts:
-            cid = a.customer_id
-            await self._alert(keys=[k.summary_erased(cid), k.summary_alerts(cid)],
-                              args=[a.at_ms, a.alert_id, a.version, a.status],
-                              client=on_pipeline(pipe))
-        replies = await pipe.execute()
+        calls: list[ScriptCall] = [
+            (self._erase, [k.summary_erased(e.customer_id), *self.state_keys(e.customer_id)],
+             [e.at_ms, ERASURE_MARK_MS]) for e in erasures]
+        calls += [
+            (self._survey, [k.summary_erased(s.customer_id), k.summary_survey(s.customer_id),
+                            k.summary_bottom_2_box(s.customer_id)],
+             [s.at_ms, s.occurred_ms, s.event_id, orjson.dumps(s.survey), int(s.bottom_2_box)])
+            for s in surveys]
+        calls += [
+            (self._alert, [k.summary_erased(a.customer_id), k.summary_alerts(a.customer_id)],
+             [a.at_ms, a.alert_id, a.version, a.status]) for a in alerts]
+        replies = await run_scripts(self.redis, calls)
         return [int(r) for r in replies[len(erasures):]]
 
     async def read(self, customer_ids: Sequence[str], since_ms: int) -> list[CustomerState]:
@@ -194,15 +189,14 @@ class SummaryState:
         if not customer_ids:
             return []
         k = self.keys
-        pipe = self.redis.pipeline(transaction=False)
-        for cid in customer_ids:
-            await self._read(keys=[k.timeline(cid), k.entries(cid), k.summary_erased(cid),
-                                   k.summary_survey(cid), k.summary_bottom_2_box(cid),
-                                   k.summary_alerts(cid)],
-                             args=[since_ms], client=on_pipeline(pipe))
+        replies = await run_scripts(self.redis, [
+            (self._read, [k.timeline(cid), k.entries(cid), k.summary_erased(cid),
+                          k.summary_survey(cid), k.summary_bottom_2_box(cid),
+                          k.summary_alerts(cid)], [since_ms])
+            for cid in customer_ids])
         states = []
-        for cid, (marker, survey, b2b, alerts, bodies) in zip(
-                customer_ids, await pipe.execute(), strict=True):
+        for cid, (marker, survey, b2b, alerts, bodies) in zip(customer_ids, replies,
+                                                               strict=True):
             state = CustomerState(
                 cid, None if marker is None else int(marker),
                 None if survey is None else orjson.loads(survey), int(b2b),
@@ -216,13 +210,11 @@ class SummaryState:
                     count: int) -> list[tuple[list[dict], bool]]:
         """For each state, a page of its timeline entries occurred before `before_ms`,
         newest first (as `read` leaves them out), and whether more may follow; one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for s in states:
-            await self._older(keys=[self.keys.timeline(s.customer_id),
-                                    self.keys.entries(s.customer_id)],
-                              args=[before_ms, offset, count], client=on_pipeline(pipe))
+        replies = await run_scripts(self.redis, [
+            (self._older, [self.keys.timeline(s.customer_id), self.keys.entries(s.customer_id)],
+             [before_ms, offset, count]) for s in states])
         return [(self._kept(s, bodies), len(bodies) == count)
-                for s, bodies in zip(states, await pipe.execute(), strict=True)]
+                for s, bodies in zip(states, replies, strict=True)]
 
     @staticmethod
     def _kept(state: CustomerState, bodies: Sequence[bytes | None]) -> list[dict]:

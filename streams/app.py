@@ -35,7 +35,8 @@ import mode
 from domain.rules import load_rules
 from domain.signal_config import load_signals
 from kernel import logsafe
-from kernel.settings import Settings
+from kernel.kafka import TokenFile, ssl_context
+from kernel.settings import OAUTHBEARER, Settings
 from kernel.status import STATUS_EVERY_S
 from store.stores import connect_redis, stores_on
 from streams.batch_consumer import BatchConsumer
@@ -51,6 +52,24 @@ log = logging.getLogger("cxt.worker")
 LAG_EVERY_S = 5.0
 
 
+def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """`Settings.kafka_security` as faust takes it (the same parts as
+    kernel.kafka.security_options gives aiokafka)."""
+    security = settings.kafka_security
+    context = ssl_context(security) if security.uses_ssl else None
+    if security.uses_sasl and security.sasl_mechanism == OAUTHBEARER:
+        assert security.sasl_token_file is not None  # KafkaSecurity.check
+        return faust.OAuthCredentials(oauth_cb=TokenFile(security.sasl_token_file),
+                                      ssl_context=context)
+    if security.uses_sasl:
+        return faust.SASLCredentials(username=security.sasl_username,
+                                     password=security.sasl_password, ssl_context=context,
+                                     mechanism=security.sasl_mechanism)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def create_app(settings: Settings, metrics: WorkerMetrics | None = None
                ) -> tuple[faust.App, BatchConsumer]:
     """The app and the inbound consumer to run beside it (`faust.Worker(app, consumer)`);
@@ -63,6 +82,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings),
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,

@@ -17,7 +17,7 @@ import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from kernel.kafka import make_consumer
+from kernel.kafka import make_admin, make_consumer
 from kernel.settings import Settings
 
 Lag = dict[tuple[str, int], int]
@@ -34,8 +34,7 @@ class LagReader(mode.Service):
 
     async def on_start(self) -> None:
         client_id = f"{self.settings.app_id}-lag"
-        self.admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, client_id=client_id)
+        self.admin = make_admin(self.settings, client_id=client_id)
         self.offsets = make_consumer(self.settings, group_id=None, client_id=client_id)
         await self.admin.start()
         await self.offsets.start()

@@ -8,6 +8,7 @@ import gc
 import faust
 import uvloop
 
+from kernel.access import check_access
 from kernel.settings import Settings
 from kernel.topics import ensure_topics
 from streams.app import create_app
@@ -19,6 +20,7 @@ def run_worker(settings: Settings) -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    loop.run_until_complete(check_access(settings))
     loop.run_until_complete(ensure_topics(settings))
     app, inbound = create_app(settings)
     # A batch allocates tens of thousands of short-lived objects, nearly none in cycles:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -194,15 +194,27 @@ def _cluster_id() -> str:
 # --- broker -----------------------------------------------------------------
 
 class KafkaBroker:
-    """One KRaft node (broker + controller) listening on 127.0.0.1:port."""
+    """One KRaft node (broker + controller) listening on 127.0.0.1:port.
+
+    `listeners`: more client listeners, {name: (security protocol, port)}, e.g.
+    {"SECURE": ("SASL_SSL", 9093)}; their TLS and SASL options go in `properties`
+    (`listener.name.secure.ssl.keystore.location=...`).  `format_args` are added to the
+    storage format, e.g. `--add-scram` users.  The PLAINTEXT listener on `port` stays: the
+    broker talks to itself and answers the readiness probe there.
+    """
 
     def __init__(self, *, port: int, data_dir: Path, libs_dir: Path,
-                 heap: str = "-Xms256m -Xmx512m", controller_port: int | None = None) -> None:
+                 heap: str = "-Xms256m -Xmx512m", controller_port: int | None = None,
+                 listeners: dict[str, tuple[str, int]] | None = None,
+                 properties: Sequence[str] = (), format_args: Sequence[str] = ()) -> None:
         self.port = port
         self.data_dir = Path(data_dir)
         self.libs_dir = Path(libs_dir)
         self.heap = heap
         self.controller_port = controller_port
+        self.listeners = dict(listeners or {})
+        self.properties = tuple(properties)
+        self.format_args = tuple(format_args)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -231,15 +243,19 @@ class KafkaBroker:
         return self._proc is not None and self._proc.poll() is None
 
     def _properties(self, controller_port: int) -> str:
+        extra = "".join(f",{name}://127.0.0.1:{port}"
+                        for name, (_, port) in self.listeners.items())
+        protocols = "".join(f",{name}:{protocol}"
+                            for name, (protocol, _) in self.listeners.items())
         return "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
             f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-            f"CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"CONTROLLER://127.0.0.1:{controller_port}{extra}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{extra}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{protocols}",
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={self._log_dirs}",
             "num.partitions=1",
@@ -253,6 +269,7 @@ class KafkaBroker:
             "group.initial.rebalance.delay.ms=0",
             # Topics come from `cxt topics create`; a typo must fail, not create one.
             "auto.create.topics.enable=false",
+            *self.properties,
             "",
         ])
 
@@ -275,7 +292,7 @@ class KafkaBroker:
         if (self._log_dirs / "meta.properties").exists():
             return
         argv = self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-                          "-c", str(props), heap="-Xmx256m")
+                          "-c", str(props), *self.format_args, heap="-Xmx256m")
         result = subprocess.run(argv, capture_output=True, text=True, check=False,
                                 stdin=subprocess.DEVNULL)
         if result.returncode != 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -24,12 +25,18 @@ def ensure_redis_server() -> str:
 
 
 class RedisServer:
-    """redis-server in the foreground, its data and log kept in data_dir."""
+    """redis-server in the foreground, its data and log kept in data_dir.
 
-    def __init__(self, port: int, data_dir: Path, appendonly: bool = False) -> None:
+    `config`: more lines of redis.conf (e.g. `tls-port`, `user`); the plain `port` stays
+    for the readiness probe, which takes a refusal (NOAUTH) as an answer too.
+    """
+
+    def __init__(self, port: int, data_dir: Path, appendonly: bool = False,
+                 config: Sequence[str] = ()) -> None:
         self.port = port
         self.data_dir = Path(data_dir)
         self.appendonly = appendonly
+        self.config = tuple(config)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,8 +56,10 @@ class RedisServer:
         return self._proc is not None and self._proc.poll() is None
 
     def _argv(self) -> list[str]:
+        conf = self.data_dir / "redis.conf"
+        conf.write_text("".join(f"{line}\n" for line in self.config))
         return [
-            ensure_redis_server(),
+            ensure_redis_server(), str(conf),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
@@ -82,6 +91,8 @@ class RedisServer:
                                 socket_timeout=1)
         try:
             return bool(client.ping())
+        except (redis_py.AuthenticationError, redis_py.ResponseError):
+            return True  # up, and wants credentials
         except redis_py.RedisError:
             return False
         finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from kernel.kafka import security_options
 from kernel.settings import TOPIC_NAMES, Settings, Topics
 from kernel.topics import ensure_topics
 
@@ -53,7 +54,7 @@ async def produce(settings: Settings, topic: str,
                   messages: Iterable[tuple[bytes | None, bytes | None]]) -> None:
     """Send (key, value) pairs and wait until Kafka has acknowledged all of them."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                acks="all", linger_ms=5)
+                                acks="all", linger_ms=5, **security_options(settings))
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in messages]
@@ -82,7 +83,7 @@ async def read_topic(settings: Settings, topic: str, *, until: Callable[[list], 
     # No group: the consumer is assigned every partition and starts at the beginning.
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
                                 group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+                                auto_offset_reset="earliest", **security_options(settings))
     await consumer.start()
     try:
         seen: list = []

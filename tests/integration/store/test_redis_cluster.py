@@ -33,8 +33,9 @@ from tests.support.helpers import (
     isolated,
     produce,
     produce_events,
+    read_topic,
 )
-from tests.support.processes import DashboardProcess, WorkerProcess, run_cxt
+from tests.support.processes import DashboardProcess, SummaryProcess, WorkerProcess, run_cxt
 
 MASTERS = 3
 
@@ -121,6 +122,7 @@ def test_timelines_and_alerts_work_unchanged_on_a_cluster(stack: LocalStack, clu
                                occurred_at=f"2026-11-22T12:{i % 60:02d}:00Z"))
     worker = WorkerProcess(settings, tmp_path).start()
     dashboard = DashboardProcess(settings, tmp_path).start()
+    summaries = SummaryProcess(settings, tmp_path).start()
     client = RedisCluster(host="127.0.0.1", port=cluster[0])
     prefix = settings.redis_prefix
     try:
@@ -169,7 +171,19 @@ def test_timelines_and_alerts_work_unchanged_on_a_cluster(stack: LocalStack, clu
                            timeout=10)
         assert listed.status_code == 200, listed.text
         assert {a["alert_id"] for a in listed.json()["alerts"]} == bottom
+
+        # The summary feed keeps its state on the cluster too.
+        def summary_of(ms: list) -> dict | None:
+            mine = [orjson.loads(m.value) for m in ms if m.key == b"C-007" and m.value]
+            return next((s for s in reversed(mine) if s["contacts_30d"]["total"] == 2), None)
+        records = asyncio.run(read_topic(settings, settings.topics.customer_summary,
+                                         until=lambda ms: summary_of(ms) is not None,
+                                         timeout=60))
+        summary = summary_of(records)
+        assert summary is not None, summaries.log()
+        assert summary["last_survey"]["event_id"] == "survey-7"
     finally:
+        summaries.stop()
         dashboard.stop()
         worker.stop()
         client.close()

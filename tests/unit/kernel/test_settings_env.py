@@ -12,6 +12,8 @@ from kernel.settings import (
     TOPIC_NAMES,
     VARIABLES,
     ApiToken,
+    KafkaSecurity,
+    RedisSecurity,
     Settings,
     SettingsError,
     Topics,
@@ -35,7 +37,18 @@ def _unusual() -> Settings:
         dashboard_host="0.0.0.0", dashboard_port=9999,
         api_tokens=(ApiToken("advisor", "adv-ana", "a" * 20),
                     ApiToken("service", "crm", "b:c" * 8)),
-        agent_context_path=Path("/etc/cxt/agent.toml"), webhooks_path=Path("hooks.toml"))
+        agent_context_path=Path("/etc/cxt/agent.toml"), webhooks_path=Path("hooks.toml"),
+        # Files that exist: the variables naming files are checked when read.
+        kafka_security=KafkaSecurity(
+            protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="u",
+            sasl_password="p:w", sasl_token_file=REPO / "README.md",
+            ssl_ca_file=REPO / "pyproject.toml", ssl_cert_file=REPO / "dev",
+            ssl_key_file=REPO / "docker-compose.yml", ssl_key_password="k",
+            ssl_check_hostname=False),
+        redis_security=RedisSecurity(
+            username="cxt", password="s@cret", ssl_ca_file=REPO / "pyproject.toml",
+            ssl_cert_file=REPO / "dev", ssl_key_file=REPO / "docker-compose.yml",
+            ssl_check_hostname=False))
 
 
 def _fields(cls: type) -> set[str]:
@@ -46,6 +59,9 @@ def test_every_field_of_the_unusual_settings_differs_from_its_default() -> None:
     s, d = _unusual(), Settings()
     assert [n for n in _fields(Settings) - {"topics"} if getattr(s, n) == getattr(d, n)] == []
     assert [n for n in _fields(Topics) if getattr(s.topics, n) == getattr(d.topics, n)] == []
+    for part in ("kafka_security", "redis_security"):
+        mine, default = getattr(s, part), getattr(d, part)
+        assert [n for n in _fields(type(mine)) if getattr(mine, n) == getattr(default, n)] == []
 
 
 def test_from_env_of_to_env_gives_the_settings_back() -> None:
@@ -64,7 +80,9 @@ def test_to_env_wins_over_every_inherited_variable() -> None:
 
 def test_every_settings_field_has_one_variable() -> None:
     fields = {v.field for v in VARIABLES}
-    expected = (_fields(Settings) - {"topics"}) | {f"topics.{n}" for n in _fields(Topics)}
+    nested = {"topics": Topics, "kafka_security": KafkaSecurity, "redis_security": RedisSecurity}
+    expected = (_fields(Settings) - set(nested)) | {
+        f"{part}.{n}" for part, cls in nested.items() for n in _fields(cls)}
     assert fields == expected
     names = [v.name for v in VARIABLES]
     assert len(names) == len(set(names))
@@ -101,3 +119,28 @@ def test_the_table_keeps_the_checks_and_their_messages() -> None:
         Settings.from_env({"REDIS_URL": "unix:///tmp/r.sock", "CXT_REDIS_CLUSTER": "yes"})
     empty = {v.name: "" for v in VARIABLES}
     assert Settings.from_env(empty) == Settings()
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"KAFKA_SECURITY_PROTOCOL": "tls"}, "KAFKA_SECURITY_PROTOCOL='tls': expected one of"),
+    ({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl"}, "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "oauthbearer"},
+     "OAUTHBEARER needs KAFKA_SASL_TOKEN_FILE"),
+    ({"KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM='GSSAPI': expected one of"),
+    ({"KAFKA_SSL_CA_FILE": "/no/such/ca.pem"}, "KAFKA_SSL_CA_FILE='/no/such/ca.pem': No such"),
+    ({"KAFKA_SSL_CERT_FILE": str(REPO / "dev")}, "KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go"),
+    ({"KAFKA_SSL_CHECK_HOSTNAME": "maybe"}, "KAFKA_SSL_CHECK_HOSTNAME='maybe': expected true"),
+    ({"REDIS_SSL_CA_FILE": str(REPO / "dev")}, "need a rediss:// REDIS_URL"),
+    ({"REDIS_URL": "rediss://r:6380", "REDIS_SSL_KEY_FILE": str(REPO / "dev")},
+     "REDIS_SSL_CERT_FILE and REDIS_SSL_KEY_FILE go together"),
+    ({"REDIS_USERNAME": "cxt"}, "REDIS_USERNAME needs REDIS_PASSWORD"),
+])
+def test_security_settings_that_cannot_work_are_named(env: dict[str, str], message: str
+                                                      ) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        Settings.from_env(env)
+
+
+def test_passwords_stay_out_of_the_settings_repr() -> None:
+    text = repr(_unusual())
+    assert "p:w" not in text and "s@cret" not in text and "'k'" not in text
