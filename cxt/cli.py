@@ -204,6 +204,46 @@ def _time_option(option: str, text: str | None) -> int | None:
         raise UsageError(f"{option}: {exc}") from None
 
 
+def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
+    from cxt import deadletters as printing
+    from kernel.status import StatusLine
+    from usecases import deadletters as cases
+
+    if args.deadletter_action == "show":
+        printing.print_one(asyncio.run(cases.find(settings, args.id)), args.json)
+        return 0
+    wanted = cases.Filter(frozenset(args.reason), frozenset(args.topic),
+                          _time_option("--since", args.since), _time_option("--until", args.until))
+    if args.deadletter_action == "replay":
+        unknown = set(args.topic) - cases.replayable_topics(settings)
+        if unknown:
+            raise UsageError(f"--topic {', '.join(sorted(unknown))}: not a topic the worker "
+                             "reads, so nothing from it can be replayed")
+        status = StatusLine()
+        report = asyncio.run(cases.replay(
+            settings, wanted, chunk=args.chunk, dry_run=args.dry_run,
+            progress=lambda r: status.update(printing.progress_line(r))))
+        status.done()
+        print(("dry run: would have " if args.dry_run else "") + report.line())
+        return 0
+
+    async def listing() -> int:
+        shown = 0
+        async for letter in cases.read(settings, wanted):
+            if shown == 0 and not args.json:
+                printing.print_header()
+            (printing.print_json_line if args.json else printing.print_row)(letter)
+            shown += 1
+            if args.limit is not None and shown >= args.limit:
+                break
+        if shown == 0 and not args.json:
+            print("no dead letters match", file=sys.stderr)
+        return shown
+
+    asyncio.run(listing())
+    return 0
+
+
 def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
     from cxt.timeline import print_json, print_table
     from usecases.timeline import customer_known, read_timeline
@@ -461,7 +501,39 @@ def build_parser() -> argparse.ArgumentParser:
                           help='print {"customer_id": ..., "events": [...]} as JSON')
     timeline.set_defaults(run=cmd_timeline)
     _add_alert_commands(sub)
+    _add_deadletter_commands(sub)
     return parser
+
+
+def _add_deadletter_commands(sub: argparse._SubParsersAction) -> None:
+    letters = sub.add_parser(
+        "deadletters", help="list, show or replay dead letters (rejected inbound records)",
+        description="Dead letters are the inbound records the worker rejected, with the "
+        "reason (docs/contract.md).  Once the producer is fixed, `replay` sends the "
+        "original records back to their topics; each dead letter at most once.")
+    actions = letters.add_subparsers(dest="deadletter_action", metavar="ACTION",
+                                     required=True)
+    for name, text in (("list", "the dead letters, oldest first per partition"),
+                       ("replay", "send the originals back to their topics, with progress")):
+        step = actions.add_parser(name, help=text)
+        step.add_argument("--reason", action="append", default=[],
+                          help="only this reason (repeat for several), e.g. schema_invalid")
+        step.add_argument("--topic", action="append", default=[],
+                          help="only records from this topic (repeat for several)")
+        step.add_argument("--since", help="rejected at or after: RFC 3339 or an age (24h, 7d)")
+        step.add_argument("--until", help="rejected before: RFC 3339 or an age")
+        if name == "list":
+            step.add_argument("--limit", type=_positive_int, help="at most this many")
+            step.add_argument("--json", action="store_true", help="one JSON object per line")
+        else:
+            step.add_argument("--dry-run", action="store_true",
+                              help="count what would be replayed; send nothing")
+            step.add_argument("--chunk", type=_int_up_to(10_000), default=500,
+                              help="records sent and marked together (default 500)")
+    show = actions.add_parser("show", help="one dead letter, with the rejected record")
+    show.add_argument("id", help="partition:offset, as `list` prints it")
+    show.add_argument("--json", action="store_true")
+    letters.set_defaults(run=cmd_deadletters)
 
 
 def _add_alert_commands(sub: argparse._SubParsersAction) -> None:

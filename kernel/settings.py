@@ -346,6 +346,7 @@ class Settings:
     max_event_bytes: int = 256 * 1024
     timeline_max_entries: int = 1000
     timeline_max_age_days: int = 400
+    deadletter_retention_days: int = 14
     batch_size: int = 2000
     batch_window_ms: int = 50
     # Kafka's default is 45 s; a contact centre wants alerts within seconds.
@@ -566,6 +567,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CXT_TIMELINE_MAX_AGE_DAYS", "timeline_max_age_days",
              "entries older than this (by `occurred_at`) are trimmed", _number(minimum=1),
              section=WORKER),
+    Variable("CXT_DEADLETTER_RETENTION_DAYS", "deadletter_retention_days",
+             "how long Kafka keeps dead letters (`retention.ms` of the dead-letter topics we "
+             "create): they hold the rejected records, personal data that erasure cannot "
+             "reach", _number(minimum=1, maximum=3650), section=WORKER),
     Variable("CXT_BATCH_SIZE", "batch_size", "most events per batch", _number(minimum=1),
              section=WORKER),
     Variable("CXT_BATCH_WINDOW_MS", "batch_window_ms", "longest wait to fill a batch",

@@ -12,10 +12,15 @@ from kernel.kafka import make_admin
 from kernel.settings import Settings, Topics
 
 
-def topic_specs(topics: Topics) -> list[NewTopic]:
+def topic_specs(topics: Topics, deadletter_retention_days: int = 14) -> list[NewTopic]:
+    """Our topics as created: compacted ones compacted; the dead-letter ones kept only
+    `deadletter_retention_days`, since erasure cannot reach the records they hold."""
+    retention = {"retention.ms": str(deadletter_retention_days * 86_400_000)}
     specs = []
     for name in topics.all:
         config = {"cleanup.policy": "compact"} if name in topics.compacted else {}
+        if name in (topics.deadletter, topics.webhook_deadletter):
+            config = retention
         specs.append(NewTopic(name, topics.partitions, topics.replication, topic_configs=config))
     return specs
 
@@ -26,7 +31,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [s for s in topic_specs(settings.topics) if s.name not in existing]
+        missing = [s for s in topic_specs(settings.topics, settings.deadletter_retention_days)
+                   if s.name not in existing]
         if missing:
             # Another worker may create them between our list and create.
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -86,6 +86,11 @@ class Keys:
         """Sorted set: alert_id by raised time (ms), the newest few thousand."""
         return f"{self.prefix}:alerts:recent"
 
+    def deadletters_replayed(self, topic: str) -> str:
+        """Hash: "<partition>:<offset>" of each dead letter on `topic` replayed by
+        `cxt deadletters replay` -> when (epoch ms); so each is replayed at most once."""
+        return f"{self.prefix}:{{dl:{topic}}}:replayed"
+
     def alerts_due(self) -> str:
         """Sorted set: unacknowledged alert_id by acknowledgement deadline (ms)."""
         return f"{self.prefix}:alerts:due"

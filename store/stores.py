@@ -18,6 +18,7 @@ from store.alerts import AlertStore
 from store.contact_reasons import ContactReasonStore
 from store.keys import Keys
 from store.negatives import NegativeStore
+from store.replays import ReplayLog
 from store.summaries import SummaryState
 from store.timeline import TimelineStore
 
@@ -31,6 +32,7 @@ class Stores:
     summaries: SummaryState
     contact_reasons: ContactReasonStore
     negatives: NegativeStore
+    replays: ReplayLog
 
 
 def stores_on(redis: RedisClient, settings: Settings) -> Stores:
@@ -44,6 +46,7 @@ def stores_on(redis: RedisClient, settings: Settings) -> Stores:
         summaries=SummaryState(redis, keys),
         contact_reasons=ContactReasonStore(redis, keys, ttl_days=settings.timeline_max_age_days),
         negatives=NegativeStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
+        replays=ReplayLog(redis, keys),
     )
 
 

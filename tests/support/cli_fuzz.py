@@ -76,9 +76,13 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("rules", "explain"): ["FILE", "--rules"],
     ("customers", "show"): ["ID", "--json"],
     ("customers", "erase"): ["ID", "--yes"],
+    ("deadletters", "list"): ["--reason", "--topic", "--since", "--until", "--limit", "--json"],
+    ("deadletters", "show"): ["ID", "--json"],
+    ("deadletters", "replay"): ["--reason", "--topic", "--since", "--until", "--dry-run",
+                                "--chunk"],
 }
 REQUIRED = {"--actor", "--outcome"}
-FLAGS = {"--no-demo", "--quiet", "--no-customers", "--json", "--yes"}
+FLAGS = {"--no-demo", "--quiet", "--no-customers", "--json", "--yes", "--dry-run"}
 GOOD = {"ROLE": ["advisor", "agent", "service"], "SUBJECT": ["adv-ana", "A-007", "nobody"],
         "NAME": ["alert.v1", "nosuch.v9"], "ID": ["C-fuzz-1", "AL-nosuch"],
         "--channel": ["call", "survey"], "--since": ["7d", "2026-11-01T00:00:00Z"],
@@ -86,13 +90,15 @@ GOOD = {"ROLE": ["advisor", "agent", "service"], "SUBJECT": ["adv-ana", "A-007",
         "--status": ["open", "open,escalated"], "--category": ["skill", "unclassified"],
         "--hours": ["24", "744", "745"], "--days": ["30", "400"], "--outcome": ["reached"],
         "--actor": ["adv-ana"], "--topic": ["nosuch.topic"], "--rate": ["20"],
-        "--port": ["8080", "70000"]}
+        "--port": ["8080", "70000"], "--reason": ["too_large"], "--chunk": ["10", "0"]}
 
 # Settings the fuzz varies.  Values the settings accept are replaced by the real
 # service (or a closed port), so no example dials a random host.
 ENV_NAMES = ["REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "CXT_REDIS_CLUSTER", "CXT_BATCH_SIZE",
              "CXT_DASHBOARD_PORT", "CXT_LOG_LEVEL", "CXT_TIMELINE_MAX_ENTRIES",
-             "CXT_ALERT_RULES", "CXT_API_TOKENS", "CXT_SESSION_TIMEOUT_S"]
+             "CXT_ALERT_RULES", "CXT_API_TOKENS", "CXT_SESSION_TIMEOUT_S",
+             "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SSL_CA_FILE",
+             "REDIS_SSL_CA_FILE", "CXT_DEADLETTER_RETENTION_DAYS"]
 CONNECTIONS = ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
 
 
@@ -255,4 +261,5 @@ def fuzz_command(command: tuple[str, ...], fuzz_env: dict[str, str], files: list
 # Commands that talk to Kafka cost a connection per example; the rest are cheap.
 _EXAMPLES = {("produce",): 25, ("topics", "list"): 10, ("topics", "create"): 10,
              ("alerts", "ack"): 15, ("alerts", "callback"): 10, ("alerts", "resolve"): 10,
-             ("customers", "erase"): 15}
+             ("customers", "erase"): 15, ("deadletters", "list"): 10,
+             ("deadletters", "show"): 10, ("deadletters", "replay"): 10}
