@@ -139,3 +139,25 @@ def test_replay_sends_each_dead_letter_once_even_when_killed(settings: Settings,
     finally:
         worker.stop()
         client.close()
+
+
+def test_dead_letter_topics_are_created_with_their_retention(settings: Settings) -> None:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from kernel.kafka import make_admin
+
+    async def retention(topic: str) -> str:
+        admin = make_admin(settings)
+        await admin.start()
+        try:
+            [response] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)])
+            entries = response.resources[0][4]
+            return next(str(e[1]) for e in entries if e[0] == "retention.ms")
+        finally:
+            await admin.close()
+
+    days = settings.deadletter_retention_days
+    assert asyncio.run(retention(settings.topics.deadletter)) == str(days * 86_400_000)
+    assert asyncio.run(retention(settings.topics.webhook_deadletter)) == str(days * 86_400_000)
+    assert asyncio.run(retention(settings.topics.timeline)) != str(days * 86_400_000)
