@@ -120,8 +120,31 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
             print(f"cxt: warning: {args.subject!r} is not in the actors list of {rules.source}; "
                   "this advisor can read alerts but every action will be refused until it is "
                   "added there", file=sys.stderr)
-    print(new_token_line(args.role, args.subject))
+    expires_ms = None
+    if args.expires is not None:
+        expires_ms = _time_ahead("--expires", args.expires)
+    print(new_token_line(args.role, args.subject, expires_ms))
     return 0
+
+
+def _time_ahead(option: str, text: str) -> int:
+    """An RFC 3339 time, or an age read forwards ("30d": 30 days from now), in epoch ms."""
+    import time
+
+    from kernel.times import BadTime, epoch_ms, parse_rfc3339, parse_time
+
+    try:
+        at = epoch_ms(parse_rfc3339(text))
+    except ValueError:
+        try:
+            ago = parse_time(text)
+        except BadTime as exc:
+            raise UsageError(f"{option}: {exc}") from None
+        now = int(time.time() * 1000)
+        at = now + (now - ago)
+    if at <= int(time.time() * 1000):
+        raise UsageError(f"{option}: {text!r} is not in the future")
+    return at
 
 
 def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
@@ -441,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("subject", type=_subject,
                         help="advisor: actor id (adv-ana); agent: agent id (A-007); "
                         "service: a name")
+    tokens.add_argument("--expires", metavar="WHEN",
+                        help="refused from then on: an RFC 3339 time, or a time from now "
+                        "such as 30d or 12h")
     tokens.set_defaults(run=cmd_tokens)
 
     schemas = sub.add_parser(

@@ -13,8 +13,8 @@ DEV_AGENT = "A-007"
 DEV_AGENTS = [f"A-{n:03d}" for n in range(1, 121)]  # the demo traffic's agents
 
 
-def new_token_line(role: str, subject: str) -> str:
-    return f"{role}:{subject}:{secrets.token_urlsafe(24)}"
+def new_token_line(role: str, subject: str, expires_ms: int | None = None) -> str:
+    return ApiToken(role, subject, secrets.token_urlsafe(24), expires_ms).line()
 
 
 def dev_tokens(path: Path) -> tuple[ApiToken, ...]:

@@ -60,7 +60,8 @@ def local_ports(settings: Settings) -> tuple[int, int]:
 def _child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
     """The children run on `settings` (the local stack's broker and Redis); API tokens stay
     where the user put them (CXT_API_TOKENS / CXT_API_TOKENS_FILE, inherited) or in `extra`."""
-    return {**os.environ, **settings.to_env(omit={"api_tokens"}), "PYTHONUNBUFFERED": "1",
+    return {**os.environ, **settings.to_env(omit={"api_tokens", "api_tokens_file"}),
+            "PYTHONUNBUFFERED": "1",
             **extra}
 
 
@@ -151,7 +152,7 @@ def run_up(settings: Settings, *, rate: float, customers: int, demo: bool) -> in
     try:
         print(f"starting Apache Kafka {settings.kafka_version} and Redis ...", flush=True)
         tokens_file = None
-        if not settings.api_tokens:
+        if not settings.api_tokens and settings.api_tokens_file is None:
             tokens_file = settings.state_dir / "api-tokens"
             settings = settings.with_(api_tokens=dev_tokens(tokens_file))
         live = stack.start()

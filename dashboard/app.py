@@ -68,15 +68,17 @@ def create_app(settings: Settings) -> Starlette:
             hub = Hub(services)
             app.state.services, app.state.hub = services, hub
             feed = asyncio.create_task(hub.run())
+            tokens = asyncio.create_task(hub.watch_tokens())
             # What exists now lives as long as the process: keep it out of every
             # later collection (see the thresholds in server.py).
             gc.freeze()
             try:
                 yield
             finally:
-                feed.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await feed
+                for task in (feed, tokens):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 await hub.close()
 
     routes = [

@@ -49,11 +49,17 @@ MAX_CONTEXT_BUILDS = 32
 _TRIGGER_MARKS = tuple(f'"{t}"'.encode() for t in TRIGGER_TYPES)
 
 
+# How often the tokens file is looked at, and open websockets checked against it.
+TOKEN_CHECK_S = 2.0
+
+
 @dataclass(eq=False)
 class Client:
     channel: str  # "alerts" or "agent"
+    token: ApiToken | None = None
     queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
     too_slow: asyncio.Event = field(default_factory=asyncio.Event)
+    revoked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Hub:
@@ -67,17 +73,44 @@ class Hub:
 
     # -- clients -------------------------------------------------------------------
 
-    def join_alerts(self) -> Client:
-        client = Client("alerts")
+    def join_alerts(self, token: ApiToken | None = None) -> Client:
+        client = Client("alerts", token)
         self.alert_clients.add(client)
         self._gauge()
         return client
 
-    def join_agent(self, agent_id: str) -> Client:
-        client = Client("agent")
+    def join_agent(self, agent_id: str, token: ApiToken | None = None) -> Client:
+        client = Client("agent", token)
         self.agent_clients[agent_id].add(client)
         self._gauge()
         return client
+
+    def clients(self) -> list[Client]:
+        return [*self.alert_clients, *(c for cs in self.agent_clients.values() for c in cs)]
+
+    def revoke_invalid(self) -> int:
+        """Close the websockets whose token was removed or has expired; how many."""
+        book = self.services.tokens
+        closing = [c for c in self.clients() if c.token is not None and not c.revoked.is_set()
+                   and not book.valid(c.token)]
+        for client in closing:
+            client.revoked.set()
+            with contextlib.suppress(asyncio.QueueFull):
+                client.queue.put_nowait(b"")  # wakes the sender (a full queue wakes it too)
+        return len(closing)
+
+    async def watch_tokens(self) -> None:
+        """Re-read the tokens file when it changes; close what it no longer allows."""
+        while True:
+            await asyncio.sleep(TOKEN_CHECK_S)
+            try:
+                self.services.tokens.reload()
+                closed = self.revoke_invalid()
+            except Exception:
+                log.exception("tokens: the check failed; trying again")
+                continue
+            if closed:
+                log.info("tokens: closed %d websocket(s) of revoked or expired tokens", closed)
 
     def leave(self, client: Client, agent_id: str | None = None) -> None:
         self.alert_clients.discard(client)
@@ -202,7 +235,7 @@ async def alerts_socket(websocket: WebSocket) -> None:
     hub: Hub = websocket.app.state.hub
     token = await _admit(websocket, ("advisor", "service"))
     if token is not None:
-        await _serve(websocket, hub.join_alerts(), hub, None,
+        await _serve(websocket, hub.join_alerts(token), hub, None,
                      {"type": "hello", "channel": "alerts", "subject": token.subject})
 
 
@@ -212,7 +245,7 @@ async def agent_socket(websocket: WebSocket) -> None:
     agent_id = websocket.path_params["agent_id"]
     token = await _admit(websocket, ("agent", "service"), agent_id=agent_id)
     if token is not None:
-        await _serve(websocket, hub.join_agent(agent_id), hub, agent_id,
+        await _serve(websocket, hub.join_agent(agent_id, token), hub, agent_id,
                      {"type": "hello", "channel": "agent", "agent_id": agent_id})
 
 
@@ -270,6 +303,10 @@ async def _serve(websocket: WebSocket, client: Client, hub: Hub, agent_id: str |
         await websocket.send_text(orjson.dumps(hello).decode())
         while True:
             message = await client.queue.get()
+            if client.revoked.is_set():
+                await websocket.close(REFUSAL_CODE_BASE + 401,
+                                      "the token was revoked or has expired")
+                break
             if client.too_slow.is_set():
                 await websocket.close(1013, "too slow: reconnect and reload")
                 break

@@ -38,7 +38,7 @@ class Services:
 
 def check_config(settings: Settings) -> tuple[Rules, AgentConfig, TokenBook]:
     """Everything that can be wrong in configuration, found before any connection."""
-    tokens = TokenBook(settings.api_tokens)
+    tokens = TokenBook(settings.api_tokens, settings.api_tokens_file)
     if not len(tokens):
         raise DashboardConfigError(
             "no API tokens are configured, so nobody could use the dashboard; set "

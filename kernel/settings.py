@@ -21,6 +21,7 @@ from aiokafka.conn import get_ip_port_afi
 from redis.connection import parse_url
 
 from kernel.errors import ConfigError
+from kernel.times import epoch_ms, iso_ms, parse_rfc3339
 
 # The Apache Kafka release the local stack runs (fetched from Maven Central).
 # docker-compose.yml pins the same version of the official image.
@@ -50,15 +51,37 @@ class ApiToken:
     role: str
     subject: str
     token: str = field(repr=False)
+    expires_ms: int | None = None  # epoch ms; None: until removed
+
+    def expired(self, now_ms: int) -> bool:
+        return self.expires_ms is not None and now_ms >= self.expires_ms
+
+    def line(self) -> str:
+        """As `parse_tokens` reads it."""
+        expiry = "" if self.expires_ms is None else f" expires={iso_ms(self.expires_ms)}"
+        return f"{self.role}:{self.subject}:{self.token}{expiry}"
 
 
 def parse_tokens(raw: str, variable: str = "CXT_API_TOKENS") -> tuple[ApiToken, ...]:
-    """`role:subject:token` items separated by commas or newlines."""
+    """`role:subject:token [expires=RFC 3339]` items separated by commas or newlines."""
     tokens = []
     for item in re.split(r"[,\n]", raw):
         item = item.strip()
         if not item or item.startswith("#"):
             continue
+        item, *options = item.split()
+        expires_ms = None
+        for option in options:
+            name, _, value = option.partition("=")
+            if name != "expires":
+                raise SettingsError(f"{variable}: {_redact(item)!r}: unknown option "
+                                    f"{_short(option)} (only expires=<RFC 3339 time>)")
+            try:
+                expires_ms = epoch_ms(parse_rfc3339(value))
+            except ValueError:
+                raise SettingsError(f"{variable}: {_redact(item)!r}: expires={_short(value)} "
+                                    "is not an RFC 3339 time such as "
+                                    "2027-01-31T00:00:00Z") from None
         parts = item.split(":", 2)
         if len(parts) != 3 or not all(parts):
             raise SettingsError(f"{variable}: {_redact(item)!r} is not role:subject:token")
@@ -68,8 +91,18 @@ def parse_tokens(raw: str, variable: str = "CXT_API_TOKENS") -> tuple[ApiToken, 
         if len(token) < 16:
             raise SettingsError(f"{variable}: the token of {role}:{subject} is shorter than "
                                 "16 characters; generate one with `cxt tokens new`")
-        tokens.append(ApiToken(role, subject, token))
+        tokens.append(ApiToken(role, subject, token, expires_ms))
     return tuple(tokens)
+
+
+def read_token_file(path: Path) -> tuple[ApiToken, ...]:
+    """The tokens of a CXT_API_TOKENS_FILE (the dashboard re-reads it when it changes)."""
+    try:
+        text = path.read_text()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise SettingsError(f"CXT_API_TOKENS_FILE={path}: {why}") from None
+    return parse_tokens(text, f"CXT_API_TOKENS_FILE={path}")
 
 
 def _redact(item: str) -> str:
@@ -364,6 +397,7 @@ class Settings:
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8080
     api_tokens: tuple[ApiToken, ...] = ()
+    api_tokens_file: Path | None = None
     agent_context_path: Path = CONFIG_DIR / "agent_context.toml"
     webhooks_path: Path = CONFIG_DIR / "webhooks.toml"
 
@@ -383,15 +417,14 @@ class Settings:
         """Every variable of `VARIABLES`, set so that `from_env` gives these settings back.
 
         Laid over an inherited environment (`{**os.environ, **s.to_env()}`) it wins over
-        every inherited setting: CXT_API_TOKENS_FILE is written empty, since its tokens
-        are already in CXT_API_TOKENS.  `omit`: Settings fields whose variables are left
-        out (inherited as they are), e.g. {"api_tokens"} to keep tokens in their file.
+        every inherited setting.  `omit`: Settings fields whose variables are left out
+        (inherited as they are), e.g. {"api_tokens", "api_tokens_file"}.
         """
         unknown = set(omit) - {v.field for v in VARIABLES}
         if unknown:
             raise ValueError(f"to_env: no such setting {', '.join(sorted(unknown))}")
-        return {v.name: "" if v.read is None else v.write(_value(self, v.field))
-                for v in VARIABLES if v.field not in omit}
+        return {v.name: v.write(_value(self, v.field)) for v in VARIABLES
+                if v.field not in omit}
 
     @property
     def dashboard_url(self) -> str:
@@ -408,17 +441,18 @@ def _section(values: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def _tokens(env: Mapping[str, str]) -> tuple[ApiToken, ...]:
-    """CXT_API_TOKENS, plus the lines of the file named by CXT_API_TOKENS_FILE."""
-    tokens = parse_tokens(env.get("CXT_API_TOKENS") or "")
-    path = env.get("CXT_API_TOKENS_FILE")
-    if path:
-        try:
-            text = Path(path).read_text()
-        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-            why = exc.strerror if isinstance(exc, OSError) else str(exc)
-            raise SettingsError(f"CXT_API_TOKENS_FILE={path}: {why}") from None
-        tokens += parse_tokens(text, f"CXT_API_TOKENS_FILE={path}")
-    return tokens
+    """CXT_API_TOKENS (the file's tokens are read by whoever serves them, `read_token_file`,
+    so that a change to the file takes effect without a restart)."""
+    return parse_tokens(env.get("CXT_API_TOKENS") or "")
+
+
+def _token_file(env: Mapping[str, str], name: str, default: Any,
+                done: dict[str, Any]) -> Path | None:
+    """CXT_API_TOKENS_FILE, checked (read and parsed) at start."""
+    path = _file(env, name, default, done)
+    if path is not None:
+        read_token_file(path)
+    return path
 
 
 # --- the one mapping between Settings and the environment ------------------------
@@ -431,15 +465,14 @@ Reader = Callable[[Mapping[str, str], str, Any, dict[str, Any]], Any]
 class Variable:
     """One environment variable: the Settings field it sets, how it is read and written.
 
-    `field` is a Settings attribute, "topics.NAME" for a `Topics` one.  `read` None: the
-    variable only adds to a setting another variable reads (CXT_API_TOKENS_FILE);
-    `to_env` writes it empty.  `meaning` is its line in docs/configuration.md.
+    `field` is a Settings attribute, "topics.NAME" for a `Topics` one (and so for the
+    other nested sections).  `meaning` is its line in docs/configuration.md.
     """
 
     name: str
     field: str
     meaning: str
-    read: Reader | None
+    read: Reader
     write: Callable[[Any], str] = str
     section: str = ""
 
@@ -468,7 +501,7 @@ def _write_flag(value: bool) -> str:
 
 
 def _write_tokens(tokens: tuple[ApiToken, ...]) -> str:
-    return ",".join(f"{t.role}:{t.subject}:{t.token}" for t in tokens)
+    return ",".join(t.line() for t in tokens)
 
 
 _TOPIC_MEANINGS = {
@@ -601,10 +634,12 @@ VARIABLES: tuple[Variable, ...] = (
              f"`role:subject:token`, comma-separated; roles {', '.join(ROLES)}; tokens of at "
              "least 16 characters (`cxt tokens new`)",
              lambda env, _, __, ___: _tokens(env), _write_tokens, DASHBOARD),
-    Variable("CXT_API_TOKENS_FILE", "api_tokens",
+    Variable("CXT_API_TOKENS_FILE", "api_tokens_file",
              "a file of the same, one per line (`#` comments), added to `CXT_API_TOKENS`; "
-             "`cxt up` makes `CXT_STATE_DIR/api-tokens` when neither is set", None,
-             section=DASHBOARD),
+             "re-read within seconds when it changes (no restart): a line removed, or past "
+             "its `expires=`, is refused and its open websockets closed; `cxt up` makes "
+             "`CXT_STATE_DIR/api-tokens` when neither is set", _token_file, _write_file,
+             DASHBOARD),
     Variable("CXT_AGENT_CONTEXT", "agent_context_path",
              "relevance keywords and next-best-action prompts of the agent view", _path,
              section=DASHBOARD),
@@ -639,16 +674,15 @@ def _read(env: Mapping[str, str], variables: Iterable[Variable], defaults: Any,
     """
     values: dict[str, Any] = {}
     for v in sorted(variables, key=lambda v: v.name != "CXT_REDIS_CLUSTER"):
-        if v.read is not None:
-            name = v.field.removeprefix(strip)
-            values[name] = v.read(env, v.name, _value(defaults, name), values)
+        name = v.field.removeprefix(strip)
+        values[name] = v.read(env, v.name, _value(defaults, name), values)
     return values
 
 
 # --- docs/configuration.md ----------------------------------------------------------
 
 def _doc_default(v: Variable, default: Any) -> str:
-    if v.read is None or default in ("", ()):
+    if default in ("", (), None):
         return "(none)"
     if isinstance(default, Path):
         if default.is_relative_to(CONFIG_DIR):

@@ -20,8 +20,9 @@ def test_tokens_come_from_the_variable_and_the_file(tmp_path: Path) -> None:
     path.write_text("# comment\nservice:crm:" + "c" * 20 + "\n\n")
     settings = Settings.from_env({"CXT_API_TOKENS": f"advisor:adv-ana:{'a' * 24}",
                                   "CXT_API_TOKENS_FILE": str(path)})
-    assert [(t.role, t.subject) for t in settings.api_tokens] == [("advisor", "adv-ana"),
-                                                                  ("service", "crm")]
+    book = TokenBook(settings.api_tokens, settings.api_tokens_file)
+    assert book.find("a" * 24) is not None and book.find("c" * 20) is not None
+    assert len(book) == 2
     assert "aaaa" not in repr(settings.api_tokens)  # secrets stay out of reprs and logs
 
 
@@ -78,3 +79,42 @@ def test_the_refusal_reads_as_english(token: ApiToken) -> None:
         authorize(BOOK, {"authorization": f"Bearer {token.token}"}, ("service",))
     assert refused.value.status == 403
     assert refused.value.message.startswith(f"an {token.role} token may not do this")
+
+
+def test_a_token_may_carry_an_expiry() -> None:
+    [token] = parse_tokens(f"service:crm:{'c' * 20} expires=2027-01-31T00:00:00Z")
+    assert token.expires_ms == 1801353600000 and token.expired(1801353600000)
+    assert not token.expired(1801353599999)
+    assert parse_tokens(token.line()) == (token,)
+    for bad, words in ((f"service:crm:{'c' * 20} expires=soon", "expires='soon' is not"),
+                       (f"service:crm:{'c' * 20} until=2027-01-01T00:00:00Z", "unknown option")):
+        with pytest.raises(SettingsError, match=words) as error:
+            parse_tokens(bad)
+        assert "c" * 20 not in str(error.value)
+
+
+def test_an_expired_token_is_refused_with_when() -> None:
+    expired = ApiToken("advisor", "adv-ana", "e" * 24, expires_ms=1_000)
+    book = TokenBook([expired])
+    with pytest.raises(ApiError, match="expired at 1970-01-01T00:00:01") as error:
+        authorize(book, {"authorization": "Bearer " + "e" * 24}, ("advisor",))
+    assert error.value.status == 401
+    assert not book.valid(expired)
+
+
+def test_the_file_is_re_read_when_it_changes_and_a_broken_one_changes_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    first, second = "f" * 24, "g" * 24
+    path.write_text(f"advisor:adv-ana:{first}\n")
+    book = TokenBook([AGENT], path)
+    token = book.find(first)
+    assert token is not None and book.valid(token) and not book.reload()
+    path.write_text(f"advisor:adv-ana:{second}\n")
+    assert book.reload()
+    assert book.find(first) is None and not book.valid(token) and book.find(second)
+    assert book.find(AGENT.token) == AGENT  # CXT_API_TOKENS stay
+    path.write_text("advisor:adv-ana:short\n")  # a half-saved edit
+    assert not book.reload() and book.find(second) is not None
+    path.unlink()  # gone: a missing file keeps them too
+    assert not book.reload() and book.find(second) is not None

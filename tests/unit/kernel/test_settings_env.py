@@ -29,6 +29,7 @@ def _unusual() -> Settings:
         kafka_bootstrap_servers="kafka-1:19092,kafka-2:19093", redis_url="rediss://r.example:6380/3",
         redis_cluster=True, log_pii=True, app_id="cx-other", topics=topics, redis_prefix="p9",
         max_event_bytes=1234, timeline_max_entries=77, timeline_max_age_days=30,
+        deadletter_retention_days=3,
         batch_size=11, batch_window_ms=7, session_timeout_s=6, alert_ack_timeout_s=60,
         escalation_check_s=2, alert_rules_path=Path("/etc/cxt/rules.toml"),
         signals_path=Path("/etc/cxt/signals.toml"),
@@ -36,7 +37,8 @@ def _unusual() -> Settings:
         kafka_heap="-Xmx1g", log_level="debug", worker_metrics_port=0,
         dashboard_host="0.0.0.0", dashboard_port=9999,
         api_tokens=(ApiToken("advisor", "adv-ana", "a" * 20),
-                    ApiToken("service", "crm", "b:c" * 8)),
+                    ApiToken("service", "crm", "b:c" * 8, expires_ms=1801353600000)),
+        api_tokens_file=REPO / "tests" / "support" / "api-tokens.example",
         agent_context_path=Path("/etc/cxt/agent.toml"), webhooks_path=Path("hooks.toml"),
         # Files that exist: the variables naming files are checked when read.
         kafka_security=KafkaSecurity(
@@ -91,7 +93,7 @@ def test_every_settings_field_has_one_variable() -> None:
 
 
 def test_to_env_omits_what_it_is_told_to() -> None:
-    env = _unusual().to_env(omit={"api_tokens"})
+    env = _unusual().to_env(omit={"api_tokens", "api_tokens_file"})
     assert "CXT_API_TOKENS" not in env and "CXT_API_TOKENS_FILE" not in env
     assert env["REDIS_URL"] == "rediss://r.example:6380/3"
     with pytest.raises(ValueError, match="no_such"):
