@@ -87,14 +87,17 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import aiohttp
 import orjson
+import prometheus_client as prom
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from consumers.webhook_config import Endpoint, WebhookConfigError, load_webhooks
 from kernel import logsafe
@@ -515,6 +518,8 @@ async def deliver_webhooks(settings: Settings, endpoints: Sequence[Endpoint],
     producer = await start_producer(make_producer(settings,
                                                   client_id=f"{settings.app_id}-webhooks"))
     deliverers = [EndpointDeliverer(settings, e, producer, stop) for e in endpoints]
+    if settings.webhooks_metrics_port:
+        serve_metrics(deliverers, settings.webhooks_metrics_port)
     tasks = [asyncio.create_task(d.run(), name=f"webhook-{d.endpoint.name}")
              for d in deliverers]
     status = asyncio.create_task(_log_status(deliverers, status_interval_s))
@@ -571,3 +576,44 @@ async def _serve(settings: Settings, endpoints: Sequence[Endpoint]) -> None:
         loop.add_signal_handler(signum, stop.set)
     await ensure_topics(settings)  # the dead-letter topic must exist before the first give-up
     await deliver_webhooks(settings, endpoints, stop)
+
+
+class _Collector(Collector):
+    """The deliverers' counts, read when Prometheus scrapes (nothing on the delivery path)."""
+
+    def __init__(self, deliverers: Sequence[EndpointDeliverer]) -> None:
+        self.deliverers = deliverers
+
+    def collect(self) -> Iterator[Metric]:
+        outcomes = CounterMetricFamily(
+            "cxt_webhook_deliveries", "Webhook messages by endpoint and outcome: delivered "
+            "(2xx), retried (a failed attempt followed by another), dead_lettered (given up, "
+            "on the webhook dead-letter topic)", labels=["endpoint", "outcome"])
+        lag = GaugeMetricFamily("cxt_webhook_lag", "Messages of the endpoint's topics not "
+                                "delivered or dead-lettered yet", labels=["endpoint"])
+        for d in self.deliverers:
+            name, s = d.endpoint.name, d.stats
+            outcomes.add_metric([name, "delivered"], s.delivered)
+            outcomes.add_metric([name, "retried"], s.retried)
+            outcomes.add_metric([name, "dead_lettered"], s.dead_lettered)
+            behind = d.lag()
+            if behind is not None:
+                lag.add_metric([name], behind)
+        yield outcomes
+        yield lag
+
+
+def serve_metrics(deliverers: Sequence[EndpointDeliverer], port: int) -> bool:
+    """/metrics on `port` (all interfaces) in a thread; False (logged) if it is taken."""
+    registry = prom.CollectorRegistry()
+    registry.register(_Collector(deliverers))
+    try:
+        prom.start_http_server(port, addr="0.0.0.0", registry=registry)
+    except OSError as exc:
+        # Metrics must never stop deliveries: say so once and go on.
+        log.error("metrics endpoint not started: cannot listen on port %d (%s); set "
+                  "CXT_WEBHOOKS_METRICS_PORT to a free port, or 0 for none", port,
+                  exc.strerror or exc)
+        return False
+    log.info("metrics on http://0.0.0.0:%d/metrics", port)
+    return True

@@ -26,11 +26,13 @@ class Stopped(Exception):
 
 async def until_done(attempt: Callable[[], Awaitable[T]], what: str, log: logging.Logger, *,
                      stop: asyncio.Event | None = None,
-                     permanent: tuple[type[BaseException], ...] = ()) -> T:
+                     permanent: tuple[type[BaseException], ...] = (),
+                     failed: Callable[[BaseException], None] | None = None) -> T:
     """`attempt()` again after a transient failure, with doubling backoff, until it succeeds.
 
     `permanent` errors (transient ones that retrying cannot help) are raised at once.
     With `stop`, a failure once it is set raises `Stopped`, and the wait ends early.
+    `failed` is told of each transient failure (a metric counts them).
     """
     backoff = FIRST_BACKOFF_S
     while True:
@@ -39,6 +41,8 @@ async def until_done(attempt: Callable[[], Awaitable[T]], what: str, log: loggin
         except permanent:
             raise
         except TRANSIENT as exc:
+            if failed is not None:
+                failed(exc)
             if stop is not None and stop.is_set():
                 raise Stopped from exc
             log.warning("%s failed (%s: %s); retrying in %.1fs, offsets not committed",

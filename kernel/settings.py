@@ -394,6 +394,7 @@ class Settings:
     kafka_heap: str = "-Xms256m -Xmx512m"
     log_level: str = "info"
     worker_metrics_port: int = 9101
+    webhooks_metrics_port: int = 9102
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8080
     api_tokens: tuple[ApiToken, ...] = ()
@@ -614,6 +615,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CXT_WORKER_METRICS_PORT", "worker_metrics_port",
              "the worker's Prometheus `/metrics` port (all interfaces); `0`: none",
              _number(maximum=65535), section=WORKER),
+    Variable("CXT_WEBHOOKS_METRICS_PORT", "webhooks_metrics_port",
+             "`cxt webhooks run`'s Prometheus `/metrics` port (all interfaces); `0`: none",
+             _number(maximum=65535), section=DASHBOARD),
     Variable("CXT_ALERT_ACK_TIMEOUT_S", "alert_ack_timeout_s",
              "escalate an alert not acknowledged within this time", _number(minimum=1),
              section=ALERTS),

@@ -71,6 +71,14 @@ class WorkerMetrics:
             "cxt_worker_consumer_lag", "Records in a partition assigned to this worker that it "
             "has not committed yet (log end offset minus committed offset)",
             ["topic", "partition"], registry=r)
+        self.lag_seconds = prom.Gauge(
+            "cxt_worker_consumer_lag_seconds", "How far behind a partition assigned to this "
+            "worker is in time: 0 when nothing is left, else the age of the newest record "
+            "it processed there (errs late, never early)", ["topic", "partition"], registry=r)
+        self.failures = prom.Counter(
+            "cxt_worker_failures", "Attempts that failed and are being retried, by what "
+            "(Redis write, Kafka publish, escalation check) and error", ["what", "error"],
+            registry=r)
         # Series that exist from the start read 0 instead of missing, so rate() and
         # dashboards work before the first event of each kind.
         for agent in AGENTS:
@@ -80,6 +88,7 @@ class WorkerMetrics:
         for channel in CHANNELS:
             self.accepted.labels(channel)
         self._lag_series: set[TopicPartition] = set()
+        self._seconds_series: set[TopicPartition] = set()
 
     def serve(self, port: int) -> bool:
         """Start the /metrics endpoint in a thread; False (logged) when the port is unusable."""
@@ -116,12 +125,23 @@ class WorkerMetrics:
         for (event, kind), n in events.items():
             self.alert_events.labels(event, kind).inc(n)
 
-    def set_lag(self, lag: Mapping[TopicPartition, int]) -> None:
-        """The lag of every partition assigned now; the others' series disappear."""
+    def set_lag(self, lag: Mapping[TopicPartition, int],
+                seconds: Mapping[TopicPartition, float] | None = None) -> None:
+        """The lag of every partition assigned now, in records and in seconds where known;
+        the others' series disappear."""
+        seconds = seconds or {}
         for topic, partition in self._lag_series - lag.keys():
             # Gone to another worker (scale-out, rebalance): its lag is theirs to report.
             self.lag.remove(topic, str(partition))
+        for tp in self._seconds_series - seconds.keys():
+            self.lag_seconds.remove(tp[0], str(tp[1]))
         for (topic, partition), value in lag.items():
             self.lag.labels(topic, str(partition)).set(value)
+        for (topic, partition), age in seconds.items():
+            self.lag_seconds.labels(topic, str(partition)).set(age)
         self._lag_series = set(lag)
+        self._seconds_series = set(seconds)
+
+    def failure(self, what: str, exc: BaseException) -> None:
+        self.failures.labels(what, type(exc).__name__).inc()
 

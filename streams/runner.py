@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 import faust
@@ -49,6 +49,8 @@ class BatchRunner:
         self._throughput = Throughput()
         self._lag_failing = False
         self.sources: list[LagSource] = []  # consumers outside faust, for the lag gauge
+        # (topic, partition) -> Kafka timestamp (ms) of the newest record processed there.
+        self.done_at: dict[tuple[str, int], int | None] = {}
 
     async def run(self, agent: str, records: Sequence[Record], step: Step) -> None:
         """Until `step` stored the batch and Kafka acknowledged its messages."""
@@ -70,7 +72,8 @@ class BatchRunner:
         self.metrics.alerts(orjson.loads(o.value or b"{}") for o in outgoing)
 
     async def until_done(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
-        return await retry.until_done(attempt, what, log)
+        return await retry.until_done(attempt, what, log,
+                                      failed=lambda exc: self.metrics.failure(what, exc))
 
     def count(self, agent: str, records: Sequence[Record], outgoing: Sequence[Outgoing],
               seconds: float) -> None:
@@ -93,6 +96,9 @@ class BatchRunner:
         self.counts["alert events"] += len(alerts)
         self.counts.update({"rejected:" + reason: n for reason, n in rejected.items()})
         self.metrics.batch(agent, len(records), seconds, accepted, rejected, alerts)
+        # The newest record done per partition (offset order: the last wins), for the lag
+        # in seconds.
+        self.done_at.update({(r.topic, r.partition): r.timestamp_ms for r in records})
 
     async def update_lag(self) -> None:
         """Refresh the consumer lag gauge; a failure only skips this round."""
@@ -110,7 +116,7 @@ class BatchRunner:
             self._lag_failing = True
             return
         self._lag_failing = False
-        self.metrics.set_lag(lag)
+        self.metrics.set_lag(lag, lag_seconds(lag, self.done_at, time.time()))
 
     def log_status(self) -> None:
         total = self.counts["in"]
@@ -120,3 +126,19 @@ class BatchRunner:
         log.info("status: %d records in (%.0f/s), %d timeline entries published, "
                  "%d alert events, rejected %s", total, rate, self.counts["published"],
                  self.counts["alert events"] + self.counts["escalated"], rejected or "none")
+
+
+def lag_seconds(lag: Mapping[tuple[str, int], int],
+                done_at: Mapping[tuple[str, int], int | None], now_s: float
+                ) -> dict[tuple[str, int], float]:
+    """How far behind each partition is in time: 0 with nothing left to do, else the age
+    of the newest record processed there (the next one is at most that old, so this errs
+    late, never early).  A partition with work left but nothing processed since the
+    worker started has no figure yet: its record lag says it."""
+    seconds: dict[tuple[str, int], float] = {}
+    for tp, records in lag.items():
+        if records == 0:
+            seconds[tp] = 0.0
+        elif (at := done_at.get(tp)) is not None:
+            seconds[tp] = max(0.0, now_s - at / 1000)
+    return seconds

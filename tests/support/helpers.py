@@ -33,6 +33,7 @@ def isolated(settings: Settings, **changes: object) -> Settings:
     names = {n: f"{getattr(Topics, n)}.{tag}" for n in TOPIC_NAMES}
     topics = Topics(**names, partitions=3)
     changes.setdefault("worker_metrics_port", 0)
+    changes.setdefault("webhooks_metrics_port", 0)
     return replace(settings, topics=topics, app_id=f"cxt-test-{tag}",
                    redis_prefix=f"t{tag}", batch_window_ms=20, **changes)  # type: ignore[arg-type]
 

@@ -5,14 +5,18 @@ SCRAM users made by Kafka's own storage tool, a redis-server with TLS and an ACL
 from __future__ import annotations
 
 import base64
+import contextlib
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from cxt.localstack import KafkaBroker, RedisServer, free_port
+from cxt.localstack import KafkaBroker, LocalStack, RedisServer, ensure_kafka_libs, free_port
+from kernel.settings import KafkaSecurity, Settings
+from tests.support.helpers import isolated
 
 KAFKA_USER, KAFKA_PASSWORD = "cxt-app", "kafka-secret-0a1b2c"
 PLAIN_USER, PLAIN_PASSWORD = "cxt-plain", "plain-secret-3d4e5f"
@@ -145,3 +149,32 @@ def secure_redis(*, data_dir: Path, certs: Certs) -> tuple[RedisServer, int]:
         f"user elsewhere on >{REDIS_PASSWORD} ~other:* resetchannels +@all -@dangerous",
     ])
     return server, tls_port
+
+
+@contextlib.contextmanager
+def running_secure_broker(stack: LocalStack, scratch: Path
+                          ) -> Iterator[tuple[Certs, SecureListeners, Path]]:
+    """Certificates and a started `secure_broker` under `scratch`, stopped on leaving."""
+    certs = make_certs(scratch / "certs")
+    libs = ensure_kafka_libs(stack.settings.kafka_version, stack.settings.cache_dir)
+    broker, listeners = secure_broker(data_dir=scratch / "kafka", libs_dir=libs, certs=certs,
+                                      heap=stack.settings.kafka_heap)
+    broker.start()
+    try:
+        yield certs, listeners, scratch
+    finally:
+        broker.stop()
+
+
+def secure_settings(stack: LocalStack, listeners: SecureListeners, protocol: str,
+                    **security: object) -> Settings:
+    """Isolated settings of `stack` pointed at the secured broker's `protocol` listener."""
+    return isolated(stack.settings, kafka_bootstrap_servers=listeners.bootstrap(protocol),
+                    kafka_security=KafkaSecurity(protocol=protocol, **security))  # type: ignore[arg-type]
+
+
+def scram_settings(stack: LocalStack, certs: Certs, listeners: SecureListeners,
+                   mechanism: str = "SCRAM-SHA-512", password: str = KAFKA_PASSWORD) -> Settings:
+    return secure_settings(stack, listeners, "SASL_SSL", sasl_mechanism=mechanism,
+                           sasl_username=KAFKA_USER, sasl_password=password,
+                           ssl_ca_file=certs.ca)

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -147,6 +148,7 @@ def test_retries_on_500_and_on_time_out_with_the_same_delivery_id(settings: Sett
 
 
 def test_give_up_to_the_dead_letter_topic_then_deliver_the_next(settings: Settings) -> None:
+    settings = replace(settings, webhooks_metrics_port=free_port())
     receiver = Receiver()
     hopeless = message("C-1", test={"fail": 99})
     after = message("C-1", seq=2)  # same customer, same partition, behind the hopeless one
@@ -162,8 +164,14 @@ def test_give_up_to_the_dead_letter_topic_then_deliver_the_next(settings: Settin
             await until(lambda: {r.body for r in receiver.delivered()} == {after[1]})
             records = await read_topic(settings, settings.topics.webhook_deadletter,
                                        until=lambda ms: len(ms) >= 4)
+            # Prometheus sees the same (the on-call rule on dead letters reads it).
+            scraped = httpx.get(f"http://127.0.0.1:{settings.webhooks_metrics_port}/metrics",
+                                timeout=10).text
         for record in records:
             validator("webhook-deadletter.v1")(orjson.loads(record.value))
+        assert 'cxt_webhook_deliveries_total{endpoint="crm",outcome="dead_lettered"} 4.0' \
+            in scraped, scraped
+        assert 'cxt_webhook_deliveries_total{endpoint="crm",outcome="delivered"} 1.0' in scraped
         return [{**orjson.loads(r.value), "kafka_key": r.key} for r in records]
 
     dead = {d["kafka_key"]: d for d in asyncio.run(scenario())}

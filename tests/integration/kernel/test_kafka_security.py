@@ -1,47 +1,37 @@
 """Kafka security against a real broker with SASL_SSL, SSL (client certificates) and
 SASL_PLAINTEXT listeners (tests/support/secure.py): every protocol and mechanism connects,
 each wrong setting is refused within seconds in one line naming it, and the product's
-processes run end to end over SASL_SSL with SCRAM-SHA-512."""
+processes run end to end over SASL_SSL with SCRAM-SHA-512 (that one in the slow suite,
+tests/slow/test_secure_kafka_slow.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import orjson
 import pytest
-import redis
 
-from cxt.localstack import LocalStack, ensure_kafka_libs
+from cxt.localstack import LocalStack
 from kernel.kafka import access_problem, make_consumer, make_producer, start_producer
-from kernel.settings import ApiToken, KafkaSecurity, Settings
+from kernel.settings import ApiToken, Settings
 from tests.support.helpers import (
-    REPO,
     create_topics,
-    envelope,
-    eventually,
-    isolated,
-    produce_events,
-    read_topic,
-    settings_env,
 )
-from tests.support.processes import DashboardProcess, SummaryProcess, WorkerProcess, run_cxt
+from tests.support.processes import run_cxt
 from tests.support.secure import (
-    KAFKA_PASSWORD,
     KAFKA_USER,
     PLAIN_PASSWORD,
     PLAIN_USER,
     Certs,
     SecureListeners,
-    make_certs,
-    secure_broker,
+    running_secure_broker,
+    scram_settings,
+    secure_settings,
     unsecured_token,
 )
 
@@ -50,28 +40,11 @@ from tests.support.secure import (
 def secured(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[tuple[Certs, SecureListeners, Path]]:
     """The certificates, the secured broker's listeners and a scratch directory."""
-    scratch = tmp_path_factory.mktemp("secure")
-    certs = make_certs(scratch / "certs")
-    libs = ensure_kafka_libs(stack.settings.kafka_version, stack.settings.cache_dir)
-    broker, listeners = secure_broker(data_dir=scratch / "kafka", libs_dir=libs, certs=certs,
-                                      heap=stack.settings.kafka_heap)
-    broker.start()
-    try:
-        yield certs, listeners, scratch
-    finally:
-        broker.stop()
+    with running_secure_broker(stack, tmp_path_factory.mktemp("secure")) as secured:
+        yield secured
 
 
-def _settings(stack: LocalStack, listeners: SecureListeners, protocol: str,
-              **security: object) -> Settings:
-    return isolated(stack.settings, kafka_bootstrap_servers=listeners.bootstrap(protocol),
-                    kafka_security=KafkaSecurity(protocol=protocol, **security))  # type: ignore[arg-type]
-
-
-def _scram(stack: LocalStack, certs: Certs, listeners: SecureListeners,
-           mechanism: str = "SCRAM-SHA-512", password: str = KAFKA_PASSWORD) -> Settings:
-    return _settings(stack, listeners, "SASL_SSL", sasl_mechanism=mechanism,
-                     sasl_username=KAFKA_USER, sasl_password=password, ssl_ca_file=certs.ca)
+_settings, _scram = secure_settings, scram_settings
 
 
 def _accepted(stack: LocalStack, certs: Certs, listeners: SecureListeners, scratch: Path,
@@ -179,64 +152,3 @@ def test_a_refused_password_stops_each_command_with_one_line(stack: LocalStack,
     assert "Traceback" not in result.stderr
     assert any("KAFKA_SASL_PASSWORD" in line and KAFKA_USER in line for line in lines), lines
     assert "not-the-password" not in result.stdout + result.stderr
-
-
-def test_the_product_runs_end_to_end_over_sasl_ssl(stack: LocalStack, secured: tuple,
-                                                   tmp_path: Path) -> None:
-    """`cxt topics create`, the worker, the summary feed, the dashboard and the example
-    subscriber, all with SCRAM-SHA-512 over TLS: an event becomes a timeline entry in
-    Redis and on cx.timeline.v1, a summary, and a line the subscriber prints."""
-    certs, listeners, _ = secured
-    token = secrets.token_hex(16)
-    settings = replace(_scram(stack, certs, listeners),
-                       api_tokens=(ApiToken("advisor", "a-1", token),))
-    created = run_cxt(settings, "topics", "create")
-    assert created.returncode == 0, created.stderr
-    worker = WorkerProcess(settings, tmp_path).start()
-    summaries = SummaryProcess(settings, tmp_path).start()
-    dashboard = DashboardProcess(replace(settings, dashboard_port=_free()), tmp_path).start()
-    subscriber = subprocess.Popen(
-        [sys.executable, "-m", "consumers.example_subscriber", "--group", "g-secure",
-         "--from-beginning"], cwd=REPO, env=settings_env(settings),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        customer = f"C-{uuid.uuid4().hex[:8]}"
-        asyncio.run(produce_events(settings, [envelope("call", customer, call_id="K-1")]))
-        key = f"{settings.redis_prefix}:{{{customer}}}:tl"
-        assert asyncio.run(eventually(lambda: client.zcard(key) == 1, timeout=60)), worker.log()
-        entries = asyncio.run(read_topic(settings, settings.topics.timeline,
-                                         until=lambda ms: any(m.key == customer.encode()
-                                                              for m in ms)))
-        assert any(m.key == customer.encode() for m in entries)
-        summary = asyncio.run(read_topic(settings, settings.topics.customer_summary,
-                                         until=lambda ms: any(m.key == customer.encode()
-                                                              for m in ms), timeout=60))
-        assert any(m.key == customer.encode() for m in summary), summaries.log()
-        dashboard.wait_ready(token)
-        line = _first_line(subscriber, timeout=60)
-        assert orjson.loads(line)["customer_id"] == customer
-    finally:
-        subscriber.terminate()
-        subscriber.communicate(timeout=30)
-        dashboard.stop()
-        summaries.stop()
-        worker.stop()
-        client.close()
-
-
-def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line:
-            return line
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
-    raise AssertionError("the subscriber printed nothing")
-
-
-def _free() -> int:
-    from cxt.localstack import free_port
-
-    return free_port()

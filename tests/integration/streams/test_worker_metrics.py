@@ -104,6 +104,10 @@ def test_metrics_count_accepted_rejected_alerts_and_lag(stack: LocalStack, tmp_p
         lag = asyncio.run(eventually(caught_up, timeout=30, interval=0.5))
         assert lag, f"lag never reached 0: {_scrape(port)}\n{worker.log()}"
         assert {s.labels["topic"] for s in lag} >= set(settings.topics.inbound.values())
+        # ... and in seconds: 0 for every partition with nothing left.
+        seconds = _scrape(port)["cxt_worker_consumer_lag_seconds"][1]
+        assert {s.labels["topic"] for s in seconds} >= set(settings.topics.inbound.values())
+        assert all(s.value == 0 for s in seconds)
         worker.assert_alive()
     finally:
         worker.stop()
@@ -140,10 +144,15 @@ def test_a_busy_metrics_port_is_logged_and_the_worker_keeps_processing(
 
 def test_lag_series_of_partitions_no_longer_assigned_disappear() -> None:
     metrics = WorkerMetrics()
-    metrics.set_lag({("cx.call.v1", 0): 5, ("cx.call.v1", 1): 2})
-    metrics.set_lag({("cx.call.v1", 1): 0})
+    metrics.set_lag({("cx.call.v1", 0): 5, ("cx.call.v1", 1): 2},
+                    {("cx.call.v1", 0): 12.5, ("cx.call.v1", 1): 3.0})
+    metrics.set_lag({("cx.call.v1", 1): 0}, {("cx.call.v1", 1): 0.0})
     get = metrics.registry.get_sample_value
     assert get("cxt_worker_consumer_lag", {"topic": "cx.call.v1", "partition": "0"}) is None
     assert get("cxt_worker_consumer_lag", {"topic": "cx.call.v1", "partition": "1"}) == 0
+    assert get("cxt_worker_consumer_lag_seconds",
+               {"topic": "cx.call.v1", "partition": "0"}) is None
+    assert get("cxt_worker_consumer_lag_seconds",
+               {"topic": "cx.call.v1", "partition": "1"}) == 0
     # Several apps in one process: each has its own registry, no duplicate-name error.
     assert WorkerMetrics().registry is not metrics.registry

@@ -34,7 +34,7 @@ def _unusual() -> Settings:
         escalation_check_s=2, alert_rules_path=Path("/etc/cxt/rules.toml"),
         signals_path=Path("/etc/cxt/signals.toml"),
         state_dir=Path("var/state"), cache_dir=Path("/tmp/cxt cache"), kafka_version="9.9.9",
-        kafka_heap="-Xmx1g", log_level="debug", worker_metrics_port=0,
+        kafka_heap="-Xmx1g", log_level="debug", worker_metrics_port=0, webhooks_metrics_port=0,
         dashboard_host="0.0.0.0", dashboard_port=9999,
         api_tokens=(ApiToken("advisor", "adv-ana", "a" * 20),
                     ApiToken("service", "crm", "b:c" * 8, expires_ms=1801353600000)),
