@@ -297,7 +297,7 @@ def _file(env: Mapping[str, str], name: str, default: Any, _: dict[str, Any]) ->
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
-    path = Path(raw).expanduser()
+    path = Path(raw)  # no ~ expansion: a shell has done it, and ~user may not exist
     try:
         with path.open("rb"):
             pass
