@@ -56,7 +56,7 @@ from domain.alerts import OPEN_STATUSES
 from domain.contacts import contact_key, normalise_intent, parse_ms
 from domain.surveys import is_bottom_2_box
 from kernel import logsafe, retry
-from kernel.access import check_access
+from kernel.access import check_access_at_start
 from kernel.kafka import make_consumer, make_producer, start_producer
 from kernel.settings import CHANNELS, Settings, Topics
 from kernel.status import Throughput
@@ -301,7 +301,7 @@ def run_summaries(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logsafe.install(settings)
-    uvloop.run(check_access(settings))
+    check_access_at_start(settings)
     uvloop.run(SummaryFeed(settings).run())
 
 

@@ -101,7 +101,8 @@ from prometheus_client.registry import Collector
 
 from consumers.webhook_config import Endpoint, WebhookConfigError, load_webhooks
 from kernel import logsafe
-from kernel.kafka import check_access, make_consumer, make_producer, start_producer
+from kernel.access import check_access_at_start
+from kernel.kafka import make_consumer, make_producer, start_producer
 from kernel.logsafe import safe_url
 from kernel.settings import Settings
 from kernel.times import utc_now_iso
@@ -564,7 +565,7 @@ def run_webhooks(settings: Settings, check_only: bool = False) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logsafe.install(settings)
-    asyncio.run(check_access(settings))
+    check_access_at_start(settings, redis=False)
     asyncio.run(_serve(settings, config.enabled))
     return 0
 

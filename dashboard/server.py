@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 
@@ -11,7 +10,7 @@ import uvicorn
 from dashboard.app import create_app
 from dashboard.services import check_config
 from kernel import logsafe
-from kernel.access import check_access
+from kernel.access import check_access_at_start
 from kernel.settings import Settings
 
 # uvicorn (0.54, websockets-sansio) logs this after every refused websocket
@@ -26,7 +25,7 @@ class _DropDenialNoise(logging.Filter):
 
 def serve(settings: Settings) -> None:
     check_config(settings)  # fail with one clear line before binding the port
-    asyncio.run(check_access(settings))
+    check_access_at_start(settings)
     # A context request parses hundreds of entries: tens of thousands of small
     # objects, none in a reference cycle.  At the default thresholds that sets
     # off collections (full ones too) mid-request, which the context benchmark

@@ -20,7 +20,7 @@ def run_worker(settings: Settings) -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(check_access(settings))
+    loop.run_until_complete(check_access(settings))  # own loop: see check_access_at_start
     loop.run_until_complete(ensure_topics(settings))
     app, inbound = create_app(settings)
     # A batch allocates tens of thousands of short-lived objects, nearly none in cycles:

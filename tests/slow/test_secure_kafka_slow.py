@@ -1,6 +1,6 @@
 """Slow suite: the product end to end against a real broker whose client listener is
 SASL_SSL with SCRAM-SHA-512 (tests/support/secure.py; the connection and refusal tests are
-in tests/integration/kernel/test_kafka_security.py)."""
+in tests/slow/test_kafka_security_slow.py)."""
 
 from __future__ import annotations
 

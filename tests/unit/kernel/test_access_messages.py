@@ -1,5 +1,6 @@
 """The one-line explanations of refused access, and the token file's expiry check (no
-servers: the real refusals are in tests/integration/kernel/)."""
+servers: the real refusals are in tests/slow/test_kafka_security_slow.py and
+tests/slow/test_redis_security_slow.py)."""
 
 from __future__ import annotations
 

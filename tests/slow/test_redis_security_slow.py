@@ -31,6 +31,8 @@ from tests.support.secure import (
     secure_redis,
 )
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Certs, int]]:

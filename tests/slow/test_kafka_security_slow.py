@@ -2,7 +2,8 @@
 SASL_PLAINTEXT listeners (tests/support/secure.py): every protocol and mechanism connects,
 each wrong setting is refused within seconds in one line naming it, and the product's
 processes run end to end over SASL_SSL with SCRAM-SHA-512 (that one in the slow suite,
-tests/slow/test_secure_kafka_slow.py)."""
+tests/slow/test_secure_kafka_slow.py).  In the slow suite: with the broker it starts it takes
+about a minute, more than the quick suite has room for."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from tests.support.secure import (
     secure_settings,
     unsecured_token,
 )
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
