@@ -1,7 +1,8 @@
 """Rotating tokens without a restart: the dashboard re-reads CXT_API_TOKENS_FILE when it
 changes; a removed token is refused and its open websockets are closed (4401), an added
 one works, a token past its `expires=` is refused and its websockets closed too, and a
-broken edit of the file changes nothing."""
+broken edit of the file changes nothing.  In the slow suite: it waits out the file checks
+and an expiry, about 20 s the quick suite has no room for."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from kernel.settings import ApiToken, Settings
 from kernel.times import iso_ms
 from tests.support.helpers import create_topics, isolated
 from tests.support.processes import DashboardProcess
+
+pytestmark = pytest.mark.slow
 
 CLOSED_WITHIN_S = 10  # the file is looked at every 2 s
 
