@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import socket
 import ssl
 import time
 from functools import lru_cache
@@ -259,8 +260,6 @@ async def _metadata(host: str, port: int, options: dict[str, Any]) -> None:
 
 def _answers(host: str, port: int) -> bool:
     """Whether anything accepts a TCP connection there."""
-    import socket
-
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=3):
         return True
     return False

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cxt.localstack import LocalStack
+from cxt.localstack import LocalStack, free_port
 from kernel.access import check_access
 from kernel.errors import ConfigError
 from kernel.settings import ApiToken, RedisSecurity, Settings
@@ -61,7 +61,7 @@ def test_the_product_runs_over_tls_as_a_user_allowed_only_our_prefix(
         ApiToken("advisor", "a-1", token),))
     asyncio.run(create_topics(settings))
     worker = WorkerProcess(settings, tmp_path).start()
-    dashboard = DashboardProcess(replace(settings, dashboard_port=_free()), tmp_path).start()
+    dashboard = DashboardProcess(replace(settings, dashboard_port=free_port()), tmp_path).start()
     try:
         customer = f"C-{uuid.uuid4().hex[:8]}"
         asyncio.run(produce_events(settings, [envelope("call", customer, call_id="K-1")]))
@@ -114,9 +114,3 @@ def test_each_wrong_setting_is_named(stack: LocalStack, tls_redis: tuple[Certs, 
         assert "Traceback" not in result.stderr
         assert named in result.stderr, result.stderr
         assert "not-the-password" not in result.stderr
-
-
-def _free() -> int:
-    from cxt.localstack import free_port
-
-    return free_port()
