@@ -46,6 +46,7 @@ from quixstreams.models import TopicConfig
 from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
 from domain.alerts import alert_id_for
+from domain.identity import NeverMatch, choose_owner, parse_claimants
 from domain.surveys import is_bottom_2_box
 from kernel.settings import Settings
 from kernel.times import iso_ms, utc_now_iso
@@ -57,7 +58,7 @@ from schemas.validate import (
 )
 from store.keys import Keys, is_provisional
 from store.timeline import AddResult, classify_insert
-from streams.identity import identity_lookups, owners_from
+from streams.identity import identity_lookups
 from streams.records import Record, dead_letter
 
 # Checkpoint period.  Latency is about one period at p50 and two at p99 (0.25 s: p50 ~260 ms,
@@ -157,8 +158,9 @@ class TimelineSink(BatchingSink):
         """customer_id, else the first claimed identity key, else a provisional id."""
         wanted, spans = identity_lookups(interactions)
         found = self.redis.mget([self.keys.identity(k) for k in wanted]) if wanted else []
-        return owners_from(interactions, wanted, spans,
-                           [None if v is None else v.decode() for v in found])
+        claimants = [parse_claimants(None if v is None else v.decode()) for v in found]
+        return [choose_owner(item.customer_id, wanted[a:b], claimants[a:b], {}, NeverMatch()).root
+                for item, (a, b) in zip(interactions, spans, strict=True)]
 
     def _store(self, accepted: list, owners: list[str]) -> list:
         """Write every entry in one pipeline; return those to publish (not source duplicates)."""

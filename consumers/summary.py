@@ -1,7 +1,7 @@
 """The CRM's customer summaries (`cxt summaries`): cx.customer-summary.v1, one per customer.
 
 A consumer group of its own (`<CXT_APP_ID>-summary`) reads cx.timeline.v1,
-cx.alerts.v1 and cx.customers.v1 in batches.  For each batch it updates what it
+cx.alerts.v1, cx.customers.v1 and cx.identity.v1 in batches.  For each batch it updates what it
 keeps in Redis (`store.summaries`), reads the state and the last 30 days
 of timeline of every customer the batch touched, publishes their summaries
 (`summarize`, pure) keyed by customer_id, waits for Kafka to confirm them, and
@@ -12,7 +12,7 @@ backoff, never skip it.
 
 Erasure.  A null value on cx.customers.v1 deletes the feed's state for that
 customer and publishes a tombstone (the worker erases the timeline on the same
-record).  The three topics are not ordered with one another, so a timeline entry
+record).  The topics are not ordered with one another, so a timeline entry
 or alert event published *before* the erasure can be read *after* it (later in
 the batch, or from a partition that lags) and would otherwise bring the
 customer's summary back after the tombstone.  The erasure therefore leaves a
@@ -27,10 +27,39 @@ between that timestamp and the worker actually erasing (normally milliseconds;
 when the worker is behind on cx.customers.v1, as long as that lag), clocks that
 disagree by more than that, and a message read more than a week late.
 
+Merges (cx.identity.v1; other identity events and its tombstones are ignored).  The
+feed shows one customer for a merge, as the worker does: when C-1 is merged into
+C-2 the worker re-publishes C-1's entries and alerts under the root R now holding
+the timeline (customer_id R, filed_under C-1), which R's summary takes in like any
+other.  On `merged` the feed deletes C-1's state (not with the erasure marker: after
+an unmerge C-1's entries come back with their old accepted_at), publishes a
+tombstone for C-1 and R's summary again.  While C-1 is merged (the worker's
+`Keys.merged_into` is set) it keeps no state and gets no summary: its surveys and
+alerts are refused and a touch of it is withheld.  On `unmerged` (C-1 taken back
+from R) the worker re-publishes what it gave back under C-1, which rebuilds C-1's
+state; the feed takes out of R's state what is now C-1's (the bottom-2-box surveys
+among the entries in C-1's timeline, C-1's alerts, and R's newest survey if it is
+one of them, replaced by the newest left in R's timeline) and publishes both.
+
+Covered, although the topics are not ordered with one another: an `unmerged` read
+before the entries it gave back (they rebuild C-1 when they come), a `merged` read
+before or after R's re-published copies, C-1's entries from before the merge read
+after it (refused while C-1 is merged), and a `merged` read after the unmerge that
+followed it (C-1 is no longer merged: its state stays, no tombstone).  A survey or
+alert filed under another customer counts only while it is still in that
+customer's timeline or alerts, so R's copies from the merge read after the unmerge
+change nothing.  Not covered: an `unmerged` read once C-1 has already been merged
+again elsewhere (C-1's timeline is empty then, so R keeps C-1's bottom-2-box
+surveys and alerts until an erasure), and, with several instances, R's summary
+published by C-1's instance (identity events are keyed by C-1) racing one published
+by R's, so that the older snapshot lands last until R's next message.
+
 Several instances can share the group: the range assignor gives each instance
-the same partition numbers of the three topics, and with equal partition counts
+the same partition numbers of the four topics, and with equal partition counts
 and customer_id keys that is the same customers, so one customer's erasure and
-summaries are handled by one instance, in order.
+summaries are handled by one instance, in order (except a root's after an unmerge,
+above: the identity event is keyed by the customer given back; the writes to the
+root's state are atomic scripts, safe next to its own instance's).
 """
 
 from __future__ import annotations
@@ -54,6 +83,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from domain.alerts import OPEN_STATUSES
 from domain.contacts import contact_key, normalise_intent, parse_ms
+from domain.identity import MERGED, UNMERGED
 from domain.surveys import is_bottom_2_box
 from kernel import logsafe, retry
 from kernel.access import check_access_at_start
@@ -65,7 +95,14 @@ from kernel.topics import ensure_topics
 from schemas.validate import survey_scale
 from store.keys import is_provisional
 from store.stores import connect_redis, stores_on
-from store.summaries import AlertSeen, CustomerState, Erasure, SummaryState, SurveySeen
+from store.summaries import (
+    AlertSeen,
+    CustomerState,
+    Erasure,
+    SummaryState,
+    SurveySeen,
+    Unmerge,
+)
 
 log = logging.getLogger("cxt.summary")
 
@@ -211,8 +248,12 @@ class BatchChanges:
     erasures: dict[str, int] = field(default_factory=dict)  # customer -> erasure ms
     surveys: list[SurveySeen] = field(default_factory=list)
     alerts: list[AlertSeen] = field(default_factory=list)
-    # Customer -> time of its newest timeline entry or alert event in the batch: a
-    # summary is due when that is after the customer's erasure marker (or there is none).
+    # Customer -> time of its `merged` identity event (the latest of the batch's).
+    merges: dict[str, int] = field(default_factory=dict)
+    unmerges: list[Unmerge] = field(default_factory=list)
+    # Customer -> time of its newest timeline entry, alert event or identity event in the
+    # batch: a summary is due when that is after the customer's erasure marker (or there
+    # is none) and the customer is not merged into another.
     touched: dict[str, int] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
 
@@ -223,6 +264,9 @@ def read_batch(records: Iterable[ConsumerRecord], topics: Topics, now_ms: int) -
     for record in records:
         if record.topic == topics.customers:
             _customer_record(record, changes, now_ms)
+            continue
+        if record.topic == topics.identity:
+            _identity_event(record, changes, now_ms)
             continue
         if record.value is None:  # the worker's tombstone of an erased customer: the null
             changes.skipped["tombstone"] += 1  # record on cx.customers.v1 does the erasing
@@ -271,7 +315,7 @@ def _timeline_entry(entry: dict, record: ConsumerRecord, now_ms: int,
         changes.skipped["unreadable"] += 1
         return at
     changes.surveys.append(SurveySeen(entry["customer_id"], at, occurred, entry["event_id"],
-                                      survey, survey["bottom_2_box"]))
+                                      survey, survey["bottom_2_box"], _moved(entry)))
     return at
 
 
@@ -285,8 +329,39 @@ def _alert_event(alert: dict, record: ConsumerRecord, now_ms: int,
     latest = history[-1] if isinstance(history, list) and history else {}
     at = (parse_ms(latest.get("at") if isinstance(latest, dict) else None)
           or parse_ms(alert.get("raised_at")) or _record_ms(record, now_ms))
-    changes.alerts.append(AlertSeen(alert["customer_id"], at, alert_id, version, status))
+    changes.alerts.append(AlertSeen(alert["customer_id"], at, alert_id, version, status,
+                                    _moved(alert)))
     return at
+
+
+def _moved(value: dict) -> bool:
+    """Filed under another customer: it came with a merge (or arrived while merged)."""
+    first = value.get("filed_under")
+    return isinstance(first, str) and bool(first) and first != value["customer_id"]
+
+
+def _identity_event(record: ConsumerRecord, changes: BatchChanges, now_ms: int) -> None:
+    if record.value is None:  # follows the customer's erasure: cx.customers.v1's does it
+        changes.skipped["tombstone"] += 1
+        return
+    try:
+        event = orjson.loads(record.value)
+    except orjson.JSONDecodeError:
+        event = None
+    if not isinstance(event, dict) or event.get("event") not in (MERGED, UNMERGED):
+        changes.skipped["unreadable" if not isinstance(event, dict) else "identity event"] += 1
+        return
+    cid, root = event.get("customer_id"), event.get("root") or event.get("into")
+    if not (isinstance(cid, str) and cid and isinstance(root, str) and root and cid != root):
+        changes.skipped["unreadable"] += 1
+        return
+    at = parse_ms(event.get("at")) or _record_ms(record, now_ms)
+    if event["event"] == MERGED:
+        changes.merges[cid] = max(changes.merges.get(cid, at), at)
+    else:
+        changes.unmerges.append(Unmerge(cid, root))
+        changes.touched[cid] = max(changes.touched.get(cid, at), at)
+    changes.touched[root] = max(changes.touched.get(root, at), at)
 
 
 def _record_ms(record: ConsumerRecord, now_ms: int) -> int:
@@ -327,13 +402,14 @@ class SummaryFeed:
         group = f"{settings.app_id}-summary"
         consumer = make_consumer(
             settings, self.topics.timeline, self.topics.alerts, self.topics.customers,
-            group_id=group, partition_assignment_strategy=(RangePartitionAssignor,))
+            self.topics.identity, group_id=group,
+            partition_assignment_strategy=(RangePartitionAssignor,))
         producer = make_producer(settings, client_id=group)
         self.state = stores_on(connect_redis(settings, socket_timeout=10,
                                              socket_connect_timeout=5), settings).summaries
-        log.info("summaries: reading %s, %s, %s as group %s; publishing %s",
-                 self.topics.timeline, self.topics.alerts, self.topics.customers, group,
-                 self.topics.customer_summary)
+        log.info("summaries: reading %s, %s, %s, %s as group %s; publishing %s",
+                 self.topics.timeline, self.topics.alerts, self.topics.customers,
+                 self.topics.identity, group, self.topics.customer_summary)
         try:
             await consumer.start()
             self.producer = await start_producer(producer)
@@ -366,19 +442,28 @@ class SummaryFeed:
         changes = read_batch(records, self.topics, int(time.time() * 1000))
         await self.state.apply([Erasure(cid, at) for cid, at in changes.erasures.items()],
                                changes.surveys, changes.alerts)
+        merged = list(changes.merges)
+        forgotten = [cid for cid, gone in zip(merged, await self.state.forget_merged(merged),
+                                              strict=True) if gone]
+        # Merged meanwhile undone: no tombstone, a summary of the customer on its own.
+        for cid in set(merged) - set(forgotten):
+            changes.touched[cid] = max(changes.touched.get(cid, 0), changes.merges[cid])
+        await self.state.take_back(changes.unmerges, survey_summary)
         now_ms = int(time.time() * 1000)
         states = await self.state.read(list(changes.touched), now_ms - MONTH_DAYS * DAY_MS)
-        due = [s for s in states
-               if s.erased_ms is None or changes.touched[s.customer_id] > s.erased_ms]
+        due = [s for s in states if not s.merged
+               and (s.erased_ms is None or changes.touched[s.customer_id] > s.erased_ms)]
         await self._fill_last_contacts(due, now_ms - MONTH_DAYS * DAY_MS)
-        messages: list[tuple[str, bytes | None]] = [(cid, None) for cid in changes.erasures]
+        tombstones = list(dict.fromkeys([*changes.erasures, *forgotten]))
+        messages: list[tuple[str, bytes | None]] = [(cid, None) for cid in tombstones]
         messages += [(s.customer_id, orjson.dumps(summarize(
             s.customer_id, s.entries, s.last_survey, s.bottom_2_box_count,
             open_alert_ids(s.alerts), now_ms))) for s in due]
         await self._publish(messages)
         self.counts.update({"in": len(records), "summaries": len(due),
-                            "tombstones": len(changes.erasures),
-                            # Touched only by messages from before its erasure: no summary.
+                            "tombstones": len(tombstones),
+                            # Touched only by messages from before its erasure, or merged
+                            # into another customer: no summary.
                             "withheld": len(states) - len(due),
                             **{f"skipped:{k}": v for k, v in changes.skipped.items()}})
 
@@ -426,8 +511,9 @@ class SummaryFeed:
         skipped = {k.split(":", 1)[1]: v for k, v in self.counts.items()
                    if k.startswith("skipped:") and v}
         log.info("status: %d records in (%.0f/s), %d summaries published, %d tombstones, "
-                 "%d withheld after erasure, skipped %s", total, rate, self.counts["summaries"],
-                 self.counts["tombstones"], self.counts["withheld"], skipped or "none")
+                 "%d withheld (erased or merged), skipped %s", total, rate,
+                 self.counts["summaries"], self.counts["tombstones"], self.counts["withheld"],
+                 skipped or "none")
 
 
 def _is_contact(entry: dict) -> bool:

@@ -342,15 +342,29 @@ def cmd_customers(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         customer_cases.check_customer_id(args.customer_id)
-    except customer_cases.CustomerCommandError as exc:
-        raise UsageError(str(exc)) from None
-    view = asyncio.run(customer_cases.view_customer(settings, args.customer_id))
+        if args.customer_action == "merge-preview":
+            customer_cases.check_customer_id(args.into, "into")
+            preview = asyncio.run(customer_cases.preview_merge(settings, args.customer_id,
+                                                               args.into))
+        else:
+            view = asyncio.run(customer_cases.view_customer(settings, args.customer_id))
+    except customer_cases.BadCustomerInput as exc:
+        raise UsageError(str(exc) if exc.field == "customer_id" else f"{exc.field}: {exc}"
+                         ) from None
+    except customer_cases.MergeRefused as exc:
+        raise UsageError(f"no merge to preview: {exc}") from None
+    if args.customer_action == "merge-preview":
+        if args.json:
+            print(orjson.dumps(customer_cases.preview_json(preview)).decode())
+        else:
+            customers.print_preview(preview)
+        return 0
     if args.customer_action == "show":
         if not view.known:
             return _fail(f"no customer {args.customer_id!r}: no record, no timeline and no "
                          "alerts under that id", 1)
         if args.json:
-            print(orjson.dumps(customers.view_json(view)).decode())
+            print(orjson.dumps(customer_cases.view_json(view)).decode())
         else:
             customers.print_view(view)
         return 0
@@ -478,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     summaries = sub.add_parser(
         "summaries", help="keep cx.customer-summary.v1 up to date (Ctrl-C stops)",
-        description="Consume the timeline, alerts and customer topics and publish one "
+        description="Consume the timeline, alerts, customer and identity topics and publish one "
         "summary per customer on the compacted topic cx.customer-summary.v1 (a tombstone "
         "when the customer is erased).")
     summaries.set_defaults(run=cmd_summaries)
@@ -602,16 +616,29 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
                               "is unclassified")
 
     customers = sub.add_parser(
-        "customers", help="show what is held about a customer, or erase the customer",
-        description="show: the customer record, its identifiers and what they resolve to, "
-        "the provisional profiles linked into its timeline, its alerts.  erase: publish "
-        "the null record on the customers topic (the contract's erasure) and wait until "
-        "the worker has deleted the customer's data; asks first unless --yes.")
+        "customers", help="show what is held about a customer, preview a merge, or erase "
+        "the customer",
+        description="show: the customer record, its identifiers and every customer that "
+        "claims each, its merge and the customers merged into it, the provisional and "
+        "ambiguous profiles linked into its timeline, its alerts.  merge-preview: what a "
+        "record merging the customer into another would move (reads only).  erase: "
+        "publish the null record on the customers topic (the contract's erasure) and wait "
+        "until the worker has deleted the customer's data; asks first unless --yes.")
     customer_actions = customers.add_subparsers(dest="customer_action", metavar="ACTION",
                                                 required=True)
-    show_customer = customer_actions.add_parser("show", help="the record, identifiers, links")
+    show_customer = customer_actions.add_parser(
+        "show", help="the record, identifiers and their claimants, merges, links")
     show_customer.add_argument("customer_id")
     show_customer.add_argument("--json", action="store_true")
+    preview = customer_actions.add_parser(
+        "merge-preview", help="what merging CUSTOMER_ID into INTO would move",
+        description="What a customer record for CUSTOMER_ID with merged_into: INTO would "
+        "move into INTO's timeline (or the timeline INTO is merged into): entries by "
+        "channel, alerts, identifiers.  Reads only; publishes nothing.  A merge the worker "
+        "would refuse (a loop) or has made already is refused here (exit 2).")
+    preview.add_argument("customer_id")
+    preview.add_argument("into")
+    preview.add_argument("--json", action="store_true")
     erase = customer_actions.add_parser("erase", help="erase the customer (cannot be undone)")
     erase.add_argument("customer_id")
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")

@@ -7,6 +7,8 @@ import time
 
 from dashboard.context import build_context
 from dashboard.services import Services
+from domain.identity import is_ambiguous
+from usecases.customers import candidates_of
 
 # Contacts that reach an agent: the moment to push the customer's context.
 TRIGGER_TYPES = frozenset({"call.started", "chat.started", "email.received"})
@@ -26,5 +28,21 @@ async def agent_context(services: Services, customer_id: str, *, intent: str | N
         customer_id=customer_id, profile=profiles[0], entries=entries, alerts=alerts,
         intent=intent, contact=contact, config=services.agent_config,
         now_ms=int(time.time() * 1000), limit=limit)
+    if is_ambiguous(customer_id):
+        context["who_is_calling"] = await who_is_calling(services, customer_id, contact, entries)
     services.metrics.context_seconds.observe(time.perf_counter() - started)
     return context
+
+
+async def who_is_calling(services: Services, profile_id: str, contact: dict | None,
+                         entries: list[dict]) -> dict:
+    """An ambiguous profile's question to the agent: the customers who claim its
+    identifier (each at its root) and the interaction a confirmation files, that of the
+    live contact, or on a look-up the profile's newest."""
+    candidates = await candidates_of(services.timelines, services.identities, profile_id)
+    event_id = contact.get("event_id") if isinstance(contact, dict) else None
+    if not isinstance(event_id, str) and entries:
+        event_id = entries[0].get("event_id")
+    return {"profile_id": profile_id, "event_id": event_id if isinstance(event_id, str) else None,
+            "waiting": len(entries),
+            "candidates": [{"customer_id": c.customer_id, "name": c.name} for c in candidates]}

@@ -20,6 +20,7 @@ from dashboard.params import Query, check_id, json_body
 from dashboard.services import Services
 from domain import contact_reasons
 from domain.alerts import ACTION_OF, CALLBACK_OUTCOMES, STATUSES
+from domain.identity import NeverMatch
 from domain.records import AlertAction
 from domain.rules import CATEGORIES, UNCLASSIFIED
 from domain.survey_metrics import MAX_DAYS, MAX_HOURS, rows_to_json
@@ -39,6 +40,19 @@ from usecases.alerts import (
     open_alerts_of,
     page_of,
     submit_action,
+)
+from usecases.customers import (
+    BadCustomerInput,
+    MergeRefused,
+    NotACandidate,
+    UnknownInteraction,
+    check_confirmation,
+    check_customer_id,
+    confirm_caller,
+    customer_view,
+    merge_preview,
+    preview_json,
+    view_json,
 )
 from usecases.report import contact_rows_from, survey_rows_from
 
@@ -132,6 +146,77 @@ async def context(request: Request) -> FastJSONResponse:
     return _json(await agent_context(
         _services(request), customer_id, intent=query.text("intent"),
         limit=query.integer("limit", DEFAULT_LIMIT, 1, 1000)))
+
+
+# -- customers: what is held, merge previews, who is calling ------------------------------
+
+
+def _crm_id(value: str, field: str) -> str:
+    """A CRM customer id (not a provisional profile's), or 400 naming the field."""
+    try:
+        return check_customer_id(check_id(value, field), field)
+    except BadCustomerInput as exc:
+        raise bad_request(f"{field}: {exc}") from None
+
+
+async def customer(request: Request) -> FastJSONResponse:
+    """What `cxt customers show --json` prints: record (personal data, hence advisory
+    roles only), identifiers and their claimants, merges, linked profiles, alerts."""
+    _caller(request, ADVISORY)
+    Query(request, ())
+    customer_id = _crm_id(request.path_params["customer_id"], "customer_id")
+    services = _services(request)
+    view = await customer_view(services.timelines, services.identities, services.alerts,
+                               customer_id, NeverMatch(services.settings.identity_never_match))
+    if not view.known:
+        raise not_found(f"no customer {customer_id!r}: no record, no timeline and no alerts "
+                        "under that id")
+    return _json(view_json(view))
+
+
+async def customer_merge_preview(request: Request) -> FastJSONResponse:
+    """What `cxt customers merge-preview ID INTO --json` prints; reads only."""
+    _caller(request, ADVISORY)
+    query = Query(request, ("into",))
+    customer_id = _crm_id(request.path_params["customer_id"], "customer_id")
+    into = query.params.get("into")
+    if not into:
+        raise bad_request("into: the customer to merge into is required (?into=C-2)")
+    into = _crm_id(into, "into")
+    services = _services(request)
+    try:
+        preview = await merge_preview(services.timelines, services.identities,
+                                      services.alerts, customer_id, into)
+    except MergeRefused as exc:
+        raise ApiError(409, exc.reason, f"into: {exc}") from None
+    return _json(preview_json(preview))
+
+
+_CONFIRM_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "profile_id": str, "event_id": str, "customer_id": str}
+
+
+async def confirm_identity(request: Request) -> FastJSONResponse:
+    """An agent confirms who is calling on an interaction of an ambiguous profile: the
+    action is published on the identity-actions topic and the worker files it (202)."""
+    token = _caller(request, ("agent",))
+    Query(request, ())
+    body = await json_body(request, _CONFIRM_FIELDS, max_lengths={"profile_id": 300})
+    services = _services(request)
+    try:
+        profile_id, event_id, customer_id = check_confirmation(
+            body.get("profile_id"), body.get("event_id"), body.get("customer_id"))
+        action = await confirm_caller(
+            services.timelines, services.identities, services.alerts, services.producer,
+            services.settings.topics.identity_actions, profile_id=profile_id,
+            event_id=event_id, customer_id=customer_id, actor=token.subject)
+    except BadCustomerInput as exc:
+        raise ApiError(422, "invalid_body", f"{exc.field}: {exc}") from None
+    except NotACandidate as exc:
+        raise ApiError(409, "not_a_candidate", f"customer_id: {exc}") from None
+    except UnknownInteraction as exc:
+        raise ApiError(409, "unknown_event", f"event_id: {exc}") from None
+    return _json(action, 202)
 
 
 # -- alerts -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from dashboard.auth import SUBPROTOCOL, authorize, offered_subprotocols
 from dashboard.errors import ApiError, not_found
 from dashboard.params import check_id
 from dashboard.services import Services
+from domain.contacts import parse_ms
 from kernel.kafka import make_consumer
 from kernel.settings import ApiToken
 
@@ -48,6 +49,10 @@ MAX_CONTEXT_BUILDS = 32
 # Cheap byte tests that skip parsing the timeline entries that cannot be triggers.
 _TRIGGER_MARKS = tuple(f'"{t}"'.encode() for t in TRIGGER_TYPES)
 
+
+# A trigger entry published this long after the worker accepted it is an old contact that
+# identity moved (a merge or an unmerge), not one reaching an agent now.
+REPUBLISHED_AFTER_MS = 120_000
 
 # How often the tokens file is looked at, and open websockets checked against it.
 TOKEN_CHECK_S = 2.0
@@ -199,7 +204,8 @@ class Hub:
             except (orjson.JSONDecodeError, TypeError, KeyError):
                 continue  # not a contact with an agent: nobody to tell
             if (isinstance(agent_id, str) and agent_id in self.agent_clients
-                    and entry.get("type") in TRIGGER_TYPES):
+                    and entry.get("type") in TRIGGER_TYPES
+                    and is_new_contact(entry, record.timestamp)):
                 task = asyncio.create_task(self._push_context(agent_id, entry, record.timestamp))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -225,6 +231,17 @@ class Hub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def is_new_contact(entry: dict, published_ms: int | None) -> bool:
+    """Whether a trigger entry on the timeline topic is a contact reaching its agent now,
+    not an old one published again because identity moved it: linked from a provisional
+    profile, confirmed out of an ambiguous one (`linked_from`), or moved by a merge or an
+    unmerge (accepted long before it was published again)."""
+    if entry.get("linked_from"):
+        return False
+    accepted = parse_ms(entry.get("accepted_at"))
+    return accepted is None or not published_ms or published_ms - accepted <= REPUBLISHED_AFTER_MS
 
 
 # -- websocket endpoints ---------------------------------------------------------------

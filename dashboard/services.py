@@ -19,6 +19,7 @@ from kernel.redis_client import RedisClient
 from kernel.settings import Settings
 from kernel.topics import ensure_topics
 from store.alerts import AlertStore
+from store.identities import IdentityStore
 from store.stores import connect_redis, stores_on
 from store.timeline import TimelineStore
 
@@ -28,6 +29,7 @@ class Services:
     settings: Settings
     redis: RedisClient
     timelines: TimelineStore
+    identities: IdentityStore
     alerts: AlertStore
     producer: AIOKafkaProducer
     rules: Rules
@@ -66,6 +68,7 @@ async def open_services(settings: Settings, metrics: DashboardMetrics
             settings=settings,
             redis=redis,
             timelines=stores.timelines,
+            identities=stores.identities,
             alerts=stores.alerts,
             producer=producer,
             rules=rules,

@@ -18,6 +18,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain.identity import is_provisional
 from domain.records import Alert, AlertAction, TimelineEntry
 from domain.rules import CATEGORIES, UNCLASSIFIED, Classification
 
@@ -60,7 +61,7 @@ def new_alert(
     """The alert for a bottom-2-box survey entry (a timeline entry of channel survey)."""
     payload = survey["payload"]
     contact_id = payload.get("contact_id")
-    return {
+    alert: Alert = {
         "alert_id": alert_id_for(survey["event_id"]),
         "event": "raised",
         "status": OPEN,
@@ -89,6 +90,24 @@ def new_alert(
         "source": survey.get("source"),
         "history": [{"event": "raised", "at": raised_at}],
     }
+    if survey.get("filed_under"):  # the survey's customer is merged into this one
+        alert["filed_under"] = survey["filed_under"]
+    return alert
+
+
+def refiled_alert(alert: Alert, to: str, now: str) -> Alert | None:
+    """The alert moved to customer `to` (a merge, an unmerge or a confirmed caller),
+    remembering the customer it was first filed under; None when it is there already."""
+    current = alert["customer_id"]
+    if current == to:
+        return None
+    first = alert.get("filed_under") or current
+    changed: Alert = {**alert, "customer_id": to}
+    if first == to or is_provisional(first):
+        changed.pop("filed_under", None)
+    else:
+        changed["filed_under"] = first
+    return advance(changed, {"event": "updated", "at": now, "customer_from": current})
 
 
 def mark_rated(context: list[TimelineEntry], rated_contact: TimelineEntry | None

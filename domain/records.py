@@ -27,6 +27,8 @@ class TimelineEntry(TypedDict):
     identity: NotRequired[dict[str, Any]]
     provisional: NotRequired[bool]
     linked_from: NotRequired[str]
+    # The customer it was first filed under, when it is not the one holding it (merges).
+    filed_under: NotRequired[str]
     sentiment: NotRequired[dict[str, Any]]
 
 
@@ -85,3 +87,5 @@ class Alert(TypedDict):
     linked_alerts: NotRequired[list[str]]
     # Bottom-2-box alerts linked to an open negative-interaction alert.
     linked_alert_id: NotRequired[str]
+    # The customer it was first filed under, when it is not the one holding it (merges).
+    filed_under: NotRequired[str]

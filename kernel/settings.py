@@ -30,7 +30,8 @@ KAFKA_VERSION = "4.1.1"
 CHANNELS: tuple[str, ...] = ("call", "chat", "email", "survey", "social")
 # Every named topic of `Topics`; CXT_TOPIC_<NAME> overrides each.
 TOPIC_NAMES: tuple[str, ...] = (*CHANNELS, "customers", "timeline", "alerts", "alert_actions",
-                                "deadletter", "customer_summary", "webhook_deadletter")
+                                "deadletter", "customer_summary", "webhook_deadletter",
+                                "identity", "identity_actions")
 
 
 class SettingsError(ConfigError):
@@ -333,6 +334,8 @@ class Topics:
     deadletter: str = "cx.deadletter.v1"
     customer_summary: str = "cx.customer-summary.v1"
     webhook_deadletter: str = "cx.webhook-deadletter.v1"
+    identity: str = "cx.identity.v1"
+    identity_actions: str = "cx.identity-actions.v1"
     partitions: int = 6
     replication: int = 1
 
@@ -388,6 +391,7 @@ class Settings:
     escalation_check_s: int = 15
     alert_rules_path: Path = CONFIG_DIR / "alert_rules.toml"
     signals_path: Path = CONFIG_DIR / "signals.toml"
+    identity_never_match: tuple[str, ...] = ()
     state_dir: Path = Path(".cxt")
     cache_dir: Path = Path.home() / ".cache" / "cx-timeline"
     kafka_version: str = KAFKA_VERSION
@@ -497,6 +501,24 @@ def _number(minimum: int = 0, maximum: int = _INT_MAX) -> Reader:
     return read
 
 
+IDENTIFIER_KINDS = ("phone:", "email:", "social:")
+
+
+def _never_match(env: Mapping[str, str], name: str, default: tuple[str, ...]
+                 ) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    patterns = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for pattern in patterns:
+        if not pattern.startswith(IDENTIFIER_KINDS) or len(pattern) > 300:
+            raise SettingsError(
+                f"{name}: {pattern[:60]!r} is not an identifier pattern; each starts with "
+                f"phone:, email: or social: (e.g. phone:+442070000000,email:noreply@*)")
+    # Matched against normalised identifiers (schemas.validate): written the same way.
+    return tuple("".join(p.split()) if p.startswith("phone:") else p.lower() for p in patterns)
+
+
 def _write_flag(value: bool) -> str:
     return "true" if value else "false"
 
@@ -513,6 +535,9 @@ _TOPIC_MEANINGS = {
     "deadletter": "inbound values that failed validation, with the reason",
     "customer_summary": "per-customer summaries for the CRM (compacted; `cxt summaries`)",
     "webhook_deadletter": "webhook deliveries that failed for good",
+    "identity": "every identity decision: claimed, released, merged, unmerged, ambiguous, "
+                "confirmed",
+    "identity_actions": "agents' confirmations of who is calling on a shared identifier",
 }
 
 CONNECTIONS, TOPICS, WORKER, ALERTS, DASHBOARD, LOCAL = (
@@ -630,6 +655,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CXT_SIGNALS", "signals_path",
              "the negative-interaction signals: sentiment threshold, escalation phrases, "
              "repeat-contact and operational limits", _path, section=ALERTS),
+    Variable("CXT_IDENTITY_NEVER_MATCH", "identity_never_match",
+             "comma-separated identifiers never used to match an interaction to a customer "
+             "(switchboard numbers, shared mailboxes): `phone:+442070000000,email:noreply@*` "
+             "(`*` and `?` match any text and one character)", lambda env, name, default, _:
+             _never_match(env, name, default), ",".join, section=WORKER),
     Variable("CXT_DASHBOARD_HOST", "dashboard_host", "the dashboard's bind address", _text,
              section=DASHBOARD),
     Variable("CXT_DASHBOARD_PORT", "dashboard_port", "the dashboard's port",

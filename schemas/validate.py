@@ -86,6 +86,7 @@ _envelope_is_valid = is_valid_check(_envelope_document())
 _PAYLOAD_IS_VALID = {channel: is_valid_check(load_schema(f"payloads/{channel}.v1"))
                      for channel in PAYLOAD_VALIDATORS}
 _validate_action_schema = validator("alert-action.v1")
+_validate_identity_action_schema = validator("identity-action.v1")
 
 # Values quoted in messages are cut short: a message is for reading, and the
 # dead-letter record already carries the original bytes.
@@ -193,6 +194,11 @@ def _check_object(raw: bytes | None, validate: Validator) -> dict | Rejection:
         return rejected.rejection
     except Exception as exc:  # same promise as check_interaction
         return _unexpected(exc)
+
+
+def check_identity_action(raw: bytes | None) -> dict | Rejection:
+    """Validate a value from cx.identity-actions.v1 (schemas/identity-action.v1.json)."""
+    return _check_object(raw, _validate_identity_action_schema)
 
 
 def identity_keys(identity: dict) -> list[str]:

@@ -415,6 +415,28 @@ class AlertStore:
         found = await self.get_many(sorted(text(m) for m in members))
         return [a for a in found if a is not None]
 
+    async def refile(self, alert_ids: Sequence[str], source: str, to: str) -> None:
+        """Move alert ids from one customer's set to another's (the alerts themselves are
+        rewritten with `replace_many`); waits for rated contacts go too."""
+        if not alert_ids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.customer_alerts(to), *alert_ids)
+        pipe.srem(self.keys.customer_alerts(source), *alert_ids)
+        await pipe.execute()
+
+    async def erase(self, alert_ids: Sequence[str], customer_id: str) -> None:
+        """Delete these alerts of the customer (the parts of a merge being erased)."""
+        if not alert_ids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for alert_id in alert_ids:
+            pipe.delete(self.keys.alert(alert_id), self.keys.rated_early(alert_id))
+        pipe.zrem(self.keys.alerts_recent(), *alert_ids)
+        pipe.zrem(self.keys.alerts_due(), *alert_ids)
+        pipe.srem(self.keys.customer_alerts(customer_id), *alert_ids)
+        await pipe.execute()
+
     async def erase_customer(self, customer_id: str) -> list[str]:
         """Delete the customer's alerts (they quote the customer's interactions) and take
         them out of both indexes; returns their ids."""

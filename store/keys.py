@@ -16,21 +16,20 @@ from typing import TypeVar
 
 from redis.crc import key_slot
 
+# Re-exported: the profile ids' marks are the domain's (domain.identity).
+from domain.identity import (
+    AMBIGUOUS_MARK,
+    PROVISIONAL_MARK,
+    ambiguous_id,
+    is_ambiguous,
+    is_provisional,
+    provisional_id,
+)
+
+__all__ = ["AMBIGUOUS_MARK", "PROVISIONAL_MARK", "Keys", "ambiguous_id", "is_ambiguous",
+           "is_provisional", "provisional_id", "slot_groups"]
+
 T = TypeVar("T")
-
-# Provisional profiles (events whose identity is not known yet) are keyed by
-# "~" + identifier key, e.g. "~phone:+442071234567". The customer schema
-# forbids a leading "~" in CRM ids, so the two namespaces cannot meet.
-PROVISIONAL_MARK = "~"
-
-
-def provisional_id(identity_key: str) -> str:
-    return PROVISIONAL_MARK + identity_key
-
-
-def is_provisional(customer_id: str) -> bool:
-    return customer_id.startswith(PROVISIONAL_MARK)
-
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -115,8 +114,22 @@ class Keys:
         return f"{self.prefix}:{{k:{hour[:8]}}}:{hour[8:]}:seen"
 
     def identity(self, identity_key: str) -> str:
-        """String: identifier ("phone:+44...") -> customer_id that claims it."""
+        """String: identifier ("phone:+44...") -> the customer ids that claim it, joined
+        by newlines (store.identities)."""
         return f"{self.prefix}:{{{identity_key}}}:id"
+
+    def merged_into(self, customer_id: str) -> str:
+        """String: the customer this one is merged into (its record's `merged_into`)."""
+        return f"{self.prefix}:{{{customer_id}}}:into"
+
+    def merged_from(self, customer_id: str) -> str:
+        """Set: the customers merged straight into this one."""
+        return f"{self.prefix}:{{{customer_id}}}:merged"
+
+    def provisional_aliases(self, identity_key: str) -> str:
+        """Set: provisional profiles holding an entry that carries this identifier after
+        the one the profile is named after."""
+        return f"{self.prefix}:{{{identity_key}}}:alias"
 
     # -- the CRM summary feed (consumers/summary.py); erased with the customer ------
 

@@ -402,3 +402,22 @@ class NegativeStore:
     async def erase_customer(self, customer_id: str) -> None:
         await self.redis.delete(self.keys.contacts(customer_id),
                                 self.keys.open_negative(customer_id))
+
+    async def merge_into(self, source: str, to: str) -> None:
+        """Fold a merged customer's contact memory and open-alert claims into the root's
+        (the root's own win where both hold one), then drop the merged customer's.
+        They stay with the root after an unmerge: they only steer detection."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.contacts(source))
+        pipe.hgetall(self.keys.open_negative(source))
+        pipe.ttl(self.keys.contacts(source))
+        contacts, open_, ttl = await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for target, fields in ((self.keys.contacts(to), contacts),
+                               (self.keys.open_negative(to), open_)):
+            for name, value in fields.items():
+                pipe.hsetnx(target, name, value)
+        if contacts and ttl > 0:
+            pipe.expire(self.keys.contacts(to), ttl, nx=True)
+        pipe.delete(self.keys.contacts(source), self.keys.open_negative(source))
+        await pipe.execute()

@@ -16,6 +16,7 @@ from kernel.redis_client import RedisClient, connect
 from kernel.settings import Settings
 from store.alerts import AlertStore
 from store.contact_reasons import ContactReasonStore
+from store.identities import IdentityStore
 from store.keys import Keys
 from store.negatives import NegativeStore
 from store.replays import ReplayLog
@@ -28,6 +29,7 @@ class Stores:
     redis: RedisClient
     keys: Keys
     timelines: TimelineStore
+    identities: IdentityStore
     alerts: AlertStore
     summaries: SummaryState
     contact_reasons: ContactReasonStore
@@ -42,6 +44,7 @@ def stores_on(redis: RedisClient, settings: Settings) -> Stores:
         keys=keys,
         timelines=TimelineStore(redis, keys, max_entries=settings.timeline_max_entries,
                                 max_age_days=settings.timeline_max_age_days),
+        identities=IdentityStore(redis, keys),
         alerts=AlertStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
         summaries=SummaryState(redis, keys),
         contact_reasons=ContactReasonStore(redis, keys, ttl_days=settings.timeline_max_age_days),

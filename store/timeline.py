@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import cast
 
 import orjson
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
 from domain.rated import CONTACT_ID_PAIRS
 from domain.records import TimelineEntry
-from kernel.redis_client import RedisClient, RedisPipeline, text
+from kernel.redis_client import RedisClient, text
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 
@@ -43,11 +42,14 @@ def is_survey_body(body: bytes) -> bool:
 
 
 # One call stores many entries (a batch, or the part of it in one cluster slot).
-# KEYS: per entry its timeline zset, entries hash and rated-contact waits (store.keys).
+# KEYS: per entry its timeline zset, entries hash, rated-contact waits and merge
+# (store.keys).
 # ARGV: max entries, min score (oldest occurred ms kept), the number k of channel-id
 # fields, k (field, channel) pairs (domain.rated), then per entry: event_id, score
 # (occurred ms), entry JSON.
-# Replies per entry 1 when inserted, else the stored JSON (so the caller can tell our
+# Replies per entry 1 when inserted, a one-element list holding the customer it is
+# merged into when the entry's customer is merged (nothing is written then: the caller
+# files it under that customer), else the stored JSON (so the caller can tell our
 # own redelivery from a source duplicate without a second round trip), then one list
 # of (entry number, ref, alert ids) triples: a survey's contact_id an entry answers
 # (its event_id or a channel id) and the alerts that wait for it, for new and already
@@ -94,12 +96,15 @@ local function waiting(i, waits, id, body)
   end
 end
 local replies = {}
-for i = 1, #KEYS / 3 do
-  local timeline, entries, waits = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+for i = 1, #KEYS / 4 do
+  local timeline, entries, waits = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1]
   local a = pairs_end + 3 * i - 2
   local id, body = ARGV[a], ARGV[a + 2]
+  local into = redis.call('GET', KEYS[4 * i])
+  if into then
+    replies[i] = {into}
   -- HSETNX first: nearly every entry is new, and then it is one command instead of two.
-  if redis.call('HSETNX', entries, id, body) == 0 then
+  elseif redis.call('HSETNX', entries, id, body) == 0 then
     replies[i] = redis.call('HGET', entries, id)
   else
     redis.call('ZADD', timeline, ARGV[a + 1], id)
@@ -115,7 +120,7 @@ for i = 1, #KEYS / 3 do
     end
     replies[i] = 1
   end
-  waiting(i, waits, id, body)
+  if not into then waiting(i, waits, id, body) end
 end
 replies[#replies + 1] = answered
 return replies
@@ -123,12 +128,13 @@ return replies
 # Entries per script call: bounds how long one call keeps Redis busy (~5 ms).
 ENTRIES_PER_CALL = 500
 
-# KEYS: identity key.  ARGV: customer id.  Deletes the mapping only if it
-# still points at that customer (another record may have claimed it since).
-_RELEASE_IDENTITY = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+# KEYS: a timeline zset and its entries hash.  ARGV: event ids.  Drops both halves at once.
+_DROP_ENTRIES = """
+redis.call('ZREM', KEYS[1], unpack(ARGV))
+redis.call('HDEL', KEYS[2], unpack(ARGV))
 return 0
 """
+
 
 
 class AddResult(Enum):
@@ -138,6 +144,8 @@ class AddResult(Enum):
     REDELIVERED = "redelivered"
     # Already stored from another record with the same event_id.
     DUPLICATE = "duplicate"
+    # Not stored: the entry's customer is merged into another (`Added.merged`).
+    MERGED = "merged"
 
 
 # slots, not frozen: one is made per event, and a frozen dataclass costs 4x as much to create.
@@ -167,6 +175,8 @@ class RatedWait:
 class Added:
     results: list[AddResult]
     waits: list[RatedWait]
+    # Entry index -> the customer its customer is merged into, for each MERGED result.
+    merged: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +195,7 @@ class TimelineStore:
         self._add = redis.register_script(_ADD_ENTRIES)
         # A single server takes any keys in one script call; a cluster only one slot's.
         self.one_slot = not isinstance(redis, RedisCluster)
-        self._release = redis.register_script(_RELEASE_IDENTITY)
+        self._drop = redis.register_script(_DROP_ENTRIES)
 
     async def add(self, entries: Sequence[NewEntry]) -> list[AddResult]:
         """Store entries not stored yet; one round trip, a script call per slot group."""
@@ -207,21 +217,27 @@ class TimelineStore:
             for e in group:
                 cid = e.customer_id
                 keys += (self.keys.timeline(cid), self.keys.entries(cid),
-                         self.keys.rated_waits(cid))
+                         self.keys.rated_waits(cid), self.keys.merged_into(cid))
                 args += (e.event_id, e.occurred_ms, e.body)
             calls.append((self._add, keys, args))
         results: dict[int, AddResult] = {}
+        into: dict[int, str] = {}
         waits: list[RatedWait] = []
         for group, replies in zip(groups, await run_scripts(self.redis, calls), strict=True):
             for e, reply in zip(group, replies, strict=False):  # the last reply: answered
-                results[id(e)] = classify_insert(reply, e.source)[0]
+                if isinstance(reply, list):
+                    results[id(e)] = AddResult.MERGED
+                    into[id(e)] = text(reply[0])
+                else:
+                    results[id(e)] = classify_insert(reply, e.source)[0]
             answered = replies[-1]
             for i, ref, alerts in zip(answered[::3], answered[1::3], answered[2::3],
                                       strict=True):
                 e = group[i - 1]
                 waits.append(RatedWait(e.customer_id, ref.decode(), tuple(alerts.decode().split()),
                                        retry=results[id(e)] is AddResult.REDELIVERED))
-        return Added([results[id(e)] for e in entries], waits)
+        return Added([results[id(e)] for e in entries], waits,
+                     {i: into[id(e)] for i, e in enumerate(entries) if id(e) in into})
 
     async def read(
         self,
@@ -315,23 +331,12 @@ class TimelineStore:
         another worker) stays, to be moved by whoever wrote it."""
         if not event_ids:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zrem(self.keys.timeline(customer_id), *event_ids)
-        pipe.hdel(self.keys.entries(customer_id), *event_ids)
-        await pipe.execute()
+        keys = [self.keys.timeline(customer_id), self.keys.entries(customer_id)]
+        # A script per chunk: a worker killed mid-way never leaves an id in the hash only.
+        await run_scripts(self.redis, [(self._drop, keys, list(event_ids[start:start + 1000]))
+                                       for start in range(0, len(event_ids), 1000)])
 
-    # -- identity index and customer profiles --------------------------------
-
-    async def lookup(self, identity_keys: Sequence[str]) -> list[str | None]:
-        if not identity_keys:
-            return []
-        if self.one_slot:
-            found = await self.redis.mget([self.keys.identity(key) for key in identity_keys])
-            return [None if v is None else text(v) for v in found]
-        pipe = self.redis.pipeline(transaction=False)
-        for key in identity_keys:
-            pipe.get(self.keys.identity(key))
-        return [None if v is None else v.decode() for v in await pipe.execute()]
+    # -- customer records and erasure --------------------------------------------
 
     async def profiles(self, customer_ids: Sequence[str]) -> list[dict | None]:
         if not customer_ids:
@@ -347,41 +352,8 @@ class TimelineStore:
             pipe.exists(self.keys.timeline(cid))
         return [bool(n) for n in await pipe.execute()]
 
-    async def apply_profiles(self, changes: Sequence[ProfileChange]) -> None:
-        """Write profile upserts and erasures, in order: one round trip on a single
-        server; on a cluster (no scripts in pipelines) a few per change."""
-        if not changes:
-            return
-        if not self.one_slot:
-            for change in changes:
-                await run_scripts(self.redis, self._releases([change]))
-                pipe = self.redis.pipeline(transaction=False)
-                self._upsert(pipe, change)
-                await pipe.execute()
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for change in changes:
-            for script, keys, args in self._releases([change]):
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            self._upsert(pipe, change)
-        try:
-            await pipe.execute()
-        except NoScriptError:  # Redis restarted: load and send it all again (idempotent)
-            await self.redis.script_load(_RELEASE_IDENTITY)
-            await self.apply_profiles(changes)
-
-    def _releases(self, changes: Sequence[ProfileChange]) -> list[ScriptCall]:
-        return [(self._release, [self.keys.identity(key)], [c.customer_id])
-                for c in changes for key in c.released]
-
-    def _upsert(self, pipe: RedisPipeline, change: ProfileChange) -> None:
-        cid = change.customer_id
-        if change.record is None:
-            pipe.delete(self.keys.profile(cid), self.keys.timeline(cid), self.keys.entries(cid))
-            return
-        pipe.set(self.keys.profile(cid), orjson.dumps(change.record))
-        for key in change.claimed:
-            pipe.set(self.keys.identity(key), cid)
+    async def erase(self, customer_id: str) -> None:
+        await self.redis.delete(self.keys.timeline(customer_id), self.keys.entries(customer_id))
 
     # -- read-only overview for `cxt customers show` ---------------------------
 
@@ -406,14 +378,6 @@ class CustomerOverview:
     record: dict | None  # the latest customer record; None: none (or erased)
     entries: int  # timeline entries stored
     linked: dict[str, int]  # provisional profile id -> entries moved from it
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileChange:
-    customer_id: str
-    record: dict | None  # None erases the customer
-    claimed: tuple[str, ...] = ()  # identity keys now pointing at this customer
-    released: tuple[str, ...] = ()  # identity keys it no longer claims
 
 
 def classify_insert(reply: object, source: dict | None) -> tuple[AddResult, dict | None]:

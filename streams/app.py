@@ -112,7 +112,8 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None
     processor = Processor(settings, stores.timelines, stores.alerts,
                           load_rules(settings.alert_rules_path),
                           signals=load_signals(settings.signals_path),
-                          negatives=stores.negatives, reasons=stores.contact_reasons)
+                          negatives=stores.negatives, reasons=stores.contact_reasons,
+                          identities=stores.identities)
     runner = BatchRunner(app, processor, metrics, outbound, lag_reader)
     inbound = BatchConsumer(settings, "interactions", list(settings.topics.inbound.values()),
                             runner, runner.processor.interactions)
@@ -120,6 +121,8 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None
     steps: dict[str, tuple[faust.TopicT, Step]] = {
         "customers": (app.topic(settings.topics.customers), runner.processor.customers),
         "alert-actions": (app.topic(settings.topics.alert_actions), runner.processor.actions),
+        "identity-actions": (app.topic(settings.topics.identity_actions),
+                             runner.processor.identity_actions),
     }
     for name, (topic, step) in steps.items():
         _batch_agent(app, name, topic, runner, step, settings)

@@ -83,9 +83,11 @@ function renderCustomer(ctx) {
     card.replaceChildren(
       h("div", { class: "customer-name" }, "Unknown customer"),
       h("div", { class: "customer-id" }, ctx.customer_id),
-      h("p", { class: "muted" }, String(ctx.customer_id).startsWith("~")
-        ? "Not yet in the CRM: this is a provisional id for an identity seen for the first time."
-        : "No CRM profile for this customer."),
+      h("p", { class: "muted" }, String(ctx.customer_id).startsWith("~?")
+        ? "Several customers share this identifier: confirm who is calling above."
+        : String(ctx.customer_id).startsWith("~")
+          ? "Not yet in the CRM: this is a provisional id for an identity seen for the first time."
+          : "No CRM profile for this customer."),
     );
     return;
   }
@@ -300,6 +302,64 @@ function renderEvents(ctx) {
   $("#event-counts").textContent = `${counts.relevant} relevant of ${counts.total}`;
 }
 
+// An ambiguous profile ("~?phone:..."): the customers who claim its identifier, one
+// Confirm each.  Names are text nodes (h() never parses HTML), so a record's name is
+// shown as written.
+function renderWhoIsCalling(ctx) {
+  const box = $("#who-is-calling");
+  const who = ctx.who_is_calling;
+  const ambiguous = String(ctx.customer_id).startsWith("~?") && who && typeof who === "object";
+  box.hidden = !ambiguous;
+  $("#who-status").textContent = "";
+  delete box.dataset.confirmed;
+  if (!ambiguous) {
+    $("#who-candidates").replaceChildren();
+    return;
+  }
+  box.dataset.profileId = who.profile_id || ctx.customer_id;
+  box.dataset.eventId = who.event_id || "";
+  const candidates = Array.isArray(who.candidates) ? who.candidates : [];
+  if (!candidates.length) {
+    $("#who-candidates").replaceChildren(h("li", { class: "muted" },
+      "No customer claims this identifier any more."));
+    return;
+  }
+  $("#who-candidates").replaceChildren(...candidates.map((c) => h(
+    "li", { class: "who-candidate", dataset: { customerId: c.customer_id } },
+    h("span", { class: "who-name" }, typeof c.name === "string" && c.name ? c.name : "(no name)"),
+    h("span", { class: "who-id" }, c.customer_id),
+    h("button", {
+      type: "button", class: "btn btn-primary who-confirm",
+      dataset: { customerId: c.customer_id }, disabled: who.event_id ? null : "",
+      title: `File this contact under ${c.customer_id}`,
+    }, "Confirm"),
+  )));
+}
+
+async function confirmCaller(button) {
+  const box = $("#who-is-calling");
+  const customerId = button.dataset.customerId;
+  const status = $("#who-status");
+  const buttons = [...box.querySelectorAll(".who-confirm")];
+  for (const b of buttons) b.disabled = true;
+  status.textContent = `Confirming ${customerId}…`;
+  status.dataset.state = "pending";
+  try {
+    await api("/api/identity/confirm", {
+      method: "POST",
+      body: { profile_id: box.dataset.profileId, event_id: box.dataset.eventId, customer_id: customerId },
+    });
+    box.dataset.confirmed = customerId;
+    button.closest(".who-candidate")?.classList.add("confirmed");
+    status.dataset.state = "done";
+    status.textContent = `Confirmed: this contact is being filed under ${customerId}.`;
+  } catch (err) {
+    for (const b of buttons) b.disabled = false;
+    status.dataset.state = "error";
+    status.textContent = `Could not confirm ${customerId}: ${errorText(err)}`;
+  }
+}
+
 function showContext(ctx, { live = false } = {}) {
   if (!ctx?.customer_id) return;
   currentCustomer = ctx.customer_id;
@@ -309,6 +369,7 @@ function showContext(ctx, { live = false } = {}) {
   const context = $("#context");
   context.dataset.customerId = ctx.customer_id;
   context.dataset.source = live ? "live" : "lookup";
+  renderWhoIsCalling(ctx);
   renderCustomer(ctx);
   renderContact(ctx);
   renderAtRisk(ctx);
@@ -386,6 +447,10 @@ function start() {
   $("#lookup-form").addEventListener("submit", (e) => {
     e.preventDefault();
     lookup($("#lookup-customer").value, $("#lookup-intent").value);
+  });
+  $("#who-candidates").addEventListener("click", (e) => {
+    const button = e.target.closest(".who-confirm");
+    if (button && !button.disabled) confirmCaller(button);
   });
   $("#previous").addEventListener("click", (e) => {
     const button = e.target.closest(".previous-contact");

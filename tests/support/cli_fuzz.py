@@ -75,6 +75,7 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("rules", "check"): ["--rules", "--signals"],
     ("rules", "explain"): ["FILE", "--rules"],
     ("customers", "show"): ["ID", "--json"],
+    ("customers", "merge-preview"): ["ID", "INTO", "--json"],
     ("customers", "erase"): ["ID", "--yes"],
     ("deadletters", "list"): ["--reason", "--topic", "--since", "--until", "--limit", "--json"],
     ("deadletters", "show"): ["ID", "--json"],
@@ -85,6 +86,7 @@ REQUIRED = {"--actor", "--outcome"}
 FLAGS = {"--no-demo", "--quiet", "--no-customers", "--json", "--yes", "--dry-run"}
 GOOD = {"ROLE": ["advisor", "agent", "service"], "SUBJECT": ["adv-ana", "A-007", "nobody"],
         "NAME": ["alert.v1", "nosuch.v9"], "ID": ["C-fuzz-1", "AL-nosuch"],
+        "INTO": ["C-fuzz-2", "C-fuzz-1"],
         "--channel": ["call", "survey"], "--since": ["7d", "2026-11-01T00:00:00Z"],
         "--until": ["1h", "2026-11-02T00:00:00Z"], "--limit": ["1", "50", "501"],
         "--status": ["open", "open,escalated"], "--category": ["skill", "unclassified"],

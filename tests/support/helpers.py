@@ -98,6 +98,28 @@ async def read_topic(settings: Settings, topic: str, *, until: Callable[[list], 
         await consumer.stop()
 
 
+async def alerts_through_a_marker(settings: Settings, customer_id: str) -> list[dict]:
+    """The alert events published (tombstones left out) until the alert of a new
+    bottom-2-box survey of `customer_id`, which this sends.
+
+    The survey follows the customer's earlier events on their partition, so once its
+    alert is out those have all been processed: a test can see that an alert (or an
+    update) never came without waiting out a timeout.
+    """
+    marker = envelope("survey", customer_id, score=1)
+    await produce_events(settings, [marker])
+
+    def alerts(records: list) -> list[dict]:
+        return [orjson.loads(r.value) for r in records if r.value is not None]
+
+    def marked(records: list) -> bool:
+        return any(a["survey_event_id"] == marker["event_id"] for a in alerts(records))
+
+    records = await read_topic(settings, settings.topics.alerts, until=marked)
+    assert marked(records), f"the marker survey {marker['event_id']} raised no alert"
+    return [a for a in alerts(records) if a["survey_event_id"] != marker["event_id"]]
+
+
 async def eventually(check: Callable[[], object], *, timeout: float = 30,
                      interval: float = 0.1) -> object:
     """Poll an async or sync `check` until it returns something truthy."""

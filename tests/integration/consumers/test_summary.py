@@ -31,6 +31,7 @@ from store.summaries import (
     Erasure,
     SummaryState,
     SurveySeen,
+    Unmerge,
 )
 from store.timeline import NewEntry, TimelineStore
 from tests.support.helpers import (
@@ -194,6 +195,26 @@ def test_read_batch() -> None:
     assert changes.skipped == {"provisional": 1, "unreadable": 1, "customer record": 1}
 
 
+def test_read_batch_identity_events() -> None:
+    topics = Topics()
+
+    def event(kind: str, cid: str, **fields: Any) -> dict:
+        return {"identity_event_id": "ID-" + "0" * 24, "event": kind, "customer_id": cid,
+                "at": at(MINUTE), "cause": {"actor": "x"}, **fields}
+
+    changes = read_batch([
+        _record(topics.identity, "C-1", event("merged", "C-1", into="C-2", root="C-3")),
+        _record(topics.identity, "C-4", event("unmerged", "C-4", into="C-2", root="C-3")),
+        _record(topics.identity, "C-5", event("claimed", "C-5", identifiers=["phone:+44"])),
+        _record(topics.identity, "C-6", None),
+        _record(topics.identity, "C-7", event("merged", "C-7")),  # no root: unreadable
+    ], topics, NOW_MS)  # type: ignore[list-item]
+    assert changes.merges == {"C-1": NOW_MS - 60_000}
+    assert changes.unmerges == [Unmerge("C-4", "C-3")]
+    assert changes.touched == {"C-3": NOW_MS - 60_000, "C-4": NOW_MS - 60_000}
+    assert changes.skipped == {"identity event": 1, "tombstone": 1, "unreadable": 1}
+
+
 # --------------------------------------------------------------------------- Redis state
 
 
@@ -307,6 +328,61 @@ def test_state_reads_older_pages_for_a_last_contact(stack) -> None:
                          for offset in (0, 4)]
         assert first == ([], True)
         assert ([e["event_id"] for e in second[0]], second[1]) == (["m"], False)
+
+    _with_state(stack, body)
+
+
+def test_state_merge_guards_and_take_back(stack) -> None:
+    async def body(summaries: SummaryState, store: TimelineStore, keys: Keys,
+                   sync: redis.Redis) -> None:
+        def survey(cid: str, event_id: str, hours: int, *, b2b: bool = True,
+                   moved: bool = False) -> SurveySeen:
+            return SurveySeen(cid, NOW_MS, NOW_MS - hours * 3_600_000, event_id,
+                              {"event_id": event_id}, b2b, moved)
+
+        # R holds its own surveys r1 (b2b) and r2, and C-1's c1 (b2b, the newest) and c2.
+        stored = [("R", "r1", 3, 1), ("R", "r2", 4, 5), ("C-1", "c1", 1, 1), ("C-1", "c2", 2, 1)]
+        await store.add([NewEntry(cid, eid, NOW_MS - h * 3_600_000, orjson.dumps(
+            {**entry(eid, "survey", "response", h * HOUR, score=score), "customer_id": cid}),
+            {}, {}) for cid, eid, h, score in stored])
+        await summaries.apply([], [survey("R", "r1", 3), survey("R", "r2", 4, b2b=False),
+                                   survey("R", "c1", 1, moved=True),
+                                   survey("R", "c2", 2, moved=True)],
+                              [AlertSeen("R", NOW_MS, "AL-R", 1, "open"),
+                               AlertSeen("R", NOW_MS, "AL-C", 1, "open", moved=True)])
+        [r] = await summaries.read(["R"], 0)
+        # c1, c2 and AL-C are not R's in Redis: copies "read after the unmerge" are refused.
+        assert (r.bottom_2_box_count, sorted(r.alerts)) == (1, ["AL-R"])
+        sync.sadd(keys.customer_alerts("R"), "AL-R", "AL-C")
+        sync.sadd(keys.customer_alerts("C-1"), "AL-C")
+        for _, eid, h, score in stored[2:]:  # as if merged: C-1's entries now in R
+            await store.add([NewEntry("R", eid, NOW_MS - h * 3_600_000, orjson.dumps(
+                {**entry(eid, "survey", "response", h * HOUR, score=score),
+                 "customer_id": "R"}), {}, {})])
+        await summaries.apply([], [survey("R", "c1", 1, moved=True),
+                                   survey("R", "c2", 2, moved=True)],
+                              [AlertSeen("R", NOW_MS, "AL-C", 1, "open", moved=True)])
+        [r] = await summaries.read(["R"], 0)
+        assert (r.bottom_2_box_count, r.last_survey, sorted(r.alerts)) == (
+            3, {"event_id": "c1"}, ["AL-C", "AL-R"])
+
+        # C-1 merged: its state goes, and its late surveys are refused; not merged: kept.
+        await summaries.apply([], [survey("C-1", "c1", 1)], [])
+        sync.set(keys.merged_into("C-1"), "R")
+        assert await summaries.forget_merged(["C-1", "R"]) == [True, False]
+        assert await summaries.apply([], [survey("C-1", "c1", 1)], []) == [0]
+        [c, r] = await summaries.read(["C-1", "R"], 0)
+        assert (c.merged, c.bottom_2_box_count, r.merged, r.bottom_2_box_count) == (
+            True, 0, False, 3)
+
+        # Unmerged: c1, c2 are C-1's again (still in its timeline here), so is AL-C.
+        sync.delete(keys.merged_into("C-1"))
+        sync.zrem(keys.timeline("R"), "c1", "c2")
+        await summaries.take_back([Unmerge("C-1", "R")], survey_summary)
+        [r] = await summaries.read(["R"], 0)
+        assert (r.bottom_2_box_count, sorted(r.alerts)) == (1, ["AL-R"])
+        # Its newest survey was C-1's: replaced by the newest left in R's timeline.
+        assert r.last_survey is not None and r.last_survey["event_id"] == "r1"
 
     _with_state(stack, body)
 
@@ -538,6 +614,70 @@ def test_erasure_publishes_a_tombstone_and_late_messages_do_not_bring_it_back(fe
         assert fresh["last_contact"]["event_id"] == chat["event_id"]
     finally:
         client.close()
+
+
+def test_merge_and_unmerge_show_one_customer_then_two(feed) -> None:
+    settings, _ = feed
+    one, two = _customer(), _customer()
+    keys = Keys(settings.redis_prefix)
+    now = datetime.now(UTC)
+    records = settings.topics.customers
+
+    def record(cid: str, **fields: Any) -> tuple[bytes, bytes]:
+        return cid.encode(), orjson.dumps({"customer_id": cid, **fields})
+
+    asyncio.run(produce(settings, records, [record(one), record(two)]))
+    # C-1's bottom-2-box survey is the newer: C-2's newest survey while merged.
+    survey_one = envelope("survey", one, score=1, occurred_at=at(HOUR, now))
+    survey_two = envelope("survey", two, score=2, occurred_at=at(2 * HOUR, now))
+    fine_two = envelope("survey", two, score=5, occurred_at=at(3 * HOUR, now))
+    chat_one = envelope("chat", one, chat_id="1", occurred_at=at(30 * MINUTE, now))
+    call_two = envelope("call", two, call_id="2", occurred_at=at(20 * MINUTE, now))
+    asyncio.run(produce_events(settings, [survey_one, chat_one, survey_two, fine_two,
+                                          call_two]))
+    alert_one, alert_two = alert_id_for(survey_one["event_id"]), alert_id_for(
+        survey_two["event_id"])
+    _latest(settings, one, lambda s: s["open_alerts"] == 1 and s["bottom_2_box_count"] == 1)
+    _latest(settings, two, lambda s: s["open_alerts"] == 1 and s["bottom_2_box_count"] == 1
+            and s["contacts_30d"]["total"] == 1
+            and s["last_survey"]["event_id"] == survey_two["event_id"])
+
+    asyncio.run(produce(settings, records, [record(one, merged_into=two)]))
+    tombstoned = _summaries(settings, one, lambda ms: bool(ms) and ms[-1] is None)
+    assert tombstoned[-1] is None, f"no tombstone of the merged customer: {tombstoned[-1]}"
+    merged = _latest(settings, two, lambda s: s["bottom_2_box_count"] == 2
+                     and s["open_alerts"] == 2 and s["contacts_30d"]["total"] == 2)
+    assert merged["open_alert_ids"] == sorted([alert_one, alert_two])
+    assert merged["last_survey"]["event_id"] == survey_one["event_id"]
+    assert merged["last_contact"]["event_id"] == call_two["event_id"]
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        assert client.exists(keys.summary_survey(one), keys.summary_bottom_2_box(one),
+                             keys.summary_alerts(one), keys.summary_erased(one)) == 0
+    finally:
+        client.close()
+    published_two = len(_all_summaries(settings, two))
+
+    asyncio.run(produce(settings, records, [record(one)]))  # merged_into gone: unmerge
+    back = _latest(settings, one, lambda s: s["bottom_2_box_count"] == 1
+                   and s["open_alerts"] == 1 and s["contacts_30d"]["total"] == 1)
+    assert back["open_alert_ids"] == [alert_one]
+    assert back["last_survey"]["event_id"] == survey_one["event_id"]
+    assert back["last_contact"]["event_id"] == chat_one["event_id"]
+
+    def alone(ms: list) -> bool:
+        last = ms[-1] if len(ms) > published_two else None
+        return last is not None and last["bottom_2_box_count"] == 1 and last[
+            "open_alerts"] == 1 and last["contacts_30d"]["total"] == 1
+
+    after = _summaries(settings, two, alone)
+    assert alone(after), f"C-2 did not get back to its own figures: {after[-1]}"
+    validate_summary(after[-1])
+    assert after[-1]["open_alert_ids"] == [alert_two]
+    # Its newest survey was C-1's: the newest of its own again.
+    assert after[-1]["last_survey"]["event_id"] == survey_two["event_id"]
+    assert after[-1]["last_contact"]["event_id"] == call_two["event_id"]
+    assert all(m is not None for m in after[published_two:])
 
 
 def test_sigterm_stops_cleanly(feed) -> None:

@@ -86,7 +86,9 @@ def test_show_lists_the_record_identifiers_and_linked_provisional_profiles(live:
     shown = orjson.loads(_cxt(live, "customers", "show", "C-show-1", "--json").stdout)
     assert shown["record"]["segment"] == "vip" and shown["timeline_entries"] == 1
     assert shown["linked_provisional_profiles"] == {f"~phone:{PHONE}": 1}
-    assert shown["identifiers"] == [{"key": f"phone:{PHONE}", "resolves_to": "C-show-1"}]
+    assert shown["identifiers"] == [{"key": f"phone:{PHONE}", "claimants": ["C-show-1"],
+                                     "shared_with": [], "shared": False, "matching": True,
+                                     "resolves_to": "C-show-1"}]
 
 
 def test_erase_asks_first_and_then_erases_everything(live: Live) -> None:

@@ -1,11 +1,13 @@
 """The agent page in real headless Chromium (Debian's) against the real stack, and the
-websocket refusals it relies on.
+websocket refusals it relies on; the "Who is calling?" panel of a shared identifier.
 
-Screenshots are kept in CXT_TEST_ARTIFACTS (default test-artifacts/), agent-*.png.
+Screenshots are kept in CXT_TEST_ARTIFACTS (default test-artifacts/), agent-*.png and
+who-is-calling*.png (the confirmed panel also in /tmp/who-is-calling.png).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from dashboard.live import close_reason
 from tests.conftest import LiveDashboard
 from tests.support.browser import ARTIFACTS, checked_page, chromium, iso, off_loop, screenshot
 from tests.support.helpers import envelope, produce, produce_events
+from tests.support.identity_data import household, store
 
 PHONE, EMAIL = "+447700900457", "grace.hopper.457@example.org"
 MASKED_PHONE = "+44 \u2022\u2022\u2022\u2022 \u2022\u20220457"
@@ -267,3 +270,55 @@ def test_close_reason_fits_a_close_frame() -> None:
     long = "\u00e9" * 100  # 200 bytes
     cut = close_reason(long)
     assert len(cut.encode()) <= 123 and cut.endswith("...") and cut.startswith("\u00e9" * 60)
+
+
+# -- who is calling: a call on a landline two customers share ------------------------
+
+# Looks like markup: it must show as these characters, not as bold text or an element.
+ODD_NAME = "Ada <b>Lovelace</b> & <img src=x onerror=alert(1)>"
+
+
+def test_a_call_on_a_shared_landline_asks_who_is_calling_and_confirm_files_it(
+        live: LiveDashboard, page: Page, http: httpx.Client) -> None:
+    house = household(name_a=ODD_NAME)
+    store(live.settings, house.seed)
+    page.goto(f"{live.url}/agent?agent=A-007#token={live.tokens['agent']}")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
+    call = envelope("call", None, occurred_at=iso(datetime.now(UTC)), event_type="call.started",
+                    identity={"phone": house.phone}, call_id=f"call-{house.a}",
+                    intent="billing", agent_id="A-007", queue="billing-uk")
+    off_loop(produce_events(live.settings, [call]))
+
+    panel = page.locator("#who-is-calling")
+    expect(panel).to_be_visible(timeout=15_000)
+    expect(page.locator("#context")).to_have_attribute("data-customer-id", house.profile)
+    assert panel.get_attribute("data-event-id") == call["event_id"]  # the live contact
+    candidates = panel.locator(".who-candidate")
+    expect(candidates).to_have_count(2)
+    first = panel.locator(f'.who-candidate[data-customer-id="{house.a}"]')
+    expect(first.locator(".who-name")).to_have_text(ODD_NAME)  # text, not markup
+    assert first.locator("b, img").count() == 0
+    expect(panel.locator(f'.who-candidate[data-customer-id="{house.b}"] .who-name')
+           ).to_have_text("Byron Lovelace")
+    expect(page.locator("#customer")).to_contain_text("confirm who is calling above")
+    screenshot(page, "who-is-calling.png")
+
+    with page.expect_response(lambda r: r.url.endswith("/api/identity/confirm")) as answer:
+        first.locator(".who-confirm").click()
+    assert answer.value.status == 202, answer.value.text()
+    assert answer.value.json()["customer_id"] == house.a
+    expect(page.locator("#who-status")).to_have_text(
+        f"Confirmed: this contact is being filed under {house.a}.")
+    expect(panel).to_have_attribute("data-confirmed", house.a)
+    expect(first).to_have_class("who-candidate confirmed")
+    assert all(b.is_disabled() for b in panel.locator(".who-confirm").all())
+    shutil.copy(screenshot(page, "who-is-calling-confirmed.png"), "/tmp/who-is-calling.png")
+
+    deadline = time.monotonic() + 15  # and the worker filed it under the customer
+    while time.monotonic() < deadline:
+        events = http.get(f"/api/customers/{house.a}/timeline",
+                          headers=live.headers("service")).json()["events"]
+        if any(e["event_id"] == call["event_id"] for e in events):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the confirmed call did not reach {house.a}:\n{live.worker.log()}")

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -17,7 +18,16 @@ from websockets.sync.client import ClientConnection, connect
 
 from dashboard.api import NOTE_MAX_LENGTH
 from tests.conftest import LiveDashboard
-from tests.support.helpers import envelope, produce, produce_events
+from tests.support.cli_fuzz import run_main
+from tests.support.helpers import (
+    envelope,
+    eventually,
+    produce,
+    produce_events,
+    read_topic,
+    settings_env,
+)
+from tests.support.identity_data import Household, household, store
 
 T = TypeVar("T")
 
@@ -29,6 +39,9 @@ ROUTES = [
     ("POST", "/api/alerts/AL-x/ack"),
     ("GET", "/api/customers/C-1/timeline"),
     ("GET", "/api/customers/C-1/context"),
+    ("GET", "/api/customers/C-1"),
+    ("GET", "/api/customers/C-1/merge-preview?into=C-2"),
+    ("POST", "/api/identity/confirm"),
     ("GET", "/api/metrics/surveys"),
 ]
 
@@ -105,6 +118,10 @@ def test_every_route_needs_a_valid_token(live: LiveDashboard, http: httpx.Client
     ("agent", "POST", "/api/alerts/AL-x/ack"),
     ("agent", "GET", "/api/metrics/surveys"),
     ("agent", "GET", "/metrics"),
+    ("agent", "GET", "/api/customers/C-1"),
+    ("agent", "GET", "/api/customers/C-1/merge-preview?into=C-2"),
+    ("advisor", "POST", "/api/identity/confirm"),
+    ("service", "POST", "/api/identity/confirm"),
 ])
 def test_roles_are_enforced(live: LiveDashboard, http: httpx.Client, who: str, method: str,
                             path: str) -> None:
@@ -526,3 +543,124 @@ def test_health_and_prometheus_metrics(live: LiveDashboard, http: httpx.Client) 
         in text
     assert "cxt_dashboard_agent_context_seconds_bucket" in text
     assert "process_resident_memory_bytes" in text
+
+
+# -- customers: show, merge preview, who is calling (identity state stored straight into
+# Redis by tests.support.identity_data) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def house(live: LiveDashboard) -> Household:
+    found = household()
+    store(live.settings, found.seed)
+    return found
+
+
+def _cli_json(live: LiveDashboard, *argv: str) -> dict:
+    outcome = run_main([*argv, "--json"], settings_env(live.settings))
+    assert outcome.status == 0, outcome.stderr
+    return orjson.loads(outcome.stdout)
+
+
+def _error(reply: httpx.Response, status: int, code: str, field: str) -> None:
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert body["error"] == code and field in body["message"], body
+
+
+def test_customer_is_the_cli_json_for_advisory_roles_only(
+        live: LiveDashboard, http: httpx.Client, house: Household) -> None:
+    expected = _cli_json(live, "customers", "show", house.a)
+    for who in ("advisor", "service"):
+        reply = http.get(f"/api/customers/{house.a}", headers=live.headers(who))
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == expected
+    assert expected["identifiers"][0]["shared_with"] == [house.b]
+    _error(http.get(f"/api/customers/{house.a}", headers=live.headers("agent")),
+           403, "forbidden", "advisor or service")
+    _error(http.get("/api/customers/C-nobody-here", headers=live.headers("advisor")),
+           404, "not_found", "C-nobody-here")
+    _error(http.get(f"/api/customers/{quote(house.profile, safe='')}",
+                    headers=live.headers("advisor")), 400, "bad_request", "customer_id")
+    _error(http.get(f"/api/customers/{house.a}?x=1", headers=live.headers("advisor")),
+           400, "bad_request", "'x'")
+
+
+def test_merge_preview_is_the_cli_json_and_names_the_field_on_bad_input(
+        live: LiveDashboard, http: httpx.Client, house: Household) -> None:
+    expected = _cli_json(live, "customers", "merge-preview", house.a, house.b)
+    reply = http.get(f"/api/customers/{house.a}/merge-preview", params={"into": house.b},
+                     headers=live.headers("advisor"))
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == expected and expected["entries"]["total"] == 5
+
+    def preview(customer_id: str, who: str = "service", **params: str) -> httpx.Response:
+        return http.get(f"/api/customers/{quote(customer_id, safe='')}/merge-preview",
+                        params=params, headers=live.headers(who))
+
+    _error(preview(house.a), 400, "bad_request", "into")
+    _error(preview(house.a, into="~phone:+1"), 400, "bad_request", "into")
+    _error(preview("~phone:+1", into=house.a), 400, "bad_request", "customer_id")
+    _error(preview(house.a, into=house.m), 409, "merge_cycle", "into")
+    _error(preview(house.a, into=house.a), 409, "merge_cycle", "itself")
+    _error(preview(house.m, into=house.a), 409, "already_merged", "into")
+    _error(preview(house.a, "agent", into=house.b), 403, "forbidden", "advisor or service")
+
+
+def test_an_ambiguous_profiles_context_asks_who_is_calling(
+        live: LiveDashboard, http: httpx.Client, house: Household) -> None:
+    reply = http.get(f"/api/customers/{quote(house.profile, safe='')}/context",
+                     headers=live.headers("agent"))
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["who_is_calling"] == {
+        "profile_id": house.profile, "event_id": house.waiting, "waiting": 1,
+        "candidates": [{"customer_id": house.a, "name": "Ada Lovelace"},
+                       {"customer_id": house.b, "name": "Byron Lovelace"}]}
+    plain = http.get(f"/api/customers/{house.a}/context", headers=live.headers("agent"))
+    assert "who_is_calling" not in plain.json()
+
+
+def test_confirm_refuses_bad_input_naming_the_field(
+        live: LiveDashboard, http: httpx.Client, house: Household) -> None:
+    good = {"profile_id": house.profile, "event_id": house.waiting, "customer_id": house.a}
+
+    def confirm(who: str = "agent", **changes: object) -> httpx.Response:
+        body = {k: v for k, v in {**good, **changes}.items() if v is not None}
+        return http.post("/api/identity/confirm", json=body, headers=live.headers(who))
+
+    _error(confirm(customer_id=house.m), 409, "not_a_candidate", "customer_id")
+    _error(confirm(customer_id="~phone:+1"), 422, "invalid_body", "customer_id")
+    _error(confirm(profile_id=house.a), 422, "invalid_body", "profile_id")
+    _error(confirm(event_id=None), 422, "invalid_body", "event_id")
+    _error(confirm(event_id=7), 422, "invalid_body", "event_id")
+    _error(confirm(event_id="nosuch"), 409, "unknown_event", "event_id")
+    _error(confirm(actor="someone"), 422, "invalid_body", "actor")
+    _error(confirm("advisor"), 403, "forbidden", "agent")
+
+
+def test_confirm_publishes_the_identity_action_and_the_worker_files_it(
+        live: LiveDashboard, http: httpx.Client) -> None:
+    # A household of its own: this one's waiting call moves.
+    house = household()
+    store(live.settings, house.seed)
+    body = {"profile_id": house.profile, "event_id": house.waiting, "customer_id": house.b}
+    reply = http.post("/api/identity/confirm", json=body, headers=live.headers("agent"))
+    assert reply.status_code == 202, reply.text
+    action = reply.json()
+    assert action == {**body, "action": "confirm", "actor": "A-007",
+                      "action_id": action["action_id"], "at": action["at"]}
+    uuid.UUID(action["action_id"])
+    topic = live.settings.topics.identity_actions
+    records = asyncio.run(read_topic(live.settings, topic, until=lambda seen: any(
+        r.value and orjson.loads(r.value)["action_id"] == action["action_id"] for r in seen),
+        timeout=15))
+    sent = [r for r in records if orjson.loads(r.value)["action_id"] == action["action_id"]]
+    assert len(sent) == 1 and sent[0].key == house.profile.encode()
+    assert orjson.loads(sent[0].value) == action
+
+    def filed() -> bool:
+        events = http.get(f"/api/customers/{house.b}/timeline",
+                          headers=live.headers("service")).json()["events"]
+        return any(e["event_id"] == house.waiting for e in events)
+
+    assert asyncio.run(eventually(filed, timeout=15)), live.worker.log()

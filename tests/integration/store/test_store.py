@@ -14,8 +14,9 @@ from redis.crc import key_slot
 
 from cxt.localstack import LocalStack
 from store.alerts import AlertStore, RatedLookup
+from store.identities import IdentityStore, ProfileChange
 from store.keys import Keys, slot_groups
-from store.timeline import AddResult, NewEntry, ProfileChange, TimelineStore
+from store.timeline import AddResult, NewEntry, TimelineStore
 
 DAY_MS = 86_400_000
 T = TypeVar("T")
@@ -90,20 +91,24 @@ def test_retention_trims_by_count_and_by_age_from_both_keys(stack) -> None:
 
 def test_profiles_claim_and_release_identities_and_erasure_deletes_everything(stack) -> None:
     async def scenario(store: TimelineStore) -> tuple:
+        ids = IdentityStore(store.redis, store.keys)
         record = {"customer_id": "C-4", "identifiers": {"phones": ["+441"]}}
-        await store.apply_profiles([ProfileChange("C-4", record, claimed=("phone:+441",))])
+        await ids.apply_profiles([ProfileChange("C-4", record, claimed=("phone:+441",))])
         await store.add([_entry("C-4", "e1", int(time.time() * 1000))])
-        claimed = await store.lookup(["phone:+441"])
-        # Another customer takes the phone over; erasing C-4 must not release it.
-        await store.apply_profiles([ProfileChange("C-5", {"customer_id": "C-5"},
-                                                  claimed=("phone:+441",))])
-        await store.apply_profiles([ProfileChange("C-4", None, released=("phone:+441",))])
+        claimed = await ids.claimants(["phone:+441"])
+        # Another customer claims the phone too (shared); erasing C-4 leaves C-5's claim.
+        await ids.apply_profiles([ProfileChange("C-5", {"customer_id": "C-5"},
+                                                claimed=("phone:+441",))])
+        shared = await ids.claimants(["phone:+441"])
+        await ids.apply_profiles([ProfileChange("C-4", None, released=("phone:+441",))])
+        await store.erase("C-4")
         keys = [k async for k in store.redis.scan_iter(f"{store.keys.prefix}:{{C-4}}*")]
-        return claimed, await store.lookup(["phone:+441"]), keys
+        return claimed, shared, await ids.claimants(["phone:+441"]), keys
 
-    claimed, after, keys = _run(stack, scenario)
-    assert claimed == ["C-4"]
-    assert after == ["C-5"]
+    claimed, shared, after, keys = _run(stack, scenario)
+    assert claimed == [("C-4",)]
+    assert shared == [("C-4", "C-5")]
+    assert after == [("C-5",)]
     assert keys == []
 
 
@@ -261,7 +266,8 @@ def test_trimmed_and_erased_entries_leave_no_channel_id_behind(stack) -> None:
         # A newer entry with k0 names it when the older one is trimmed.
         await store.add([_contact("C-3", "e3", now, "call.ended", call_id="k0")])
         trimmed = await _rated(store, "C-3", "k0", "k1", "k2", "k-old", "e0", "e-old")
-        await store.apply_profiles([ProfileChange("C-3", None)])
+        await store.erase("C-3")
+        await AlertStore(store.redis, store.keys, counters_ttl_days=1).erase_customer("C-3")
         erased = await _rated(store, "C-3", "k0", "k1")
         keys = [k async for k in store.redis.scan_iter(f"{store.keys.prefix}:{{C-3}}*")]
         return trimmed, erased, keys

@@ -15,6 +15,7 @@ from domain.alerts import alert_id_for
 from kernel.settings import Settings
 from schemas import validator
 from tests.support.helpers import (
+    alerts_through_a_marker,
     create_topics,
     envelope,
     eventually,
@@ -106,8 +107,8 @@ def test_bottom_2_box_survey_raises_one_alert_with_context_and_category(pipeline
     # The stored alert is the same one, and a second copy never appears.
     shown = orjson.loads(run_cxt(settings, "alerts", "show", alert["alert_id"], "--json").stdout)
     assert shown["survey_event_id"] == survey["event_id"]
-    again = asyncio.run(_alert_events(settings, survey["event_id"], event="raised", count=2,
-                                      timeout=3))
+    again = [a for a in asyncio.run(alerts_through_a_marker(settings, cid))
+             if a["survey_event_id"] == survey["event_id"] and a["event"] == "raised"]
     assert len(again) == 1
 
 
@@ -117,11 +118,11 @@ def test_bottom_2_box_survey_raises_one_alert_with_context_and_category(pipeline
 ])
 def test_the_rule_at_the_edges_of_several_scales(pipeline, scale, score, alert) -> None:
     settings, _ = pipeline
-    survey = envelope("survey", _customer(), score=score, scale_min=scale[0],
-                      scale_max=scale[1])
+    cid = _customer()
+    survey = envelope("survey", cid, score=score, scale_min=scale[0], scale_max=scale[1])
     asyncio.run(produce_events(settings, [survey]))
-    found = asyncio.run(_alert_events(settings, survey["event_id"], event="raised",
-                                      timeout=8 if alert else 4))
+    found = [a for a in asyncio.run(alerts_through_a_marker(settings, cid))
+             if a["survey_event_id"] == survey["event_id"] and a["event"] == "raised"]
     assert len(found) == (1 if alert else 0)
 
 

@@ -244,6 +244,57 @@ def test_identity_resolution_and_late_linking(pipeline) -> None:
     assert asyncio.run(_timeline(settings, f"~email:{late_email}")) == []
 
 
+def test_merge_unmerge_and_confirmation_through_the_worker(pipeline) -> None:
+    """Over Kafka: a merge moves the timeline and is announced on cx.identity.v1, an
+    unmerge gives it back; a shared phone files a call under an ambiguous profile until
+    an agent's confirmation on cx.identity-actions.v1 moves it."""
+    settings, _ = pipeline
+    one, two = _customer(), _customer()
+    landline = f"+4420{random.randrange(10**8):08d}"
+
+    def customer(cid: str, **fields: object) -> tuple[bytes, bytes]:
+        return cid.encode(), orjson.dumps({"customer_id": cid, **fields})
+
+    asyncio.run(produce(settings, settings.topics.customers, [
+        customer(one, identifiers={"phones": [landline]}),
+        customer(two, identifiers={"phones": [landline]})]))
+    mine = [envelope("call", one), envelope("email", one)]
+    asyncio.run(produce_events(settings, [*mine, envelope("chat", two)]))
+    asyncio.run(_wait_for_entries(settings, one, 2))
+    asyncio.run(produce(settings, settings.topics.customers,
+                        [customer(one, merged_into=two, identifiers={"phones": [landline]})]))
+    merged = asyncio.run(_wait_for_entries(settings, two, 3))
+    assert {e["filed_under"] for e in merged if e.get("filed_under")} == {one}
+    assert asyncio.run(_timeline(settings, one)) == []
+    # Merged, the landline's claimants share one root: no longer ambiguous; by C-1's id.
+    call, named = envelope("call", identity={"phone": landline}), envelope("chat", one)
+    asyncio.run(produce_events(settings, [call, named]))
+    assert asyncio.run(_wait_for_entries(settings, two, 5))
+    asyncio.run(produce(settings, settings.topics.customers,
+                        [customer(one, identifiers={"phones": [landline]})]))
+    back = asyncio.run(_wait_for_entries(settings, one, 3))
+    assert {e["event_id"] for e in back} == {e["event_id"] for e in mine} | {named["event_id"]}
+    # The landline's call was filed under C-2's own claim: it stays there.
+    assert call["event_id"] in {e["event_id"] for e in asyncio.run(_timeline(settings, two))}
+    # Unmerged, the landline is shared again: the next call waits for an agent.
+    shared = envelope("call", identity={"phone": landline})
+    asyncio.run(produce_events(settings, [shared]))
+    profile = f"~?phone:{landline}"
+    assert asyncio.run(_wait_for_entries(settings, profile, 1))
+    action = {"action": "confirm", "profile_id": profile, "event_id": shared["event_id"],
+              "customer_id": two, "actor": "A-007", "action_id": uuid.uuid4().hex}
+    asyncio.run(produce(settings, settings.topics.identity_actions,
+                        [(profile.encode(), orjson.dumps(action))]))
+    confirmed = asyncio.run(_wait_for_entries(settings, two, 3))
+    assert shared["event_id"] in {e["event_id"] for e in confirmed}
+    events = asyncio.run(read_topic(
+        settings, settings.topics.identity,
+        until=lambda got: {"merged", "unmerged", "ambiguous", "confirmed"} <= {
+            orjson.loads(m.value)["event"] for m in got if m.value}))
+    kinds = [orjson.loads(m.value)["event"] for m in events if m.value]
+    assert {"claimed", "merged", "unmerged", "ambiguous", "confirmed"} <= set(kinds), kinds
+
+
 def test_erasure_removes_timeline_profile_identities_and_alerts(pipeline) -> None:
     import redis
 

@@ -33,6 +33,7 @@ def _unusual() -> Settings:
         batch_size=11, batch_window_ms=7, session_timeout_s=6, alert_ack_timeout_s=60,
         escalation_check_s=2, alert_rules_path=Path("/etc/cxt/rules.toml"),
         signals_path=Path("/etc/cxt/signals.toml"),
+        identity_never_match=("phone:+442070000000", "email:noreply@*"),
         state_dir=Path("var/state"), cache_dir=Path("/tmp/cxt cache"), kafka_version="9.9.9",
         kafka_heap="-Xmx1g", log_level="debug", worker_metrics_port=0, webhooks_metrics_port=0,
         dashboard_host="0.0.0.0", dashboard_port=9999,

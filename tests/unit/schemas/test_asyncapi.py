@@ -24,7 +24,7 @@ from tests.support.helpers import REPO
 
 DRAFT_07 = "application/schema+json;version=draft-07"
 # The topics cx-timeline reads; it writes every other one.
-READ = {*CHANNELS, "customers", "alert_actions"}
+READ = {*CHANNELS, "customers", "alert_actions", "identity_actions"}
 
 
 @cache
@@ -114,9 +114,10 @@ def test_every_schema_file_is_used_by_a_topic() -> None:
 def test_messages_have_keys_and_valid_examples(name: str) -> None:
     channel = _doc()["channels"][name]
     topics = Topics()
-    # A record without a value means something on a compacted topic, and on the two
+    # A record without a value means something on a compacted topic, and on the three
     # output topics that announce an erasure with one.
-    may_tombstone = channel["address"] in topics.compacted | {topics.timeline, topics.alerts}
+    may_tombstone = channel["address"] in topics.compacted | {topics.timeline, topics.alerts,
+                                                              topics.identity}
     for mid, message in _messages(channel).items():
         where = f"{name}/{mid}"
         assert "string" in message["bindings"]["kafka"]["key"]["type"], where

@@ -410,7 +410,8 @@ def test_every_schema_file_is_draft07_and_compiles() -> None:
     names = schemas.schema_names()
     assert set(names) == {"envelope.v1", "customer.v1", "timeline-entry.v1", "deadletter.v1",
                           "alert.v1", "alert-action.v1", "customer-summary.v1",
-                          "webhook-deadletter.v1", *(f"payloads/{c}.v1" for c in CHANNELS)}
+                          "webhook-deadletter.v1", "identity-event.v1", "identity-action.v1",
+                          *(f"payloads/{c}.v1" for c in CHANNELS)}
     for name in names:
         document = schemas.load_schema(name)
         assert document["$schema"] == "http://json-schema.org/draft-07/schema#"
