@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -26,11 +28,15 @@ from tests.support.helpers import envelope, produce, produce_events
 
 T = TypeVar("T")
 
-# Short enough that a test can watch an alert become overdue, long enough that the
-# others are acknowledged well before theirs.
+# Long enough that the tests on the module's dashboard act on their alerts well before
+# these are due (and a deadline reads "in 1 min").
 ACK_TIMEOUT_S = 40
+# The overdue test's own dashboard: short, since that test waits for an escalation, yet
+# long enough that the alert it raises after the escalation is still due when it sorts.
+OVERDUE_ACK_TIMEOUT_S = 15
 # Not UTC, so a time shown in the browser's zone would differ from the expected one.
 BROWSER_ZONE = "America/New_York"
+ADVISORY_HOLDERS = {"advisor": ("advisor", "adv-ana"), "service": ("service", "test-suite")}
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -50,16 +56,37 @@ def page(browser: Browser) -> Iterator[Page]:
 def live_dashboard(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[LiveDashboard]:
     """conftest's live dashboard, with alerts that escalate after ACK_TIMEOUT_S."""
-    holders = {"advisor": ("advisor", "adv-ana"), "service": ("service", "test-suite")}
-    with running_dashboard(stack, tmp_path_factory, holders, escalation_check_s=1,
+    with running_dashboard(stack, tmp_path_factory, ADVISORY_HOLDERS, escalation_check_s=1,
                            alert_ack_timeout_s=ACK_TIMEOUT_S) as live:
         yield live
 
 
 @pytest.fixture
+def overdue_dashboard(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+                      ) -> Iterator[LiveDashboard]:
+    """Like `live_dashboard`, with alerts that escalate after OVERDUE_ACK_TIMEOUT_S.
+
+    Started once the module's browser runs, whose sync API owns this thread's event loop:
+    so started on a thread of its own (running_dashboard creates topics with asyncio.run)."""
+    with ExitStack() as started, ThreadPoolExecutor(1) as pool:
+        yield pool.submit(started.enter_context, running_dashboard(
+            stack, tmp_path_factory, ADVISORY_HOLDERS, escalation_check_s=1,
+            alert_ack_timeout_s=OVERDUE_ACK_TIMEOUT_S)).result()
+
+
+def _api(live: LiveDashboard) -> httpx.Client:
+    return httpx.Client(base_url=live.url, timeout=30, headers=live.headers("service"))
+
+
+@pytest.fixture
 def api(live_dashboard: LiveDashboard) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_dashboard.url, timeout=30,
-                      headers=live_dashboard.headers("service")) as client:
+    with _api(live_dashboard) as client:
+        yield client
+
+
+@pytest.fixture
+def overdue_api(overdue_dashboard: LiveDashboard) -> Iterator[httpx.Client]:
+    with _api(overdue_dashboard) as client:
         yield client
 
 
@@ -223,18 +250,19 @@ def test_the_call_back_panel_groups_a_customers_alerts_and_says_who_to_call(
 
 
 def test_overdue_alerts_are_marked_and_sort_first_and_resolved_ones_have_no_countdown(
-        live_dashboard: LiveDashboard, page: Page, api: httpx.Client) -> None:
-    live = live_dashboard
+        overdue_dashboard: LiveDashboard, page: Page, overdue_api: httpx.Client) -> None:
+    live, api = overdue_dashboard, overdue_api
     late, done = _customer(), _customer()
     off_loop(produce_events(live.settings, [_survey(late, comment="still no refund"),
                                             _survey(done, comment="rude on the phone")]))
     assert _wait(lambda: [a for a in _alerts_of(api, late) if a["status"] == "escalated"],
-                 timeout=ACK_TIMEOUT_S + 40), live.worker.log()
+                 timeout=OVERDUE_ACK_TIMEOUT_S + 40), live.worker.log()
     fresh = _customer()
     off_loop(produce_events(live.settings, [_survey(fresh, comment="cut off twice")]))
 
     _open_page(live, page, "?status=open,escalated,acknowledged,resolved")
     expect(_row(page, fresh)).to_have_count(1, timeout=20_000)
+    expect(_row(page, fresh).locator(".deadline")).to_have_attribute("data-kind", "due")
     overdue = _row(page, late).locator(".deadline")
     expect(overdue).to_have_attribute("data-kind", "overdue")
     expect(overdue).to_have_class("deadline deadline-overdue")

@@ -64,7 +64,9 @@ def _wait_until_settled(client: redis.Redis, prefix: str, expected: int,
 
 def test_sigkill_mid_stream_then_restart_keeps_every_event_exactly_once(
         stack: LocalStack, tmp_path) -> None:
-    settings = isolated(stack.settings, batch_size=200)
+    # The broker's least session timeout (CXT_SESSION_TIMEOUT_S, 6 s), not the default 10 s:
+    # each restarted worker waits that long for the group to drop the killed one, five times.
+    settings = isolated(stack.settings, batch_size=200, session_timeout_s=6)
     asyncio.run(create_topics(settings))
     events = _events()
     by_topic: dict[str, list] = {}
