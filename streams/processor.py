@@ -30,6 +30,7 @@ from domain.alerts import (
     refiled_alert,
     with_rated_contact,
 )
+from domain.contacts import contact_key
 from domain.identity import (
     AMBIGUOUS,
     CLAIMED,
@@ -635,9 +636,14 @@ class Processor:
         if root_of(cid, merges) not in {root_of(c, merges) for c in claimants}:
             return [self._reject(record, Rejection(
                 "not_a_candidate", f"{cid!r} does not claim the identifier of {profile!r}"))]
-        moved = await move_entries(self.store, self.identities, profile, cid,
-                                   lambda entry: entry["event_id"] == event_id,
-                                   linked_from=profile)
+        (confirmed,) = await self.alerts.entries(profile, [event_id])
+        # The whole contact: a call's started and ended events are one caller.
+        contact = contact_key(cast(dict, confirmed)) if confirmed is not None else None
+        moved = await move_entries(
+            self.store, self.identities, profile, cid,
+            lambda entry: entry["event_id"] == event_id
+            or (contact is not None and contact_key(cast(dict, entry)) == contact),
+            linked_from=profile)
         root = root_of(cid, await self.identities.merged_into([cid]))
         alerts = await self._move_alerts(
             profile, root, lambda a: a.get("survey_event_id") == event_id)

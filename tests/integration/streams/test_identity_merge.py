@@ -164,11 +164,16 @@ def test_a_shared_identifier_is_not_guessed_and_the_agent_confirms(stack: LocalS
         await p.customers([
             _customer(settings, one, identifiers={"phones": [landline], "emails": [mail]}),
             _customer(settings, two, identifiers={"phones": [landline]})])
-        only_phone = envelope("call", identity={"phone": landline}, event_id=f"amb-{_uid()}")
+        call_id = f"K-{_uid()}"
+        only_phone = envelope("call", identity={"phone": landline}, event_id=f"amb-{_uid()}",
+                              call_id=call_id)
+        ended = envelope("call", identity={"phone": landline}, event_id=f"end-{_uid()}",
+                         event_type="call.ended", call_id=call_id)
         with_mail = envelope("call", identity={"phone": landline, "email": mail},
                              event_id=f"mail-{_uid()}")
         out = await p.interactions([_event(settings, "call", only_phone),
                                     _event(settings, "call", with_mail)])
+        await p.interactions([_event(settings, "call", ended)])
         profile = f"~?phone:{landline}"
         held = await _ids(p, profile)
         confirm = Record(settings.topics.identity_actions, 0, next(_offsets), profile.encode(),
@@ -184,15 +189,17 @@ def test_a_shared_identifier_is_not_guessed_and_the_agent_confirms(stack: LocalS
                           "customer_id": who, "actor": "A-007"})) for event_id, who in
             (("nope", two), (only_phone["event_id"], stranger))])
         return (out, held, confirmed, bad, await _ids(p, profile), await _ids(p, one),
-                await p.store.read(two), only_phone["event_id"], with_mail["event_id"])
+                await p.store.read(two), only_phone["event_id"], with_mail["event_id"],
+                ended["event_id"])
 
-    out, held, confirmed, bad, left, of_one, of_two, amb, by_mail = _run(settings, scenario)
-    assert held == [amb]
+    out, held, confirmed, bad, left, of_one, of_two, amb, by_mail, end = _run(settings, scenario)
+    assert sorted(held) == sorted([amb, end])
     (event,) = _topic(out, settings.topics.identity)
     assert event["event"] == "ambiguous" and event["candidates"] == sorted([one, two])
     assert of_one == [by_mail]  # the e-mail in the same event decided
-    assert [e["event_id"] for e in of_two] == [amb] and left == []
-    assert of_two[0]["linked_from"] == f"~?phone:{landline}"
+    # Confirming the call's start files its end too: one contact, one caller.
+    assert sorted(e["event_id"] for e in of_two) == sorted([amb, end]) and left == []
+    assert {e["linked_from"] for e in of_two} == {f"~?phone:{landline}"}
     assert [e["event"] for e in _topic(confirmed, settings.topics.identity)] == ["confirmed"]
     assert [d["reason"] for d in _topic(bad, settings.topics.deadletter)] == [
         "unknown_event", "not_a_candidate"]
