@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 import orjson
 
+from domain.records import Alert
+from kernel.settings import Topics
 from kernel.times import utc_now_iso
+from schemas.validate import Rejection
+from store.timeline import NewEntry
 
 
 # slots, not frozen: one is made per event, and a frozen dataclass costs 4x as much to create.
@@ -52,3 +56,23 @@ def dead_letter(record: Record, reason: str, message: str, topic: str) -> Outgoi
         "rejected_at": utc_now_iso(),
     }
     return Outgoing(topic, record.key, orjson.dumps(body))
+
+
+class Messages:
+    """The messages the worker publishes, built one way wherever they come from."""
+
+    def __init__(self, topics: Topics) -> None:
+        self.topics = topics
+
+    def entry(self, entry: NewEntry) -> Outgoing:
+        return Outgoing(self.topics.timeline, entry.customer_id.encode(), entry.body,
+                        channel=entry.entry.get("channel"))
+
+    def alert(self, alert: Alert) -> Outgoing:
+        return Outgoing(self.topics.alerts, alert["customer_id"].encode(), orjson.dumps(alert))
+
+    def identity(self, event: dict) -> Outgoing:
+        return Outgoing(self.topics.identity, event["customer_id"].encode(), orjson.dumps(event))
+
+    def reject(self, record: Record, rejection: Rejection) -> Outgoing:
+        return dead_letter(record, rejection.reason, rejection.message, self.topics.deadletter)
