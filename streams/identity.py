@@ -39,10 +39,19 @@ async def resolve_owners(identities: IdentityStore, interactions: Sequence[Inter
     found = await identities.claimants(wanted)
     shared = [c for claimants in found if len(claimants) > 1 for c in claimants]
     merges = await identities.merged_into(shared) if shared else {}
-    # Most events name their customer: those skip the rule (a merge is the insert's to find).
-    return [Owner(item.customer_id, item.customer_id) if item.customer_id else
-            choose_owner(None, wanted[start:end], found[start:end], merges, never)
-            for item, (start, end) in zip(interactions, spans, strict=True)]
+    simple = not merges and not never.patterns
+    owners: list[Owner] = []
+    for item, (start, end) in zip(interactions, spans, strict=True):
+        # Most events name their customer or carry an identifier one customer claims:
+        # those skip the rule (a merge is the insert's to find).
+        if item.customer_id:
+            owners.append(Owner(item.customer_id, item.customer_id))
+        elif simple and start < end and len(first := found[start]) == 1:
+            owners.append(Owner(first[0], first[0]))
+        else:
+            owners.append(choose_owner(None, wanted[start:end], found[start:end], merges,
+                                       never))
+    return owners
 
 
 def identity_lookups(interactions: Sequence[Interaction]
