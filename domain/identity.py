@@ -69,10 +69,6 @@ def parse_claimants(value: str | None) -> tuple[str, ...]:
     return tuple(value.split(CLAIMANT_SEPARATOR)) if value else ()
 
 
-def join_claimants(claimants: Iterable[str]) -> str:
-    return CLAIMANT_SEPARATOR.join(claimants)
-
-
 @dataclass(frozen=True, slots=True)
 class NeverMatch:
     """Identifier patterns never used for matching (`fnmatch` globs on identifier keys,
@@ -152,18 +148,9 @@ def choose_owner(customer_id: str | None, keys: Sequence[str],
     return Owner(provisional_id(first), provisional_id(first))
 
 
-def with_claim(claimants: tuple[str, ...], customer_id: str) -> tuple[str, ...]:
-    return claimants if customer_id in claimants else (*claimants, customer_id)
-
-
-def without_claim(claimants: tuple[str, ...], customer_id: str) -> tuple[str, ...]:
-    return tuple(c for c in claimants if c != customer_id)
-
-
 # cx.identity.v1 (schemas/identity-event.v1.json): every identity decision.
 CLAIMED, RELEASED, MERGED, UNMERGED, AMBIGUOUS, CONFIRMED = (
     "claimed", "released", "merged", "unmerged", "ambiguous", "confirmed")
-IDENTITY_EVENTS = (CLAIMED, RELEASED, MERGED, UNMERGED, AMBIGUOUS, CONFIRMED)
 
 
 def identity_event(event: str, customer_id: str, at: str, cause: Mapping[str, Any],
