@@ -31,14 +31,16 @@ CHANNELS: tuple[str, ...] = ("call", "chat", "email", "survey", "social")
 # Every named topic of `Topics`; CXT_TOPIC_<NAME> overrides each.
 TOPIC_NAMES: tuple[str, ...] = (*CHANNELS, "customers", "timeline", "alerts", "alert_actions",
                                 "deadletter", "customer_summary", "webhook_deadletter",
-                                "identity", "identity_actions")
+                                "identity", "identity_actions", "agents", "routing",
+                                "self_service")
 
 
 class SettingsError(ConfigError):
     """A setting has a value we cannot use; the message names the variable."""
 
 
-ROLES: tuple[str, ...] = ("advisor", "agent", "service")
+# customer: the customer themselves (subject = customer id), on the self-service routes only.
+ROLES: tuple[str, ...] = ("advisor", "agent", "service", "customer")
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,9 @@ class Topics:
     webhook_deadletter: str = "cx.webhook-deadletter.v1"
     identity: str = "cx.identity.v1"
     identity_actions: str = "cx.identity-actions.v1"
+    agents: str = "cx.agents.v1"
+    routing: str = "cx.routing.v1"
+    self_service: str = "cx.self-service.v1"
     partitions: int = 6
     replication: int = 1
 
@@ -358,7 +363,7 @@ class Topics:
 
     @property
     def compacted(self) -> set[str]:
-        return {self.customers, self.customer_summary}
+        return {self.customers, self.customer_summary, self.agents}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Topics:
@@ -538,6 +543,9 @@ _TOPIC_MEANINGS = {
     "identity": "every identity decision: claimed, released, merged, unmerged, ambiguous, "
                 "confirmed",
     "identity_actions": "agents' confirmations of who is calling on a shared identifier",
+    "agents": "agent records: skills, languages, tier, queues, availability (compacted)",
+    "routing": "routing hints for offered calls and chats, written by the worker",
+    "self_service": "customers' own notes and preferences, from the self-service API",
 }
 
 CONNECTIONS, TOPICS, WORKER, ALERTS, DASHBOARD, LOCAL = (

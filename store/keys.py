@@ -131,6 +131,33 @@ class Keys:
         the one the profile is named after."""
         return f"{self.prefix}:{{{identity_key}}}:alias"
 
+    # -- self-service: the customer's own notes and preferences (streams.self_service) --
+
+    def notes(self, customer_id: str) -> str:
+        """Hash: note_id -> the customer's note (JSON: note_id, text, added_at, event_id)."""
+        return f"{self.prefix}:{{{customer_id}}}:notes"
+
+    def preferences(self, customer_id: str) -> str:
+        """String: the customer's latest preferences (JSON, schemas/self-service.v1.json's
+        preferences plus `set_at`, `event_id` and `occurred_ms`)."""
+        return f"{self.prefix}:{{{customer_id}}}:prefs"
+
+    # -- routing (store.agents) ---------------------------------------------------------
+
+    def agents(self) -> str:
+        """Hash: agent_id -> the latest agent record from cx.agents.v1 (JSON)."""
+        return f"{self.prefix}:agents"
+
+    def agent_outcomes(self, month: str) -> str:
+        """Hash: survey outcomes per agent and intent in one UTC month ("202612"), fields
+        "<agent>|<intent>|n", "...|t2", "...|b2" (intent "-" when the survey names none)."""
+        return f"{self.prefix}:{{ro:{month}}}:n"
+
+    def rated_agents(self, customer_id: str) -> str:
+        """Hash: how this customer rated each agent, fields "<agent>|n", "<agent>|t2",
+        "<agent>|b2" (counts of their surveys naming that agent)."""
+        return f"{self.prefix}:{{{customer_id}}}:ragents"
+
     # -- the CRM summary feed (consumers/summary.py); erased with the customer ------
 
     def summary_survey(self, customer_id: str) -> str:

@@ -20,6 +20,7 @@ from store.identities import IdentityStore
 from store.keys import Keys
 from store.negatives import NegativeStore
 from store.replays import ReplayLog
+from store.self_service import SelfServiceStore
 from store.summaries import SummaryState
 from store.timeline import TimelineStore
 
@@ -35,6 +36,7 @@ class Stores:
     contact_reasons: ContactReasonStore
     negatives: NegativeStore
     replays: ReplayLog
+    self_service: SelfServiceStore
 
 
 def stores_on(redis: RedisClient, settings: Settings) -> Stores:
@@ -50,6 +52,7 @@ def stores_on(redis: RedisClient, settings: Settings) -> Stores:
         contact_reasons=ContactReasonStore(redis, keys, ttl_days=settings.timeline_max_age_days),
         negatives=NegativeStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
         replays=ReplayLog(redis, keys),
+        self_service=SelfServiceStore(redis, keys),
     )
 
 
