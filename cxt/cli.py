@@ -342,6 +342,8 @@ def cmd_customers(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         customer_cases.check_customer_id(args.customer_id)
+        if args.customer_action == "export":
+            return customers.export(settings, args.customer_id, args.output)
         if args.customer_action == "merge-preview":
             customer_cases.check_customer_id(args.into, "into")
             preview = asyncio.run(customer_cases.preview_merge(settings, args.customer_id,
@@ -390,6 +392,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         report.contact_report(settings, hours=args.hours, days=args.days,
                               channel=args.channel, queue=args.queue, intent=args.intent,
                               as_json=args.json)
+    elif what == "routing":
+        report.routing_report(settings, seed=args.seed, contacts=args.contacts,
+                              rules=args.rules, as_json=args.json)
     else:
         report.early_warning_report(settings, limit=args.limit,
                                     window_s=args.window_hours * 3600, as_json=args.json)
@@ -528,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="size of the customer base (default 2000)")
     simulate.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     simulate.add_argument("--no-customers", action="store_true",
-                          help="do not publish the customer records first")
+                          help="do not publish the customer and agent records first")
     simulate.set_defaults(run=cmd_simulate)
 
     timeline = sub.add_parser("timeline", help="show a customer's timeline, newest first")
@@ -616,8 +621,8 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
                               "is unclassified")
 
     customers = sub.add_parser(
-        "customers", help="show what is held about a customer, preview a merge, or erase "
-        "the customer",
+        "customers", help="show what is held about a customer, export it, preview a merge, "
+        "or erase the customer",
         description="show: the customer record, its identifiers and every customer that "
         "claims each, its merge and the customers merged into it, the provisional and "
         "ambiguous profiles linked into its timeline, its alerts.  merge-preview: what a "
@@ -639,6 +644,17 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
     preview.add_argument("customer_id")
     preview.add_argument("into")
     preview.add_argument("--json", action="store_true")
+    export = customer_actions.add_parser(
+        "export", help="everything held about the customer, as one JSON document",
+        description="For a data-subject request: the customer record, identifiers and who "
+        "claims them, every timeline entry, alerts in full, the CRM summary state, notes, "
+        "preferences, contact and routing memory and merge links, and the same for every "
+        "customer merged into it; `keys` names each Redis key read.  Reads only.  Exits 1 "
+        "when nothing is held about the id.")
+    export.add_argument("customer_id")
+    export.add_argument("--output", "-o", metavar="FILE",
+                        help="write it to FILE (created, readable by you only) instead of "
+                        "standard output; - is standard output")
     erase = customer_actions.add_parser("erase", help="erase the customer (cannot be undone)")
     erase.add_argument("customer_id")
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -646,11 +662,12 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
 
     report = sub.add_parser(
         "report", help="survey responses hour by hour (or day by day): bottom/top-2-box; "
-        "also contact reasons and the early-warning figure",
+        "also contact reasons, the early-warning figure and the routing trial",
         description="Without REPORT: the survey report, counting surveys in the hour (UTC) "
         "of their occurred_at, late ones too.  `cxt report contacts`: contacts per intent; "
         "`cxt report early-warning`: negative-interaction alerts ahead of bottom-2-box "
-        "surveys.")
+        "surveys.  `cxt report routing`: the routing hint against random assignment on "
+        "seeded traffic (offline).")
     span = report.add_mutually_exclusive_group()
     span.add_argument("--hours", type=_int_up_to(MAX_HOURS),
                       help=f"hour by hour, the last N hours (default 24, at most {MAX_HOURS})")
@@ -674,6 +691,9 @@ def _add_alert_commands(sub: argparse._SubParsersAction) -> None:
     rules.add_argument("--signals", metavar="FILE",
                        help="check: the negative-interaction signals file (default: CXT_SIGNALS)")
     rules.set_defaults(run=cmd_rules)
+
+
+MAX_TRIAL_CONTACTS = 1_000_000  # about 100 s for both arms
 
 
 def _add_report_commands(report: argparse.ArgumentParser) -> None:
@@ -709,6 +729,22 @@ def _add_report_commands(report: argparse.ArgumentParser) -> None:
     warning.add_argument("--window-hours", type=_int_up_to(24 * MAX_DAYS), default=24 * 7,
                          help="how long before the survey a warning counts (default 168)")
     warning.add_argument("--json", action="store_true")
+    routing = what.add_parser(
+        "routing", help="does the routing hint help? bottom-2-box share with the hint's top "
+        "agent against a random free agent, on the same seeded traffic (offline)",
+        description="Draws one seeded stream of offered calls and chats from the demo "
+        "traffic's model (its customers, agents with skills and languages, intents) and "
+        "assigns it twice: to a random free agent, and to the routing hint's top free "
+        "agent (the outcomes so far in the run as its history).  Surveys follow the "
+        "traffic's model: bottom-2-box more often when the agent lacks the skill or the "
+        "customer's language.  Needs neither Kafka nor Redis.")
+    routing.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    routing.add_argument("--contacts", type=_int_up_to(MAX_TRIAL_CONTACTS), default=20_000,
+                         help=f"offered contacts per arm (default 20000, at most "
+                         f"{MAX_TRIAL_CONTACTS})")
+    routing.add_argument("--rules", metavar="FILE",
+                         help="the routing file (default: CXT_ROUTING_RULES)")
+    routing.add_argument("--json", action="store_true")
 
 
 def _fail(message: str, status: int) -> int:

@@ -1,16 +1,51 @@
-"""`cxt customers show|merge-preview|erase`: printing what is held, what a merge would
-move, and the erasure's confirmation (the reads, their JSON and the erasure itself are
-`usecases.customers`).
+"""`cxt customers show|export|merge-preview|erase`: printing what is held, writing the
+export, what a merge would move, and the erasure's confirmation (the reads, their JSON
+and the erasure itself are `usecases.customers` and `usecases.self_service`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 from typing import TextIO
 
+import orjson
+
 from domain.alerts import RESOLVED
 from domain.identity import is_ambiguous
+from kernel.errors import InputError
+from kernel.settings import Settings
 from usecases.customers import CustomerCommandError, CustomerView, MergePreview
+from usecases.self_service import export_from_settings
+
+
+def export(settings: Settings, customer_id: str, output: str | None) -> int:
+    """Write the export to `output` (a new file, readable by its owner only: it is
+    personal data) or standard output; exit status 1 when nothing is held."""
+    document = asyncio.run(export_from_settings(settings, customer_id))
+    if not document["keys"]:
+        raise CustomerCommandError(f"nothing is held about {customer_id!r}: no record, "
+                                   "timeline, alerts, notes or preferences under that id")
+    body = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+    if output in (None, "-"):
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+        return 0
+    assert output is not None
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError(f"--output {output}: the file exists; choose another name or "
+                         "remove it first") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise InputError(f"--output {output[:200]}: {why}") from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(body)
+    print(f"wrote the export of {customer_id} to {output} ({len(document['keys'])} Redis "
+          f"keys, {len(document['timeline'])} timeline entries)", file=sys.stderr)
+    return 0
 
 
 def confirm_erase(customer_id: str, view: CustomerView, *, assume_yes: bool,

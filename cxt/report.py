@@ -1,5 +1,6 @@
 """`cxt report`: the survey rows, the contact-reason rows and the early-warning figure
-(`usecases.report`) as a table or JSON."""
+(`usecases.report`) as a table or JSON; and `cxt report routing`, the routing hint
+against random assignment on seeded traffic (`cxt.routing_trial`, offline)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import asyncio
 
 import orjson
 
+from cxt.routing_trial import run_trial
 from domain import contact_reasons
 from domain.early_warning import format_text
+from domain.routing import load_routing_config
 from domain.survey_metrics import (
     format_table,
     rows_to_json,
 )
 from kernel.settings import Settings
+from kernel.status import StatusLine
 from usecases.report import contact_rows, early_warning, survey_rows
 
 
@@ -58,3 +62,20 @@ def early_warning_report(settings: Settings, *, limit: int, window_s: float,
                             "window_seconds": window_s}).decode())
         return
     print(format_text(figure, scanned))
+
+
+def routing_report(settings: Settings, *, seed: int, contacts: int, rules: str | None,
+                   as_json: bool) -> None:
+    config = load_routing_config(rules or settings.routing_rules_path)
+    status = StatusLine()
+
+    def progress(arm: str, done: int) -> None:
+        status.update(f"routing trial: {arm} arm, {done:,} of {contacts:,} contacts")
+
+    result = run_trial(config, seed=seed, contacts=contacts, progress=progress)
+    status.done()
+    if as_json:
+        print(orjson.dumps({**result.to_json(), "rules": config.source}).decode())
+        return
+    print(result.text())
+    print(f"  rules                {config.source}")

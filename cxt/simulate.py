@@ -1,8 +1,10 @@
 """Live synthetic traffic at a steady rate (`cxt simulate`), and sample files.
 
 `simulate` first publishes the customer records, so the pipeline can resolve
-identities, then sends the mixed traffic of `cxt.traffic` at the requested
-rate until the duration is up or it is cancelled (Ctrl-C): everyday contacts
+identities, and the agent records (cx.agents.v1, for the routing hint), then
+sends the mixed traffic of `cxt.traffic` at the requested rate until the
+duration is up or it is cancelled (Ctrl-C): everyday contacts (half the known
+customers' calls and chats offered by the IVR first: call.offered, chat.offered)
 and, for a share of customers, a bad experience (angry words, a call
 transferred again and again or left waiting, an abandoned call and another
 contact, three contacts about one thing) that some of them follow with a
@@ -17,13 +19,13 @@ import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from cxt.traffic import TrafficGenerator, is_bottom_two_box, make_customers
+from cxt.traffic import TrafficGenerator, is_bottom_two_box, make_agents, make_customers
 from kernel.kafka import make_producer, start_producer
 from kernel.settings import CHANNELS, Settings
 
@@ -34,11 +36,15 @@ TICK_SECONDS = 0.05
 # (after a GC pause or a slow broker), so we don't fire a huge burst.
 MAX_CATCH_UP_SECONDS = 1.0
 FLUSH_TIMEOUT = 15.0
+# The share of known customers' calls and chats the IVR offers first (call.offered,
+# chat.offered), so the worker's routing hints have traffic in the demo.
+OFFERED_SHARE = 0.5
 
 
 @dataclass
 class SimulationReport:
     customers_published: int = 0
+    agents_published: int = 0
     sent_by_channel: Counter[str] = field(default_factory=Counter)
     bottom2_surveys: int = 0
     bad_experiences: int = 0  # customers sent a bad experience (cxt.traffic's stories)
@@ -71,6 +77,17 @@ async def send_customers(producer: AIOKafkaProducer, settings: Settings,
         await producer.send(settings.topics.customers, orjson.dumps(c),
                             key=c["customer_id"].encode())
         for c in customers
+    ]
+    await asyncio.gather(*futures)
+    return len(futures)
+
+
+async def send_agents(producer: AIOKafkaProducer, settings: Settings,
+                      agents: list[dict]) -> int:
+    """Send every agent record, keyed by agent_id, and wait for the acks."""
+    futures = [
+        await producer.send(settings.topics.agents, orjson.dumps(a), key=a["agent_id"].encode())
+        for a in agents
     ]
     await asyncio.gather(*futures)
     return len(futures)
@@ -164,7 +181,9 @@ async def simulate(
     records = make_customers(customers, seed)
     # The stories of the traffic (a call ended minutes after it started, a survey after
     # a bad experience) are timed in events: at `rate` they take the seconds they say.
-    traffic = TrafficGenerator(records, seed, pace=rate)
+    agents = make_agents(seed, updated_at=datetime.now(UTC))
+    traffic = TrafficGenerator(records, seed, pace=rate, offered_share=OFFERED_SHARE,
+                               agents=agents)
     report = SimulationReport()
     producer = make_producer(settings)
     await start_producer(producer)
@@ -174,6 +193,9 @@ async def simulate(
     try:
         if publish_customers:
             report.customers_published = await _publish(producer, settings, records)
+            report.agents_published = await send_agents(producer, settings, agents)
+            _status(f"published {report.agents_published:,} agent records to "
+                    f"{settings.topics.agents}")
         started = loop.time()
         await _run_paced(sender, rate, duration, status_every, started)
     except asyncio.CancelledError:

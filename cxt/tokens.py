@@ -11,6 +11,7 @@ from kernel.settings import ApiToken, parse_tokens
 DEV_ADVISOR = "adv-ana"  # an actor of config/alert_rules.toml, so the page can act
 DEV_AGENT = "A-007"
 DEV_AGENTS = [f"A-{n:03d}" for n in range(1, 121)]  # the demo traffic's agents
+DEV_CUSTOMER = "C-000001"  # a demo customer, for the self-service page
 
 
 def new_token_line(role: str, subject: str, expires_ms: int | None = None) -> str:
@@ -24,12 +25,19 @@ def dev_tokens(path: Path) -> tuple[ApiToken, ...]:
         lines = ["# Development tokens made by `cxt up` (role:subject:token). Not for production.",
                  new_token_line("advisor", DEV_ADVISOR),
                  new_token_line("service", "dev-service"),
-                 *(new_token_line("agent", agent) for agent in DEV_AGENTS)]
+                 *(new_token_line("agent", agent) for agent in DEV_AGENTS),
+                 new_token_line("customer", DEV_CUSTOMER)]
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write("\n".join(lines) + "\n")
-    return parse_tokens(path.read_text(), f"tokens file {path}")
+    tokens = parse_tokens(path.read_text(), f"tokens file {path}")
+    if not any(t.role == "customer" and t.subject == DEV_CUSTOMER for t in tokens):
+        # A file made before customer tokens existed: add one, keep the rest as it was.
+        with path.open("a") as out:
+            out.write(new_token_line("customer", DEV_CUSTOMER) + "\n")
+        tokens = parse_tokens(path.read_text(), f"tokens file {path}")
+    return tokens
 
 
 def token_of(tokens: tuple[ApiToken, ...], role: str, subject: str) -> str:

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from cxt.tokens import DEV_AGENTS
+from cxt.tokens import DEV_AGENT, DEV_AGENTS
+from domain.routing import TIERS, Agent, RoutingConfig, agent_from_record
 from domain.surveys import survey_is_bottom_2_box
 from kernel.settings import CHANNELS
 from kernel.times import iso_datetime as rfc3339  # UTC, ms, 'Z'; naive taken as UTC
@@ -254,7 +255,19 @@ def make_customer(index: int, rng: random.Random) -> dict[str, Any]:
         # Share of the plan's allowance used last month; derived from the index, not
         # drawn, so adding it left every other generated value as it was.
         "plan_usage_pct": (index * 37) % 101,
+        "language": customer_language(index),  # derived from the index too
     }
+
+
+# The languages customers speak (a share in hundredths each), most of them English.
+CUSTOMER_LANGUAGES = (("en", 88), ("pl", 6), ("cy", 3), ("fr", 2), ("ur", 1))
+_LANGUAGE_SLOTS = tuple(tag for tag, hundredths in CUSTOMER_LANGUAGES for _ in range(hundredths))
+assert len(_LANGUAGE_SLOTS) == 100
+
+
+def customer_language(index: int) -> str:
+    # 53 is prime to 100, so every run of 100 indexes meets each slot once.
+    return _LANGUAGE_SLOTS[(index * 53) % 100]
 
 
 def make_customers(n: int, seed: int) -> list[dict[str, Any]]:
@@ -265,6 +278,106 @@ def make_customers(n: int, seed: int) -> list[dict[str, Any]]:
 
 # The one bottom-2-box rule, by the name cxt.simulate and the tests use.
 is_bottom_two_box = survey_is_bottom_2_box
+
+
+# --- agents -----------------------------------------------------------------
+# The demo's agents (DEV_AGENTS, A-001..A-120) as the workforce-management system would
+# publish them on cx.agents.v1 (schemas/agent.v1.json).  Each has a main intent, at a
+# level their tier makes likely, and a few others lower; every agent speaks English
+# and some another language too; seniors also take the VIP queue.
+
+AGENT_TIERS = (("junior", 0.3), ("standard", 0.5), ("senior", 0.2))
+assert {t for t, _ in AGENT_TIERS} == set(TIERS)
+# Per tier: the main intent's possible levels, how many other intents, their levels.
+_TIER_SKILLS: dict[str, tuple[tuple[int, ...], int, tuple[int, ...]]] = {
+    "junior": ((3, 4), 1, (1, 2)),
+    "standard": ((4, 4, 5), 2, (1, 2, 3)),
+    "senior": ((4, 5, 5), 3, (2, 3, 4)),
+}
+# Other languages than English, with the share of agents speaking each.
+AGENT_LANGUAGES = (("pl", 0.12), ("cy", 0.07), ("fr", 0.05), ("es", 0.03), ("ur", 0.03))
+AGENT_AVAILABLE_SHARE = 0.85  # logged in; the rest are on leave, training, off shift
+# The queue a skill serves from this level on: the hint's queues (config/routing.toml).
+QUEUE_FROM_LEVEL = 3
+_HINT_QUEUES = RoutingConfig()
+
+
+def make_agent(agent_id: str, rng: random.Random, *,
+               updated_at: datetime | None = None) -> dict[str, Any]:
+    tier = _weighted(rng, AGENT_TIERS)
+    main_levels, others, other_levels = _TIER_SKILLS[tier]
+    main = rng.choices(_INTENT_NAMES, cum_weights=_INTENT_CUMULATIVE)[0]
+    skills = {main: rng.choice(main_levels)}
+    for intent in rng.sample([i for i in _INTENT_NAMES if i != main], others):
+        skills[intent] = rng.choice(other_levels)
+    languages = ["en", *(tag for tag, share in AGENT_LANGUAGES if rng.random() < share)]
+    queues = [_HINT_QUEUES.queue_for(intent) for intent, level in skills.items()
+              if level >= QUEUE_FROM_LEVEL]
+    queues.append(_HINT_QUEUES.default_queue)
+    if tier == "senior" and _HINT_QUEUES.vip_queue:
+        queues.append(_HINT_QUEUES.vip_queue)
+    if tier != "junior" and rng.random() < 0.3:
+        queues.extend(_HINT_QUEUES.segment_queues.values())
+    record: dict[str, Any] = {
+        "agent_id": agent_id,
+        "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+        "skills": skills,
+        "languages": languages,
+        "tier": tier,
+        "queues": queues,
+        "available": rng.random() < AGENT_AVAILABLE_SHARE,
+    }
+    if updated_at is not None:
+        record["updated_at"] = rfc3339(updated_at)
+    return record
+
+
+def make_agents(seed: int, *, updated_at: datetime | None = None) -> list[dict[str, Any]]:
+    """The agent records of DEV_AGENTS, the same for the same seed."""
+    rng = random.Random(f"agents:{seed}")
+    records = [make_agent(agent_id, rng, updated_at=updated_at) for agent_id in DEV_AGENTS]
+    for record in records:
+        if record["agent_id"] == DEV_AGENT:  # the README's agent page: always on shift
+            record["available"] = True
+    return records
+
+
+# How the handling agent changes the chance that a survey about a contact is bottom-2-box
+# (a factor on the traffic's chance): the agent's level in the contact's intent (0: not
+# their skill), not speaking the customer's language (served in a second language, a
+# customer is misunderstood and feels it: worse than the least skilled agent), and for a
+# delicate caller (a VIP, or one with an open alert) the tier; and what no record says:
+# each agent's own knack, some better and some worse than their levels suggest, which only
+# the surveys reveal.  The agents of the floor without a record (FLOOR_AGENTS) count as 1.
+SKILL_BOTTOM2 = (2.2, 1.8, 1.4, 1.0, 0.7, 0.5)  # by level 0..5
+LANGUAGE_MISMATCH_BOTTOM2 = 3.0
+DELICATE_TIER_BOTTOM2 = {"junior": 1.5, "standard": 1.0, "senior": 0.7}
+KNACK_SIGMA = 0.35  # lognormal: a fifth of the agents are 1.3x better or worse, or more
+_KNACKS: dict[str, float] = {}
+
+
+def knack(agent_id: str) -> float:
+    """The agent's hidden factor, the same in every run (drawn from the id alone)."""
+    found = _KNACKS.get(agent_id)
+    if found is None:
+        found = _KNACKS[agent_id] = random.Random(f"knack:{agent_id}").lognormvariate(
+            0, KNACK_SIGMA)
+    return found
+
+
+def bottom2_factor(agent: Agent | None, intent: str | None, language: str | None,
+                   delicate: bool) -> float:
+    if agent is None:
+        return 1.0
+    factor = knack(agent.agent_id)
+    if intent:
+        factor *= SKILL_BOTTOM2[agent.skills.get(intent, 0)]
+    if language and not any(tag.split("-", 1)[0] == language.split("-", 1)[0]
+                            for tag in agent.languages):
+        factor *= LANGUAGE_MISMATCH_BOTTOM2
+    if delicate:
+        factor *= DELICATE_TIER_BOTTOM2.get(agent.tier, 1.0)
+    return factor
 
 
 def channel_of(envelope: dict[str, Any]) -> str:
@@ -284,6 +397,9 @@ _INTENT_CUMULATIVE = list(accumulate(INTENT_WEIGHTS))  # draws as weights= does,
 
 def _intent(rng: random.Random) -> str:
     return rng.choices(_INTENT_NAMES, cum_weights=_INTENT_CUMULATIVE)[0]
+
+
+draw_intent = _intent  # the traffic's intent mix, by the name cxt.routing_trial uses
 
 
 def _short_id(rng: random.Random, prefix: str) -> str:
@@ -455,6 +571,7 @@ class Contact:
     channel: str
     agent_id: str
     queue: str | None
+    intent: str | None = None
 
 
 # The id a survey tool names the rated contact by: the telephony, chat or mail
@@ -479,6 +596,8 @@ def survey_payload(
     if contact is not None:
         payload |= {"contact_id": contact.contact_id, "contact_channel": contact.channel,
                     "agent_id": contact.agent_id, "queue": contact.queue}
+        if contact.intent:  # what the survey tool knows of the contact it sent it for
+            payload["intent"] = contact.intent
     else:
         # A survey about a contact that predates our data (or came from
         # another system): no contact_id to link, but the survey tool still
@@ -545,6 +664,8 @@ STORIES_BY_CHANNEL: dict[str, tuple[str, ...]] = {
 # story's last contact in the bottom two boxes.
 SURVEY_AFTER_BAD = 0.6
 MAX_PENDING = 20_000  # per channel: a bound on memory if a channel is hardly ever drawn
+# An offered contact is answered after its wait, but a demo's never waits longer than this.
+OFFER_WAIT_MAX_S = 60
 
 
 class TrafficGenerator:
@@ -559,7 +680,11 @@ class TrafficGenerator:
                          arrives after events that happened later;
       bottom2_share      surveys scoring 1 or 2 on the 1-5 scale (at least the
                          share the bad experiences bring);
-      unhappy_share      a contact that starts a bad experience (below).
+      unhappy_share      a contact that starts a bad experience (below);
+      offered_share      a known customer's call or chat that the IVR first offers
+                         (call.offered / chat.offered, no agent yet) and that
+                         starts after the wait (`cxt simulate` sends them; off by
+                         default, so the benchmarks' mix stays as it was).
 
     Contacts come as they do from real sources: most calls and chats send a
     started event and, minutes later, an ended one with the same id (a story of
@@ -574,6 +699,12 @@ class TrafficGenerator:
 
     `channel_weights` (channel -> relative weight, default CHANNEL_WEIGHTS)
     changes the channel mix; a channel left out is never drawn.
+
+    A survey's chance of a bottom-2-box score depends on the rated contact's agent
+    (`bottom2_factor`: their skill level in the contact's intent, the customer's
+    language, the tier for VIPs; the generator does not follow open alerts), from
+    `agents` (default `make_agents(seed)`, the records `cxt simulate` publishes); the
+    overall share stays at bottom2_share.
     """
 
     RECENT_CONTACTS = 5  # per customer, enough for a survey to find its contact
@@ -592,6 +723,8 @@ class TrafficGenerator:
         pace: float = 20.0,
         channel_weights: dict[str, float] | None = None,
         now: Callable[[], datetime] | None = None,
+        offered_share: float = 0.0,
+        agents: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         if not customers:
             raise ValueError("TrafficGenerator needs at least one customer")
@@ -603,6 +736,8 @@ class TrafficGenerator:
             raise ValueError("channel_weights must be >= 0 and add up to more than 0")
         if pace <= 0:
             raise ValueError("pace must be > 0 events/s")
+        if not 0 <= offered_share <= 1:
+            raise ValueError("offered_share must be from 0 to 1")
         self._channels = list(weights)
         self._cumulative = list(accumulate(weights.values()))
         self._drawn = {c for c, w in weights.items() if w > 0}
@@ -614,7 +749,11 @@ class TrafficGenerator:
         self.out_of_order_share = out_of_order_share
         self.bottom2_share = bottom2_share
         self.unhappy_share = unhappy_share
+        self.offered_share = offered_share
         self.pace = pace
+        # The handling agents' records decide how their contacts' surveys turn out.
+        self.agents = {record["agent_id"]: agent_from_record(record)
+                       for record in (make_agents(seed) if agents is None else agents)}
         self.now = now or (lambda: datetime.now(UTC))
         # Unknown callers are a small recurring pool, as in real life the same
         # unregistered number calls back, so provisional profiles get >1 event.
@@ -630,6 +769,7 @@ class TrafficGenerator:
         self._surveys = 0  # surveys sent, and of them those closing a bad experience
         self._bad_surveys = 0
         self._bottom2 = 0  # of all surveys sent
+        self._factors, self._rated = 0.0, 0  # the sum of the everyday surveys' agent factors
         self.bad_experiences = 0  # stories started, for the simulator's summary
 
     def __iter__(self) -> Iterator[tuple[str, Envelope]]:
@@ -656,7 +796,8 @@ class TrafficGenerator:
         social = _first_social(customer) if customer else None
         contact = self._recall_contact(key) if channel == "survey" else None
         if channel == "survey":
-            event_type, payload = survey_payload(rng, contact, self._everyday_bottom2())
+            chance = self._everyday_bottom2() * self._handling(contact, customer)
+            event_type, payload = survey_payload(rng, contact, min(1.0, chance))
             self._surveys += 1
             self._bottom2 += payload["score"] <= 2
         elif channel == "call":
@@ -665,10 +806,39 @@ class TrafficGenerator:
             event_type, payload = self._chat(customer is not None)
         else:
             event_type, payload = make_event_for_channel(channel, rng, social=social)
-        envelope = self._envelope(channel, customer, unknown_phone, event_type, payload)
         if customer is not None and event_type in ("call.started", "chat.started"):
+            if self.offered_share and rng.random() < self.offered_share:
+                return channel, self._offer(channel, customer, payload)
+            envelope = self._envelope(channel, customer, unknown_phone, event_type, payload)
             self._schedule(customer, [self._ending(channel)], {"payload": payload})
-        return channel, envelope
+            return channel, envelope
+        return channel, self._envelope(channel, customer, unknown_phone, event_type, payload)
+
+    def _offer(self, channel: str, customer: dict[str, Any], started: dict[str, Any]
+               ) -> Envelope:
+        """The IVR's call.offered / chat.offered (no agent yet: the routing hint is asked
+        for now); the started event follows when the wait is over, then the ended one."""
+        offered = {name: value for name, value in started.items()
+                   if name not in ("agent_id", "wait_seconds")}
+        envelope = self._envelope(channel, customer, None, f"{channel}.offered", offered)
+        wait = self._events_in(min(started["wait_seconds"], OFFER_WAIT_MAX_S))
+        self._schedule(customer, [Step(channel, wait, lambda _: (f"{channel}.started", started)),
+                                  self._ending(channel)], {"payload": started})
+        return envelope
+
+    def _handling(self, contact: Contact | None, customer: dict[str, Any] | None) -> float:
+        """How the rated contact's agent moves the survey's bottom-2-box chance: their
+        `bottom2_factor` over the mean factor so far, so that the agents shift the
+        bottom-2-box surveys between them and the overall share stays as configured."""
+        factor = 1.0
+        if contact is not None:
+            language = customer.get("language") if customer else None
+            vip = customer is not None and customer.get("segment") == "vip"
+            factor = bottom2_factor(self.agents.get(contact.agent_id), contact.intent,
+                                    language, vip)
+        self._factors += factor
+        self._rated += 1
+        return factor * self._rated / self._factors
 
     # -- the envelope ------------------------------------------------------------------
 
@@ -870,7 +1040,7 @@ class TrafficGenerator:
     def _remember(self, key: str, channel: str, payload: dict) -> None:
         recent = self._contacts.setdefault(key, deque(maxlen=self.RECENT_CONTACTS))
         recent.append(Contact(payload[CONTACT_IDS[channel]], channel, payload["agent_id"],
-                              payload.get("queue")))
+                              payload.get("queue"), payload.get("intent")))
         self._recent_keys.append(key)
 
     def _recall_contact(self, key: str) -> Contact | None:

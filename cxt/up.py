@@ -25,7 +25,7 @@ from typing import cast
 from urllib.parse import urlparse
 
 from cxt.localstack import LocalStack, die_with_parent, port_in_use
-from cxt.tokens import DEV_ADVISOR, DEV_AGENT, dev_tokens, token_of
+from cxt.tokens import DEV_ADVISOR, DEV_AGENT, DEV_CUSTOMER, dev_tokens, token_of
 from kernel.errors import CxtError
 from kernel.settings import Settings
 from kernel.topics import ensure_topics
@@ -98,17 +98,20 @@ def _dashboard_urls(settings: Settings, tokens_file: Path | None) -> str:
     if tokens_file is None:
         return f"""
 Dashboard (with the tokens of CXT_API_TOKENS / CXT_API_TOKENS_FILE):
-  {url}/advisory#token=TOKEN and {url}/agent?agent=AGENT_ID#token=TOKEN
+  {url}/advisory#token=TOKEN, {url}/agent?agent=AGENT_ID#token=TOKEN and
+  {url}/me#token=TOKEN (a customer token: `cxt tokens new customer CUSTOMER_ID`)
 """
     tokens = settings.api_tokens
     advisor = token_of(tokens, "advisor", DEV_ADVISOR)
     agent = token_of(tokens, "agent", DEV_AGENT)
     service = token_of(tokens, "service", "dev-service")
+    customer = token_of(tokens, "customer", DEV_CUSTOMER)
     return f"""
 Open in a browser (development tokens; every demo agent's is in {tokens_file}):
-  advisory group   {url}/advisory#token={advisor}
-  agent {DEV_AGENT}      {url}/agent?agent={DEV_AGENT}#token={agent}
-  JSON API         curl -H 'Authorization: Bearer {service}' {url}/api/alerts
+  advisory group     {url}/advisory#token={advisor}
+  agent {DEV_AGENT}        {url}/agent?agent={DEV_AGENT}#token={agent}
+  customer {DEV_CUSTOMER}  {url}/me#token={customer}
+  JSON API           curl -H 'Authorization: Bearer {service}' {url}/api/alerts
 """
 
 

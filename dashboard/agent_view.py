@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dashboard.context import build_context
+from dashboard.context import NOTES_SHOWN, build_context
 from dashboard.services import Services
 from domain.identity import is_ambiguous
 from usecases.customers import candidates_of
@@ -18,16 +18,20 @@ DEFAULT_LIMIT = 30
 async def agent_context(services: Services, customer_id: str, *, intent: str | None,
                         contact: dict | None = None, limit: int = DEFAULT_LIMIT) -> dict:
     started = time.perf_counter()
-    # Three independent reads side by side: one round trip of waiting, not three.
-    entries, profiles, alerts = await asyncio.gather(
+    # Four independent reads side by side: one round trip of waiting, not four.  The
+    # customer's notes and preferences are one pipeline; one note more than is shown
+    # tells the page that there are others.
+    entries, profiles, alerts, words = await asyncio.gather(
         services.timelines.read(customer_id),
         services.timelines.profiles([customer_id]),
         services.alerts.of_customer(customer_id),
+        services.self_service.own_words([customer_id], limit=NOTES_SHOWN + 1),
     )
     context = build_context(
         customer_id=customer_id, profile=profiles[0], entries=entries, alerts=alerts,
         intent=intent, contact=contact, config=services.agent_config,
-        now_ms=int(time.time() * 1000), limit=limit)
+        now_ms=int(time.time() * 1000), limit=limit, notes=words[0].notes,
+        preferences=words[0].preferences)
     if is_ambiguous(customer_id):
         context["who_is_calling"] = await who_is_calling(services, customer_id, contact, entries)
     services.metrics.context_seconds.observe(time.perf_counter() - started)

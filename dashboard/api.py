@@ -15,8 +15,9 @@ from starlette.responses import Response
 
 from dashboard.agent_view import DEFAULT_LIMIT, agent_context
 from dashboard.auth import authorize
+from dashboard.context import preferences_view
 from dashboard.errors import ApiError, FastJSONResponse, bad_request, not_found
-from dashboard.params import Query, check_id, json_body
+from dashboard.params import Query, check_id, cursor, json_body
 from dashboard.services import Services
 from domain import contact_reasons
 from domain.alerts import ACTION_OF, CALLBACK_OUTCOMES, STATUSES
@@ -55,6 +56,15 @@ from usecases.customers import (
     view_json,
 )
 from usecases.report import contact_rows_from, survey_rows_from
+from usecases.routing import (
+    DEFAULT_CHANNEL,
+    HINT_CHANNELS,
+    LOOKUPS,
+    BadRoutingInput,
+    check_intent,
+    lookup_from,
+    routing_hint,
+)
 
 EVERYONE = ("advisor", "agent", "service")
 ADVISORY = ("advisor", "service")
@@ -121,22 +131,10 @@ async def timeline(request: Request) -> FastJSONResponse:
         since_ms=query.time_ms("since"),
         until_ms=query.time_ms("until"),
         channel=query.choice("channel", CHANNELS),
-        before=_cursor(query.text("before", max_length=400)),
+        before=cursor(query.text("before", max_length=400)),
     )
     return _json({"customer_id": customer_id, "events": events,
                   "next": None if after is None else f"{after[0]}:{after[1]}"})
-
-
-def _cursor(raw: str | None) -> tuple[int, str] | None:
-    """"<occurred ms>:<event_id>", as returned in `next`."""
-    if raw is None:
-        return None
-    ms, sep, event_id = raw.partition(":")
-    # isascii: str.isdigit() also passes digits such as '²' that int() refuses.
-    if not sep or not (ms.isascii() and ms.isdigit()) or not event_id:
-        raise bad_request(f"before={raw[:60]!r} is not a cursor; pass the `next` value of "
-                          "the previous page unchanged")
-    return int(ms), event_id
 
 
 async def context(request: Request) -> FastJSONResponse:
@@ -243,8 +241,9 @@ async def list_alerts(request: Request) -> FastJSONResponse:
 
 async def get_alert(request: Request) -> FastJSONResponse:
     """The alert, with what calling the customer back needs: the customer record
-    (personal data, hence advisory roles only) and the customer's other open alerts,
-    so that one call-back can cover them all."""
+    (personal data, hence advisory roles only), the customer's other open alerts,
+    so that one call-back can cover them all, and their own preferences with whether
+    now is inside their contact hours, so that the call comes when they asked."""
     _caller(request, ADVISORY)
     Query(request, ())
     alert_id = check_id(request.path_params["alert_id"], "alert id")
@@ -252,11 +251,13 @@ async def get_alert(request: Request) -> FastJSONResponse:
     alert = await services.alerts.get(alert_id)
     if alert is None:
         raise not_found(f"no alert {alert_id!r}")
-    profiles, theirs = await asyncio.gather(
+    profiles, theirs, preferences = await asyncio.gather(
         services.timelines.profiles([alert["customer_id"]]),
-        services.alerts.of_customer(alert["customer_id"]))
+        services.alerts.of_customer(alert["customer_id"]),
+        services.self_service.preferences(alert["customer_id"]))
     return _json({**alert, "customer": profiles[0],
-                  "customer_open_alerts": open_alerts_of(theirs)})
+                  "customer_open_alerts": open_alerts_of(theirs),
+                  **preferences_view(preferences, int(time.time() * 1000))})
 
 
 _ACTION_SCHEMA = load_schema("alert-action.v1")["properties"]
@@ -372,3 +373,23 @@ async def contact_metrics(request: Request) -> FastJSONResponse:
         channel=query.choice("channel", CHANNELS), queue=query.text("queue"),
         intent=query.text("intent"))
     return _json({"period": period, "rows": contact_reasons.rows_to_json(rows)})
+
+
+# -- routing hints ----------------------------------------------------------------------------
+
+
+async def routing(request: Request) -> FastJSONResponse:
+    """The routing hint for a waiting caller (the contact platform's data dip): the queue,
+    skill and tier to ask for and the available agents ranked, each with its reasons.
+    An unknown caller gets the default answer, not an error."""
+    _caller(request, ("service",))
+    query = Query(request, (*LOOKUPS, "intent", "channel"))
+    try:
+        lookup = lookup_from(phone=query.text("phone", 40), email=query.text("email", 254),
+                             customer_id=query.text("customer_id", 128))
+        intent = check_intent(query.text("intent"))
+    except BadRoutingInput as exc:
+        raise bad_request(f"{exc.field}: {exc}") from None
+    channel = query.choice("channel", HINT_CHANNELS) or DEFAULT_CHANNEL
+    return _json(await routing_hint(_services(request).router, lookup, intent=intent,
+                                    channel=channel, now_ms=int(time.time() * 1000)))

@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from dashboard import api
+from dashboard import api, me
 from dashboard.errors import ApiError, error_response
 from dashboard.live import Hub, agent_socket, alerts_socket, unknown_socket
 from dashboard.metrics import DashboardMetrics, HttpMetricsMiddleware
@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/", _home),
         Route("/advisory", _page("advisory.html")),
         Route("/agent", _page("agent.html")),
+        Route("/me", _page("me.html")),  # the customer's own page (self-service)
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/openapi.json", _openapi),
         Route("/healthz", api.healthz),
@@ -96,9 +97,21 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/customers/{customer_id}/merge-preview", api.customer_merge_preview),
         Route("/api/customers/{customer_id}/timeline", api.timeline),
         Route("/api/customers/{customer_id}/context", api.context),
+        Route("/api/customers/{customer_id}/export", me.customer_export),
         Route("/api/identity/confirm", api.confirm_identity, methods=["POST"]),
         Route("/api/metrics/surveys", api.survey_metrics),
         Route("/api/metrics/contacts", api.contact_metrics),
+        Route("/api/routing", api.routing),
+        # The customer's own data (a customer token; dashboard/me.py).
+        Route("/api/me", me.me),
+        Route("/api/me/timeline", me.my_timeline),
+        Route("/api/me/alerts", me.my_alerts),
+        Route("/api/me/notes", me.my_notes),
+        Route("/api/me/notes", me.add_my_note, methods=["POST"]),
+        Route("/api/me/notes/{note_id}", me.delete_my_note, methods=["DELETE"]),
+        Route("/api/me/preferences", me.my_preferences),
+        Route("/api/me/preferences", me.set_my_preferences, methods=["PUT"]),
+        Route("/api/me/export", me.my_export),
         WebSocketRoute("/ws/alerts", alerts_socket),
         WebSocketRoute("/ws/agents/{agent_id}", agent_socket),
     ]

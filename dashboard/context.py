@@ -8,6 +8,9 @@ entries of one call or chat as one contact (`merge_contacts`), labels the
 customer record's fields (`display_fields`), masks phones and e-mails (`mask`:
 the agent checks identity, it never needs the whole number), and adds the
 prompts of `dashboard.prompts` and the "at risk" reasons of `dashboard.at_risk`.
+What the customer told us themselves comes first on the page: their newest notes
+and their preferences, with their contact hours read at this moment
+(`own_words`, `preferences_view`); the prompts obey those preferences.
 
 It runs on every contact and API call over timelines of up to ~1,000 entries,
 so it is one linear pass with a keyword pattern compiled once per keyword list.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -27,11 +30,12 @@ from dashboard.prompts import (
     NOT_FIELDS,
     AgentConfig,
     CustomerField,
-    evaluate_prompts,
+    decide_prompts,
     normalise_intent,
     resolve_intent,
 )
 from domain.alerts import OPEN_STATUSES
+from domain.contact_hours import contact_hours_now
 from domain.contacts import contact_key, parse_ms
 from domain.rated import contact_ids
 from domain.surveys import entry_is_bottom_2_box
@@ -46,6 +50,12 @@ _TEXT_FIELDS = ("subject", "comment", "text")
 # E-mails of a thread stay apart: each message says something of its own.
 MERGED_CHANNELS = frozenset({"call", "chat"})
 MASK_DOT = "\u2022"
+# The agent reads the newest few notes during a contact; the customer's self-service
+# page and the export have them all.
+NOTES_SHOWN = 5
+_NOTE_FIELDS = ("note_id", "text", "added_at")
+# The worker's bookkeeping beside the customer's preferences (store/self_service.py).
+_PREFERENCE_INTERNALS = frozenset({"event_id", "occurred_ms"})
 
 
 # --------------------------------------------------------------------------- relevance
@@ -347,13 +357,16 @@ def build_context(
     config: AgentConfig,
     now_ms: int,
     limit: int,
+    notes: list[dict] | None = None,
+    preferences: dict | None = None,
 ) -> dict:
     """The agent context (see the dashboard spec) for one customer and contact.
 
     `entries` is the timeline newest first, `alerts` the customer's alerts in
     any status (only open ones are shown), `intent` the intent asked for; when
     None the contact's own intent is used.  `events` holds at most `limit`
-    entries; `counts` tell how many there were before the cut.
+    entries; `counts` tell how many there were before the cut.  `notes` (newest
+    first) and `preferences` are the customer's own (store.self_service).
     """
     intent = resolve_intent(intent, contact)
     open_alerts = [a for a in alerts if isinstance(a, dict) and a.get("status") in OPEN_STATUSES]
@@ -362,21 +375,46 @@ def build_context(
     contact_event_id = contact.get("event_id") if isinstance(contact, dict) else None
     ordered, relevant = _order(entries, intent=intent, contact_event_id=contact_event_id,
                                open_alerts=open_alerts, config=config)
-    prompts = evaluate_prompts(config, customer=profile, entries=entries, intent=intent,
-                               contact=contact, now_ms=now_ms)
+    words = own_words(notes or [], preferences, now_ms)
+    prompts = decide_prompts(config, customer=profile, entries=entries, intent=intent,
+                             contact=contact, now_ms=now_ms, preferences=words["preferences"])
     return {
         "customer_id": customer_id,
         "customer": masked_customer(profile),
         "customer_fields": display_fields(profile, config.fields, now_ms),
         "intent": intent,
         "contact": _without_identity(contact) if isinstance(contact, dict) else contact,
-        "prompts": prompts,
+        **words,
+        "prompts": prompts.shown,
+        "prompts_held_back": prompts.held_back,
         "open_alerts": [open_alert_summary(a) for a in open_alerts],
         "at_risk": at_risk(alerts=open_alerts, entries=entries, now_ms=now_ms,
                            within_days=config.at_risk_days),
         "events": [_annotated(*item) for item in ordered[:max(0, limit)]],
         "counts": {"total": len(ordered), "relevant": relevant},
     }
+
+
+# --------------------------------------------------------------------------- own words
+
+
+def own_words(notes: list[dict], preferences: dict | None, now_ms: int) -> dict:
+    """`notes` (the newest NOTES_SHOWN, `more_notes` when there are others),
+    `preferences` and `contact_hours_now`, as the agent page shows them first."""
+    shown = [{key: note.get(key) for key in _NOTE_FIELDS}
+             for note in notes[:NOTES_SHOWN] if isinstance(note, dict)]
+    return {"notes": shown, "more_notes": len(notes) > NOTES_SHOWN,
+            **preferences_view(preferences, now_ms)}
+
+
+def preferences_view(preferences: dict | None, now_ms: int) -> dict:
+    """The customer's preferences without the worker's bookkeeping, and whether
+    `now_ms` is inside their contact hours (domain.contact_hours)."""
+    cleaned = ({k: v for k, v in preferences.items() if k not in _PREFERENCE_INTERNALS}
+               if isinstance(preferences, dict) else None)
+    moment = datetime.fromtimestamp(now_ms / 1000, UTC)
+    return {"preferences": cleaned,
+            "contact_hours_now": contact_hours_now(cleaned, moment).as_json()}
 
 
 # --------------------------------------------------------------------------- masking

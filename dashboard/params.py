@@ -80,6 +80,18 @@ class Query:
             raise bad_request(f"{name}={raw[:40]!r}: out of the range of dates") from None
 
 
+def cursor(raw: str | None) -> tuple[int, str] | None:
+    """A timeline page's cursor, "<occurred ms>:<event_id>", as returned in `next`."""
+    if raw is None:
+        return None
+    ms, sep, event_id = raw.partition(":")
+    # isascii: str.isdigit() also passes digits such as '²' that int() refuses.
+    if not sep or not (ms.isascii() and ms.isdigit()) or not event_id:
+        raise bad_request(f"before={raw[:60]!r} is not a cursor; pass the `next` value of "
+                          "the previous page unchanged")
+    return int(ms), event_id
+
+
 def check_id(value: str, what: str, max_length: int = MAX_ID_LENGTH) -> str:
     if len(value) > max_length:
         raise bad_request(f"{what} is longer than {max_length} characters")

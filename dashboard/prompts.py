@@ -7,7 +7,8 @@ when a contact reaches an agent:
 
     [[prompt]]
     id = "recent-bottom-2-box"        # unique; the agent view says which rule spoke
-    when = "recent_bottom_2_box"      # recent_bottom_2_box | repeat_contact | customer_attribute
+    when = "recent_bottom_2_box"      # recent_bottom_2_box | repeat_contact |
+                                      # customer_attribute | preference
     within_days = 30
     priority = 1                      # lower first; default 100
     tone = "alert"                    # alert | info | offer: how the page shows it
@@ -22,6 +23,12 @@ data does not have (say `{plan}` for a customer without a plan) stays silent
 instead of showing the agent half a sentence.  A value is missing when the data
 has none (None); `message` may list templates, and the first one whose every
 placeholder has a value is shown.
+
+The customer's own preferences (cx.self-service.v1) are obeyed here too: a rule
+of `when = "preference"` speaks when the customer set that preference (their
+preferred channel, language, accessibility needs), and with "no sales offers" set
+every prompt of tone "offer" is held back: `decide_prompts` says which and why, so
+the agent page can show that an offer was withheld rather than silently missing.
 
 The same file's `[fields.<name>]` tables say how the agent view labels and
 formats the customer record's fields (`CustomerField`, `display_fields`).
@@ -48,7 +55,12 @@ from schemas.validate import survey_scale
 RECENT_BOTTOM_2_BOX = "recent_bottom_2_box"
 REPEAT_CONTACT = "repeat_contact"
 CUSTOMER_ATTRIBUTE = "customer_attribute"
-WHENS = (RECENT_BOTTOM_2_BOX, REPEAT_CONTACT, CUSTOMER_ATTRIBUTE)
+PREFERENCE = "preference"
+WHENS = (RECENT_BOTTOM_2_BOX, REPEAT_CONTACT, CUSTOMER_ATTRIBUTE, PREFERENCE)
+# The preferences (schemas/self-service.v1.json) a `when = "preference"` rule may name:
+# those an agent acts on during the contact.
+PREFERENCES = ("preferred_channel", "language", "accessibility_needs")
+OFFER_TONE = "offer"  # what "no sales offers" holds back
 COMPARATORS = ("equals", "in", "below", "above")
 DEFAULT_PRIORITY = 100
 DAY_MS = 86_400_000
@@ -63,6 +75,7 @@ _WHEN_KEYS: dict[str, tuple[str, ...]] = {
     RECENT_BOTTOM_2_BOX: ("within_days",),
     REPEAT_CONTACT: ("min_contacts", "within_days"),
     CUSTOMER_ATTRIBUTE: ("attribute", *COMPARATORS),
+    PREFERENCE: ("preference", "except_values"),
 }
 _TOP_KEYS = ("relevance", "prompt", "fields", "at_risk")
 # [at_risk] within_days: how far back a negative contact still shows the agent page's
@@ -85,6 +98,22 @@ WHEN_PLACEHOLDERS: dict[str, dict[str, Any]] = {
     },
     REPEAT_CONTACT: {"count": 3, "days": 7},
     CUSTOMER_ATTRIBUTE: {"attribute": "plan_usage_pct", "value": 25},
+    PREFERENCE: {"preference": "language", "value": "pl", "value_text": "Polish"},
+}
+# {value_text} of a preferred channel: how an agent says it to the customer.
+CHANNEL_WORDS = {"call": "a phone call", "chat": "chat", "email": "e-mail",
+                 "sms": "a text message (SMS)"}
+# {value_text} of a language: its English name.  The languages most asked for in UK
+# and European contact centres; any other tag is shown as written.
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "bg": "Bulgarian", "bn": "Bengali", "cs": "Czech", "cy": "Welsh",
+    "de": "German", "el": "Greek", "en": "English", "es": "Spanish", "fa": "Persian",
+    "fr": "French", "ga": "Irish", "gd": "Scottish Gaelic", "gu": "Gujarati", "hi": "Hindi",
+    "hu": "Hungarian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "ku": "Kurdish",
+    "lt": "Lithuanian", "lv": "Latvian", "nl": "Dutch", "pa": "Punjabi", "pl": "Polish",
+    "ps": "Pashto", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak",
+    "so": "Somali", "sq": "Albanian", "ta": "Tamil", "ti": "Tigrinya", "tr": "Turkish",
+    "uk": "Ukrainian", "ur": "Urdu", "vi": "Vietnamese", "zh": "Chinese",
 }
 _COMMENT_CHARS = 140  # longer comments are cut in {comment_part}; the timeline has them whole
 _CUSTOMER_FIELDS = ("customer_id", "name", "plan", "segment", "region")
@@ -109,6 +138,8 @@ class PromptRule:
     attribute: str | None = None
     comparator: str | None = None  # one of COMPARATORS
     operand: Scalar | tuple[Scalar, ...] | None = None
+    preference: str | None = None  # one of PREFERENCES
+    except_values: tuple[str, ...] = ()  # values the rule stays silent for ("en" covers "en-GB")
     description: str = ""
 
     @property
@@ -257,6 +288,11 @@ def _parse_rule(raw: Any, where: str) -> PromptRule | None:
         fields["min_contacts"] = _whole(raw, "min_contacts", 2, where)
     if when == CUSTOMER_ATTRIBUTE:
         fields.update(_parse_attribute(raw, where))
+    if when == PREFERENCE:
+        fields["preference"] = _parse_preference(raw, where)
+        if "except_values" in raw:
+            fields["except_values"] = tuple(v.strip().casefold() for v in string_list(
+                raw["except_values"], f"{where}: except_values", AgentConfigError))
     messages = _messages(raw.get("message"), where)
     for message in messages:
         _check_template(message, when, fields.get("operand"), where)
@@ -305,6 +341,16 @@ def _parse_attribute(raw: dict, where: str) -> dict[str, Any]:
                                    f"or true/false, like [\"gold\", \"vip\"] (got {value!r})")
         operand = tuple(value)
     return {"attribute": attribute.strip(), "comparator": comparator, "operand": operand}
+
+
+def _parse_preference(raw: dict, where: str) -> str:
+    name = raw.get("preference")
+    if name not in PREFERENCES:
+        close = difflib.get_close_matches(str(name), PREFERENCES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise AgentConfigError(f"{where}: preference must be one of {', '.join(PREFERENCES)} "
+                               f"(got {name!r}){hint}")
+    return name
 
 
 def _check_template(message: str, when: str, operand: Any, where: str) -> None:
@@ -426,6 +472,15 @@ def resolve_intent(intent: str | None, contact: dict | None) -> str | None:
     return chosen
 
 
+@dataclass(frozen=True, slots=True)
+class PromptDecision:
+    """The prompts to show, and those that would have spoken but the customer's
+    preferences hold back (`{"rule", "tone", "priority", "reason"}`), each by priority."""
+
+    shown: list[dict]
+    held_back: list[dict]
+
+
 def evaluate_prompts(
     config: AgentConfig,
     *,
@@ -434,29 +489,63 @@ def evaluate_prompts(
     intent: str | None,
     contact: dict | None,
     now_ms: int,
+    preferences: Mapping[str, Any] | None = None,
 ) -> list[dict]:
-    """Prompts for the agent, `[{"rule", "message", "priority"}]`, by priority then id.
+    """Prompts for the agent, `[{"rule", "message", "priority", "tone"}]`, by priority
+    then id (`decide_prompts` without the held-back list)."""
+    return decide_prompts(config, customer=customer, entries=entries, intent=intent,
+                          contact=contact, now_ms=now_ms, preferences=preferences).shown
+
+
+def decide_prompts(
+    config: AgentConfig,
+    *,
+    customer: dict | None,
+    entries: list[dict],
+    intent: str | None,
+    contact: dict | None,
+    now_ms: int,
+    preferences: Mapping[str, Any] | None = None,
+) -> PromptDecision:
+    """The prompts whose condition holds, split into shown and held back.
 
     `entries` is the customer's timeline, newest first; `contact` is the contact
-    being taken (it may be in `entries` too), `intent` its intent if known.
+    being taken (it may be in `entries` too), `intent` its intent if known;
+    `preferences` the customer's own (cx.self-service.v1), None when they set none.
     """
     intent = resolve_intent(intent, contact)
     customer = customer if isinstance(customer, dict) else None
+    preferences = preferences if isinstance(preferences, Mapping) else None
+    no_offers = preferences is not None and preferences.get("no_sales_offers") is True
     common = _common_values(customer, intent)
-    out: list[dict] = []
+    shown: list[dict] = []
+    held_back: list[dict] = []
     for rule in config.prompts:
         if rule.intents and intent not in rule.intents:
             continue
         values = _rule_values(rule, customer=customer, entries=entries, intent=intent,
-                              contact=contact, now_ms=now_ms)
+                              contact=contact, now_ms=now_ms, preferences=preferences)
         if values is None:
             continue
         message = fill(rule.messages, {**common, **values})
-        if message is not None:
-            out.append({"rule": rule.id, "message": message, "priority": rule.priority,
-                        "tone": rule.tone})
-    out.sort(key=lambda p: (p["priority"], p["rule"]))
-    return out
+        if message is None:
+            continue
+        if no_offers and rule.tone == OFFER_TONE:
+            held_back.append({"rule": rule.id, "tone": rule.tone, "priority": rule.priority,
+                              "reason": _no_offers_reason(preferences)})
+            continue
+        shown.append({"rule": rule.id, "message": message, "priority": rule.priority,
+                      "tone": rule.tone})
+    shown.sort(key=lambda p: (p["priority"], p["rule"]))
+    held_back.sort(key=lambda p: (p["priority"], p["rule"]))
+    return PromptDecision(shown, held_back)
+
+
+def _no_offers_reason(preferences: Mapping[str, Any] | None) -> str:
+    set_at = preferences.get("set_at") if preferences is not None else None
+    when = f" (preferences set {set_at[:10]})" if isinstance(set_at, str) and set_at else ""
+    return f"The customer asked for no sales offers{when}: sales and retention offers are " \
+           "not shown."
 
 
 def fill(templates: Iterable[str], values: Mapping[str, Any]) -> str | None:
@@ -477,12 +566,45 @@ def fill(templates: Iterable[str], values: Mapping[str, Any]) -> str | None:
 
 
 def _rule_values(rule: PromptRule, *, customer: dict | None, entries: list[dict],
-                 intent: str | None, contact: dict | None, now_ms: int) -> dict | None:
+                 intent: str | None, contact: dict | None, now_ms: int,
+                 preferences: Mapping[str, Any] | None) -> dict | None:
     if rule.when == RECENT_BOTTOM_2_BOX:
         return _recent_bottom_2_box(rule, entries, now_ms)
     if rule.when == REPEAT_CONTACT:
         return _repeat_contact(rule, entries, intent, contact, now_ms)
+    if rule.when == PREFERENCE:
+        return _preference(rule, preferences)
     return _customer_attribute(rule, customer)
+
+
+def _preference(rule: PromptRule, preferences: Mapping[str, Any] | None) -> dict | None:
+    """{preference}, {value} and {value_text} of a preference the customer set; None
+    (the rule is silent) when they did not."""
+    if preferences is None or rule.preference is None:
+        return None
+    value = preferences.get(rule.preference)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = " ".join(value.split())
+    folded = value.casefold()
+    if any(folded == v or folded.startswith(f"{v}-") for v in rule.except_values):
+        return None
+    if rule.preference == "preferred_channel":
+        text = CHANNEL_WORDS.get(value, value)
+    elif rule.preference == "language":
+        text = language_name(value)
+    else:
+        text = value
+    return {"preference": rule.preference, "value": value, "value_text": text}
+
+
+def language_name(tag: str) -> str:
+    """"pl" -> "Polish", "en-GB" -> "English (en-GB)"; an unknown tag as written."""
+    base = tag.split("-", 1)[0].casefold()
+    name = LANGUAGE_NAMES.get(base)
+    if name is None:
+        return tag
+    return name if base == tag.casefold() else f"{name} ({tag})"
 
 
 def _common_values(customer: dict | None, intent: str | None) -> dict[str, Any]:

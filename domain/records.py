@@ -30,6 +30,8 @@ class TimelineEntry(TypedDict):
     # The customer it was first filed under, when it is not the one holding it (merges).
     filed_under: NotRequired[str]
     sentiment: NotRequired[dict[str, Any]]
+    # Account entries (cx.self-service.v1) only: who made the change, "customer:C-1".
+    actor: NotRequired[str]
 
 
 class AlertAction(TypedDict):

@@ -108,6 +108,31 @@ def read_token_file(path: Path) -> tuple[ApiToken, ...]:
     return parse_tokens(text, f"CXT_API_TOKENS_FILE={path}")
 
 
+_PERIODS = {"s": 1, "min": 60, "h": 3600}
+_RATE = re.compile(r"^\s*(\d{1,6})\s*/\s*(s|min|h)\s*,\s*(\d{1,6})\s*$")
+
+
+@dataclass(frozen=True)
+class WriteRate:
+    """A token bucket's size and refill: `count` writes per `period_s`, `burst` at once."""
+
+    count: int
+    period_s: int
+    burst: int
+
+    @classmethod
+    def parse(cls, raw: str, variable: str) -> WriteRate:
+        found = _RATE.match(raw)
+        if not found or int(found[1]) < 1 or int(found[3]) < 1:
+            raise SettingsError(f"{variable}={_short(raw)}: expected writes per period and a "
+                                "burst, like 20/min,5 (periods s, min, h; both numbers 1 or more)")
+        return cls(int(found[1]), _PERIODS[found[2]], int(found[3]))
+
+    def line(self) -> str:
+        unit = next(u for u, seconds in _PERIODS.items() if seconds == self.period_s)
+        return f"{self.count}/{unit},{self.burst}"
+
+
 def _redact(item: str) -> str:
     # Never echo a secret back into logs or terminals, even a malformed one.
     head, _, _ = item.rpartition(":")
@@ -396,6 +421,7 @@ class Settings:
     escalation_check_s: int = 15
     alert_rules_path: Path = CONFIG_DIR / "alert_rules.toml"
     signals_path: Path = CONFIG_DIR / "signals.toml"
+    routing_rules_path: Path = CONFIG_DIR / "routing.toml"
     identity_never_match: tuple[str, ...] = ()
     state_dir: Path = Path(".cxt")
     cache_dir: Path = Path.home() / ".cache" / "cx-timeline"
@@ -409,6 +435,7 @@ class Settings:
     api_tokens: tuple[ApiToken, ...] = ()
     api_tokens_file: Path | None = None
     agent_context_path: Path = CONFIG_DIR / "agent_context.toml"
+    self_service_write_rate: WriteRate = WriteRate(20, 60, 5)
     webhooks_path: Path = CONFIG_DIR / "webhooks.toml"
 
     @classmethod
@@ -663,6 +690,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CXT_SIGNALS", "signals_path",
              "the negative-interaction signals: sentiment threshold, escalation phrases, "
              "repeat-contact and operational limits", _path, section=ALERTS),
+    Variable("CXT_ROUTING_RULES", "routing_rules_path",
+             "the routing hint's queues, tiers and weights (docs/routing.md)", _path,
+             section=WORKER),
     Variable("CXT_IDENTITY_NEVER_MATCH", "identity_never_match",
              "comma-separated identifiers never used to match an interaction to a customer "
              "(switchboard numbers, shared mailboxes): `phone:+442070000000,email:noreply@*` "
@@ -682,6 +712,11 @@ VARIABLES: tuple[Variable, ...] = (
              "its `expires=`, is refused and its open websockets closed; `cxt up` makes "
              "`CXT_STATE_DIR/api-tokens` when neither is set", _token_file, _write_file,
              DASHBOARD),
+    Variable("CXT_SELF_SERVICE_WRITE_RATE", "self_service_write_rate",
+             "customers' writes (notes, preferences) allowed per token: `N/PERIOD,BURST`, "
+             "periods `s`, `min`, `h`; `20/min,5` takes 5 at once, then one every 3 s; "
+             "429 beyond", lambda env, name, default, _: WriteRate.parse(env[name], name)
+             if env.get(name) else default, WriteRate.line, DASHBOARD),
     Variable("CXT_AGENT_CONTEXT", "agent_context_path",
              "relevance keywords and next-best-action prompts of the agent view", _path,
              section=DASHBOARD),

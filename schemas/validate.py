@@ -13,7 +13,9 @@ import re
 import reprlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 import fastjsonschema
 import orjson
@@ -87,6 +89,9 @@ _PAYLOAD_IS_VALID = {channel: is_valid_check(load_schema(f"payloads/{channel}.v1
                      for channel in PAYLOAD_VALIDATORS}
 _validate_action_schema = validator("alert-action.v1")
 _validate_identity_action_schema = validator("identity-action.v1")
+_validate_agent_schema = validator("agent.v1")
+_validate_self_service_schema = validator("self-service.v1")
+_self_service_is_valid = is_valid_check(load_schema("self-service.v1"))
 
 # Values quoted in messages are cut short: a message is for reading, and the
 # dead-letter record already carries the original bytes.
@@ -114,6 +119,16 @@ _FRIENDLY: dict[tuple[str, str], str] = {
         "must be a network name like 'x' (letters, digits, '_', '.', '-')",
     ("identifiers.social.handle", "pattern"):
         "must contain a character other than '@' and spaces, and no control characters",
+    # cx.self-service.v1 (check_self_service)
+    ("event_id", "pattern"): "must be letters, digits and . _ : - only",
+    ("actor", "pattern"): "must be '<role>:<subject>', e.g. 'customer:C-000001'",
+    ("payload.note_id", "pattern"): "must be letters, digits and . _ : - only",
+    ("payload.text", "pattern"): "must contain a character other than white space",
+    ("payload.contact_hours.from", "pattern"): "must be a time HH:MM from 00:00 to 23:59",
+    ("payload.contact_hours.to", "pattern"): "must be a time HH:MM from 00:00 to 23:59",
+    ("payload.time_zone", "pattern"): "must be an IANA time zone such as 'Europe/London'",
+    ("payload.language", "pattern"):
+        "must be a BCP 47 language tag with a lower-case primary subtag, e.g. 'en', 'pt-BR'",
 }
 # Rules where quoting the offending value helps; for the others it is noise.
 _QUOTE_VALUE = frozenset(
@@ -135,6 +150,19 @@ class Interaction:
     customer_id: str | None
     identity: dict | None  # normalised; only the keys that were given
     payload: dict  # as received, unknown fields included
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    """An accepted cx.self-service.v1 event (schemas/self-service.v1.json)."""
+
+    event_id: str
+    type: str  # account.note_added | account.note_deleted | account.preferences_set
+    customer_id: str
+    occurred_at: str  # as received
+    occurred_ms: int
+    actor: str
+    payload: dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +227,61 @@ def _check_object(raw: bytes | None, validate: Validator) -> dict | Rejection:
 def check_identity_action(raw: bytes | None) -> dict | Rejection:
     """Validate a value from cx.identity-actions.v1 (schemas/identity-action.v1.json)."""
     return _check_object(raw, _validate_identity_action_schema)
+
+
+def check_agent_record(raw: bytes, key: bytes | None) -> dict | Rejection:
+    """Validate a non-null value from cx.agents.v1 (schemas/agent.v1.json) and its key:
+    the topic is compacted by key, so a key other than the record's agent_id would keep
+    the wrong record of an agent (or two of one)."""
+    checked = _check_object(raw, _validate_agent_schema)
+    if isinstance(checked, Rejection):
+        return checked
+    named = None if key is None else key.decode("utf-8", "replace")
+    if named != checked["agent_id"]:
+        return Rejection(SCHEMA_VIOLATION, f"agent_id: {_short.repr(checked['agent_id'])} "
+                         f"differs from the record's key {_short.repr(named)} (the topic is "
+                         "compacted by agent_id)")
+    return checked
+
+
+def check_self_service(raw: bytes | None, *, max_bytes: int) -> AccountEvent | Rejection:
+    """Validate a value from cx.self-service.v1; never raises for any `raw`.  Beyond the
+    schema: occurred_at as for interactions, a time_zone that zoneinfo knows, and
+    contact hours that are a window (`from` differs from `to`)."""
+    try:
+        if raw is not None and len(raw) > max_bytes:
+            raise _Rejected(TOO_LARGE, f"value is {len(raw)} bytes, more than the limit of "
+                            f"{max_bytes} bytes")
+        event = _decode_object(raw)
+        if not _self_service_is_valid(event):
+            _run_schema(_validate_self_service_schema, event, "data")
+        occurred_ms = _parse_occurred_at(event["occurred_at"])
+        if event["type"] == "account.preferences_set":
+            _check_preferences(event["payload"])
+        return AccountEvent(event["event_id"], event["type"], event["customer_id"],
+                            event["occurred_at"], occurred_ms, event["actor"], event["payload"])
+    except _Rejected as rejected:
+        return rejected.rejection
+    except Exception as exc:  # same promise as check_interaction
+        return _unexpected(exc)
+
+
+def _check_preferences(preferences: dict) -> None:
+    zone = preferences.get("time_zone")
+    if zone is not None and zone not in _time_zones():
+        raise _Rejected(SCHEMA_VIOLATION, f"payload.time_zone: {_short.repr(zone)} is not an "
+                        "IANA time zone (e.g. 'Europe/London', 'America/New_York', 'UTC')")
+    hours = preferences.get("contact_hours")
+    if hours is not None and hours["from"] == hours["to"]:
+        raise _Rejected(SCHEMA_VIOLATION, f"payload.contact_hours.to: must differ from "
+                        f"payload.contact_hours.from (both {hours['from']!r}); leave "
+                        "contact_hours null for any time")
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    # Read once: available_timezones() walks the zone database on every call.
+    return frozenset(available_timezones())
 
 
 def identity_keys(identity: dict) -> list[str]:

@@ -10,7 +10,8 @@ arrived is listed in the customer's waits (`cxt:{C-1001}:rwait`) by the very
 script call that looked for the contact, and the timeline insert reports it
 when the contact comes.  Survey counters are one hash
 per UTC hour (`cxt:{m:2026112210}:n`), counted once per survey event thanks
-to a set of counted event ids kept beside it for a week.
+to a set of counted event ids kept beside it for a week; the same mark counts the
+survey's outcome for the agent it names (`Tally`, store.agents) once.
 """
 
 from __future__ import annotations
@@ -78,23 +79,39 @@ end
 return replies
 """
 
-# KEYS: hour counters hash, counted-ids set.  ARGV: event_id, counters TTL,
-# set TTL, then field/increment pairs.
-# Counts the surveys of one hour, each once.  KEYS: the hour's counters hash and
-# its set of counted survey ids.  ARGV: counters TTL, ids TTL, then per survey:
-# event_id, n, and n (field, amount) pairs.  Returns how many were new.
+# Counts the surveys of one hour, each once.  KEYS: the hour's counters hash, its set
+# of counted survey ids, then the other keys counted with them (`Tally`).  ARGV:
+# counters TTL, ids TTL, how many other keys (m), their m TTLs, then per survey:
+# event_id, n, n (field, amount) pairs, how many tallies, and per tally its key's
+# number (1 is KEYS[3]), f, f (field, amount) pairs.  Returns the ids counted now.
 _COUNT_SURVEYS = """
-local counted, i = 0, 3
+local m = tonumber(ARGV[3])
+local counted, touched, i = {}, {}, 4 + m
+local function add(key, at, n)
+  for j = at, at + 2 * n - 2, 2 do redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
+end
 while i <= #ARGV do
-  local n = tonumber(ARGV[i + 1])
-  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
-    for j = i + 2, i + 2 * n, 2 do redis.call('HINCRBY', KEYS[1], ARGV[j], ARGV[j + 1]) end
-    counted = counted + 1
+  local event_id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local new = redis.call('SADD', KEYS[2], event_id) == 1
+  if new then
+    add(KEYS[1], i + 2, n)
+    counted[#counted + 1] = event_id
   end
   i = i + 2 + 2 * n
+  local tallies = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, tallies do
+    local key, f = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+    if new then
+      add(KEYS[2 + key], i + 2, f)
+      touched[key] = true
+    end
+    i = i + 2 + 2 * f
+  end
 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-if counted > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if #counted > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+for key in pairs(touched) do redis.call('EXPIRE', KEYS[2 + key], ARGV[3 + key]) end
 return counted
 """
 
@@ -211,11 +228,23 @@ class Rated:
     contact: TimelineEntry | None  # the rated entry; None: not stored (or no contact_id)
 
 
+# slots, not frozen: up to two are made per survey, and frozen costs 4x as much to create.
+@dataclass(slots=True)
+class Tally:
+    """Increments of a hash outside the hour's counters, made once with their survey
+    (routing's outcomes per agent, store.agents)."""
+
+    key: str
+    fields: dict[str, int]  # field -> amount
+    ttl_s: int  # the key's expiry, renewed by each survey counted
+
+
 @dataclass(frozen=True, slots=True)
 class SurveyCount:
     event_id: str
     hour: str
     fields: dict[str, int]
+    also: tuple[Tally, ...] = ()
 
 
 class AlertStore:
@@ -439,7 +468,7 @@ class AlertStore:
 
     async def erase_customer(self, customer_id: str) -> list[str]:
         """Delete the customer's alerts (they quote the customer's interactions) and take
-        them out of both indexes; returns their ids."""
+        them out of both indexes, and how they rated agents; returns the alerts' ids."""
         members = await self.redis.smembers(self.keys.customer_alerts(customer_id))
         ids = sorted(text(i) for i in members)
         pipe = self.redis.pipeline(transaction=False)
@@ -449,6 +478,8 @@ class AlertStore:
             pipe.zrem(self.keys.alerts_recent(), *ids)
             pipe.zrem(self.keys.alerts_due(), *ids)
         pipe.delete(self.keys.customer_alerts(customer_id), self.keys.rated_waits(customer_id))
+        # What routing remembers of the customer's surveys goes with them (store.agents).
+        pipe.delete(self.keys.rated_agents(customer_id))
         await pipe.execute()
         return ids
 
@@ -464,19 +495,50 @@ class AlertStore:
     # -- survey counters -------------------------------------------------------------
 
     async def count_surveys(self, counts: Sequence[SurveyCount]) -> None:
-        """Count each survey once in its hour: one script call per hour, one round trip."""
+        """Count each survey once in its hour, with its tallies: one script call per hour,
+        one round trip.  On a cluster the tallies live in other slots than the hour's
+        counters: they follow for the surveys the script counted (one more round trip;
+        a crash between the two loses them, never counts them twice)."""
         if not counts:
             return
-        by_hour: dict[str, list[bytes | str | int]] = {}
+        by_hour: dict[str, list[SurveyCount]] = {}
         for c in counts:
-            args = by_hour.setdefault(c.hour, [self.counters_ttl_s, COUNTED_IDS_TTL_S])
-            args += (c.event_id, len(c.fields))
-            for pair in c.fields.items():
-                args += pair
+            by_hour.setdefault(c.hour, []).append(c)
+        replies = await run_scripts(self.redis, [self._count_call(hour, group)
+                                                 for hour, group in by_hour.items()])
+        if self.one_slot:
+            return
+        counted = {text(event_id) for reply in replies for event_id in reply}
+        tallies = [t for c in counts if c.event_id in counted for t in c.also]
+        if tallies:
+            pipe = self.redis.pipeline(transaction=False)
+            for t in tallies:
+                for name, amount in t.fields.items():
+                    pipe.hincrby(t.key, name, amount)
+            for key, ttl_s in {t.key: t.ttl_s for t in tallies}.items():
+                pipe.expire(key, ttl_s)
+            await pipe.execute()
 
-        await run_scripts(self.redis, [
-            (self._count, [self.keys.survey_counters(hour), self.keys.survey_counted(hour)], args)
-            for hour, args in by_hour.items()])
+    def _count_call(self, hour: str, group: Sequence[SurveyCount]) -> ScriptCall:
+        others: dict[str, int] = {}  # key -> its number in the call (1: KEYS[3])
+        ttls: list[int] = []
+        body: list[bytes | str | int] = []
+        for c in group:
+            body += (c.event_id, len(c.fields))
+            for pair in c.fields.items():
+                body += pair
+            tallies = c.also if self.one_slot else ()
+            body.append(len(tallies))
+            for t in tallies:
+                if t.key not in others:
+                    others[t.key] = len(others) + 1
+                    ttls.append(t.ttl_s)
+                body += (others[t.key], len(t.fields))
+                for pair in t.fields.items():
+                    body += pair
+        return (self._count, [self.keys.survey_counters(hour), self.keys.survey_counted(hour),
+                              *others],
+                [self.counters_ttl_s, COUNTED_IDS_TTL_S, len(others), *ttls, *body])
 
     async def counters(self, buckets: Sequence[str]) -> dict[str, dict[bytes, bytes]]:
         pipe = self.redis.pipeline(transaction=False)

@@ -14,6 +14,7 @@ from typing import Any
 
 from kernel.redis_client import RedisClient, connect
 from kernel.settings import Settings
+from store.agents import AgentStore
 from store.alerts import AlertStore
 from store.contact_reasons import ContactReasonStore
 from store.identities import IdentityStore
@@ -37,6 +38,7 @@ class Stores:
     negatives: NegativeStore
     replays: ReplayLog
     self_service: SelfServiceStore
+    agents: AgentStore
 
 
 def stores_on(redis: RedisClient, settings: Settings) -> Stores:
@@ -53,6 +55,7 @@ def stores_on(redis: RedisClient, settings: Settings) -> Stores:
         negatives=NegativeStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
         replays=ReplayLog(redis, keys),
         self_service=SelfServiceStore(redis, keys),
+        agents=AgentStore(redis, keys, rated_ttl_days=settings.timeline_max_age_days),
     )
 
 

@@ -10,8 +10,8 @@ which would cap the worker far below contact-centre peaks: the batch consumer
 the app, and publishes through the worker's one producer (`streams.publisher`).
 Nothing here reaches into faust's, mode's or aiokafka's private state.
 
-The customer records and alert actions are low-volume and run as faust agents,
-which take up to `CXT_BATCH_SIZE` events or whatever arrived within
+The customer records, agent records and alert actions are low-volume and run as
+faust agents, which take up to `CXT_BATCH_SIZE` events or whatever arrived within
 `CXT_BATCH_WINDOW_MS`.  Either way a batch runs through `streams.processor`
 (`streams.runner`), its results are published, Kafka confirms them, and only
 then are the inputs acknowledged (`noack_take` for the agents; plain `take`
@@ -32,6 +32,7 @@ import logging
 import faust
 import mode
 
+from domain.routing import load_routing_config
 from domain.rules import load_rules
 from domain.signal_config import load_signals
 from kernel import logsafe
@@ -113,7 +114,8 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None
                           load_rules(settings.alert_rules_path),
                           signals=load_signals(settings.signals_path),
                           negatives=stores.negatives, reasons=stores.contact_reasons,
-                          identities=stores.identities)
+                          identities=stores.identities, agents=stores.agents,
+                          routing=load_routing_config(settings.routing_rules_path))
     runner = BatchRunner(app, processor, metrics, outbound, lag_reader)
     inbound = BatchConsumer(settings, "interactions", list(settings.topics.inbound.values()),
                             runner, runner.processor.interactions)
@@ -123,6 +125,8 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None
         "alert-actions": (app.topic(settings.topics.alert_actions), runner.processor.actions),
         "identity-actions": (app.topic(settings.topics.identity_actions),
                              runner.processor.identity_actions),
+        "agents": (app.topic(settings.topics.agents), runner.processor.agents),
+        "self-service": (app.topic(settings.topics.self_service), runner.processor.self_service),
     }
     for name, (topic, step) in steps.items():
         _batch_agent(app, name, topic, runner, step, settings)

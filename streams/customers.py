@@ -44,6 +44,7 @@ from store.alerts import AlertStore
 from store.identities import IdentityStore, ProfileChange
 from store.keys import is_provisional, provisional_id
 from store.negatives import NegativeStore
+from store.self_service import SelfServiceStore
 from store.timeline import NewEntry, RatedWait, TimelineStore
 from streams.detection import Fresh
 from streams.identity import carries, filed_under_any, move_entries
@@ -67,6 +68,8 @@ class CustomerSteps:
         self.never = never
         # The processor's: alerts that now have the rated contact they waited for.
         self.rated_late = rated_late
+        # Erased with the customer: their own notes and preferences (streams.self_service).
+        self.own_words = SelfServiceStore(timelines.redis, timelines.keys)
 
     # -- what the interactions step filed under provisional and ambiguous profiles --
 
@@ -271,6 +274,7 @@ class CustomerSteps:
             await self.store.erase(part)
             await self.alerts.erase_customer(part)
             await self.negatives.erase_customer(part)
+            await self.own_words.erase(part)
             await self.identities.erase(part)
             merges.pop(part, None)
             # Tombstones (key = customer id, value null) on the output topics, so

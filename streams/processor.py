@@ -37,11 +37,12 @@ from domain.identity import (
 from domain.negative import KIND as NEGATIVE
 from domain.negative import holds_contact, with_linked
 from domain.records import Alert, AlertAction, TimelineEntry
+from domain.routing import RoutingConfig, load_routing_config
 from domain.rules import Rules
 from domain.sentiment import Sentiment, customer_text, score_entry
 from domain.signal_config import SignalConfig
 from domain.survey_metrics import hour_of, metric_fields
-from domain.surveys import payload_is_bottom_2_box
+from domain.surveys import is_bottom_2_box, payload_is_bottom_2_box
 from kernel.settings import Settings
 from kernel.times import iso_ms, utc_now_iso
 from schemas.validate import (
@@ -51,11 +52,13 @@ from schemas.validate import (
     check_interaction,
     survey_scale,
 )
+from store.agents import AgentCache, AgentStore
 from store.alerts import AlertStore, Rated, RatedLookup, SurveyCount
 from store.contact_reasons import ContactReasonStore
 from store.identities import IdentityStore
 from store.keys import is_provisional
 from store.negatives import NegativeStore
+from store.self_service import SelfServiceStore
 from store.timeline import AddResult, NewEntry, RatedWait, TimelineStore
 from streams.customers import CustomerSteps
 from streams.detection import Detector, Fresh
@@ -64,6 +67,9 @@ from streams.identity import (
     resolve_owners,
 )
 from streams.records import Messages, Outgoing, Record
+from streams.routing import OFFERED_TYPES, RoutingSteps
+from streams.self_service import SelfServiceSteps
+from usecases.routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +79,9 @@ class Processor:
                  rules: Rules, *, signals: SignalConfig | None = None,
                  negatives: NegativeStore | None = None,
                  reasons: ContactReasonStore | None = None,
-                 identities: IdentityStore | None = None) -> None:
+                 identities: IdentityStore | None = None,
+                 agents: AgentStore | None = None,
+                 routing: RoutingConfig | None = None) -> None:
         self.topics = settings.topics
         self.identities = identities or IdentityStore(store.redis, store.keys)
         self.never = NeverMatch(settings.identity_never_match)
@@ -98,6 +106,18 @@ class Processor:
         # The low-volume steps of customer records and identity actions (streams.customers).
         self.customers = self.people.customers
         self.identity_actions = self.people.identity_actions
+        # Agent records in, hints for offered contacts out (streams.routing).
+        self.agent_store = agents or AgentStore(store.redis, store.keys,
+                                                rated_ttl_days=settings.timeline_max_age_days)
+        self.routing = RoutingSteps(self.messages, self.agent_store, Router(
+            self.identities, self.agent_store, AgentCache(self.agent_store),
+            routing or load_routing_config(settings.routing_rules_path), self.never))
+        self.agents = self.routing.agent_records
+        # The customers' own notes and preferences, cx.self-service.v1 (streams.self_service).
+        self.account = SelfServiceSteps(self.messages, store, self.identities,
+                                        SelfServiceStore(store.redis, store.keys),
+                                        max_bytes=self.max_bytes)
+        self.self_service = self.account.events
 
     # -- interactions (the five inbound channels) ----------------------------
 
@@ -137,6 +157,8 @@ class Processor:
         surveys = [(f.entry, f.record) for f in fresh if f.entry.entry["channel"] == "survey"]
         out.extend(await self._surveys(surveys))
         out.extend(await self._rated_late(added.waits))
+        out.extend(await self.routing.hints([f.entry for f in fresh
+                                             if f.entry.entry["type"] in OFFERED_TYPES]))
         out.extend(self.people.ambiguous(fresh, owners, accepted))
         provisional = [f.entry for f in fresh if is_provisional(f.entry.customer_id)
                        and not is_ambiguous(f.entry.customer_id)]
@@ -150,7 +172,7 @@ class Processor:
         """Count each survey once in its hour; raise one alert per bottom-2-box survey."""
         if not surveys:
             return []
-        await self.alerts.count_surveys([_survey_count(e) for e, _ in surveys])
+        await self.alerts.count_surveys([_survey_count(e, self.agent_store) for e, _ in surveys])
         bottom = [(e, r) for e, r in surveys if payload_is_bottom_2_box(e.entry["payload"])]
         if not bottom:
             return []
@@ -357,13 +379,21 @@ class Processor:
         return self.messages.reject(record, rejection)
 
 
-def _survey_count(entry: NewEntry) -> SurveyCount:
+def _survey_count(entry: NewEntry, agents: AgentStore) -> SurveyCount:
     payload = entry.entry["payload"]
     low, high = survey_scale(payload)
+    score, agent = payload["score"], payload.get("agent_id")
     fields = metric_fields(str(payload.get("contact_channel") or "-"),
-                           str(payload.get("queue") or "-"), str(payload.get("agent_id") or "-"),
-                           payload["score"], low, high)
-    return SurveyCount(entry.event_id, hour_of(entry.occurred_ms), fields)
+                           str(payload.get("queue") or "-"), str(agent or "-"), score, low, high)
+    hour = hour_of(entry.occurred_ms)
+    if not agent:
+        return SurveyCount(entry.event_id, hour, fields)
+    # The routing hint's history: the agent's outcome on the intent, and (for a known
+    # customer) how this customer rated the agent; counted once, with the survey.
+    cid = None if is_provisional(entry.customer_id) else entry.customer_id
+    return SurveyCount(entry.event_id, hour, fields, agents.survey_tallies(
+        cid, str(agent), payload.get("intent"), hour[:6],
+        top2=score >= high - 1, bottom2=is_bottom_2_box(score, low)))
 
 
 def _timeline_entry(record: Record, item: Interaction, owner_of: Owner, accepted_at: str,

@@ -74,5 +74,12 @@ class Messages:
     def identity(self, event: dict) -> Outgoing:
         return Outgoing(self.topics.identity, event["customer_id"].encode(), orjson.dumps(event))
 
+    def routing(self, hint: dict) -> Outgoing:
+        """A routing hint (schemas/routing-hint.v1.json), keyed by its customer (no key
+        for a caller not known)."""
+        cid = hint["customer_id"]
+        return Outgoing(self.topics.routing, None if cid is None else cid.encode(),
+                        orjson.dumps(hint))
+
     def reject(self, record: Record, rejection: Rejection) -> Outgoing:
         return dead_letter(record, rejection.reason, rejection.message, self.topics.deadletter)

@@ -77,7 +77,7 @@ def redis_client(stack: LocalStack) -> Iterator[redis.Redis]:
 class LiveDashboard:
     """A worker and a dashboard on their own topics and Redis prefix, with tokens by name:
     advisor (adv-ana, an actor), stranger (an advisor who is not an actor), agent (A-007),
-    other_agent (A-008), service."""
+    other_agent (A-008), service, customer (C-self-service)."""
 
     settings: Settings
     tokens: dict[str, str]
@@ -94,7 +94,8 @@ class LiveDashboard:
 
 HOLDERS = {"advisor": ("advisor", "adv-ana"), "stranger": ("advisor", "adv-nobody"),
            "agent": ("agent", "A-007"), "other_agent": ("agent", "A-008"),
-           "service": ("service", "test-suite")}
+           "service": ("service", "test-suite"),
+           "customer": ("customer", "C-self-service")}
 
 
 @pytest.fixture(scope="module")

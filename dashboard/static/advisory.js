@@ -5,6 +5,7 @@ import {
   $, api, channelBadge, clearBanner, debounce, errorText, formatUtc, fmtRelative, h,
   label, liveSocket, requireToken, showBanner, statusBadge, timeEl,
 } from "/static/common.js";
+import { channelText, hoursStatus, languageText } from "/static/own_words.js";
 
 const STATUSES = ["open", "escalated", "acknowledged", "resolved"];
 const DEFAULT_STATUSES = ["open", "escalated", "acknowledged"];
@@ -26,6 +27,9 @@ const CLOCK_MS = 30_000;
 const alerts = new Map(); // alert_id -> newest alert seen
 const customers = new Map(); // customer_id -> CRM record (null: none on file)
 const openBriefs = new Map(); // customer_id -> their unresolved alerts, from the detail route
+// customer_id -> {preferences, hoursNow}: their own preferences and whether the moment the
+// detail route was read is inside their contact hours.
+const wishes = new Map();
 let selectedId = null;
 let filters = readFiltersFromUrl();
 let loadSeq = 0;
@@ -370,9 +374,12 @@ function select(alertId) {
   api(`/api/alerts/${encodeURIComponent(alertId)}`)
     .then((data) => {
       if (!data?.alert_id) return;
-      const { customer, customer_open_alerts: open, ...alert } = data;
+      const {
+        customer, customer_open_alerts: open, preferences, contact_hours_now: hoursNow, ...alert
+      } = data;
       customers.set(alert.customer_id, customer ?? null);
       openBriefs.set(alert.customer_id, open || []);
+      wishes.set(alert.customer_id, { preferences: preferences ?? null, hoursNow: hoursNow ?? null });
       const current = alerts.get(alertId);
       if (!current || (alert.version ?? 0) >= (current.version ?? 0)) alerts.set(alertId, alert);
       renderList();
@@ -460,7 +467,8 @@ function renderCallbackCard(alert) {
       h("div", { class: "cb-name" }, customerId),
       h("p", { class: "muted cb-none" }, customerId.startsWith("~")
         ? "A provisional customer: the CRM has no record yet, so no phone or e-mail on file."
-        : "No CRM record for this customer, so no phone or e-mail on file."));
+        : "No CRM record for this customer, so no phone or e-mail on file."),
+      whenToCall(customerId));
     return;
   }
   const ids = record.identifiers || {};
@@ -478,6 +486,26 @@ function renderCallbackCard(alert) {
       emails.map((e) => contactLine("email", e)),
       phones.length || emails.length ? null
         : h("li", { class: "muted" }, "No phone or e-mail in the CRM record.")),
+    whenToCall(customerId),
+  );
+}
+
+// When and how the customer asked to be contacted (their own preferences): the verdict
+// on their contact hours first, in words, then their hours, their time, channel, language.
+function whenToCall(customerId) {
+  const { preferences, hoursNow } = wishes.get(customerId) || {};
+  const p = preferences && typeof preferences === "object" ? preferences : {};
+  const status = hoursNow?.status || "no_preference";
+  return h("div", { class: "cb-when", id: "cb-when", dataset: { hours: status } },
+    h("p", { class: "cb-hours-verdict" }, hoursStatus(hoursNow)),
+    dl([
+      ["Contact hours", hoursNow?.hours_text || null],
+      ["Their time now", hoursNow?.local_text || null],
+      ["Prefers", channelText(p.preferred_channel)],
+      ["Language", languageText(p.language)],
+      p.accessibility_needs ? ["Accessibility", h("span", { class: "accessibility-needs" }, p.accessibility_needs)] : null,
+      p.no_sales_offers === true ? ["Sales offers", h("strong", { class: "no-offers" }, "No sales offers, please")] : null,
+    ]),
   );
 }
 

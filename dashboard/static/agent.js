@@ -1,9 +1,11 @@
 // The agent's page: when a contact reaches this agent, who the customer is,
-// what to say first, and the interactions that matter for this contact.
+// what they told us themselves, what to say first, and the interactions that
+// matter for this contact.
 import {
-  $, api, channelBadge, errorText, fmtRelative, h, label, liveSocket, requireToken,
+  $, api, channelBadge, errorText, fmtRelative, fmtWhen, h, label, liveSocket, requireToken,
   setConnState, statusBadge, timeEl,
 } from "/static/common.js";
+import { noteItems, preferenceRows } from "/static/own_words.js";
 
 const PREVIOUS_MAX = 5;
 const agentId = (new URLSearchParams(location.search).get("agent") || "").trim();
@@ -180,6 +182,43 @@ function renderPrompts(ctx) {
       h("span", { class: "prompt-message" }, prompt.message),
     );
   }));
+}
+
+// A prompt the customer's preferences held back ("no sales offers"): named, with the
+// reason, so the agent knows the offer was withheld on purpose.
+function renderHeldBack(ctx) {
+  const held = Array.isArray(ctx.prompts_held_back) ? ctx.prompts_held_back : [];
+  const list = $("#prompts-held-back");
+  list.replaceChildren(...held.map((p) => h(
+    "li", { class: "held-back-item", dataset: { rule: p.rule || "", tone: p.tone || "" } },
+    h("span", { class: "held-back-label" }, "Held back"), " ",
+    h("code", { class: "held-back-rule" }, p.rule || "?"), " ",
+    h("span", { class: "held-back-reason" }, p.reason || ""),
+  )));
+  list.hidden = !held.length;
+}
+
+// The customer's own preferences and newest notes (self-service), above the history.
+function renderOwnWords(ctx) {
+  const prefs = ctx.preferences && typeof ctx.preferences === "object" ? ctx.preferences : null;
+  const notes = Array.isArray(ctx.notes) ? ctx.notes : [];
+  const box = $("#own-words");
+  box.dataset.notes = String(notes.length);
+  box.dataset.preferences = prefs ? "set" : "none";
+  box.dataset.hours = ctx.contact_hours_now?.status || "no_preference";
+  $("#own-words-set").textContent = prefs?.set_at ? `preferences set ${fmtWhen(prefs.set_at)}` : "";
+  $("#own-preferences").replaceChildren(prefs
+    ? h("dl", { class: "kv own-kv" }, preferenceRows(prefs, ctx.contact_hours_now).flatMap(([k, v, key]) => [
+      h("dt", { dataset: { pref: key } }, k),
+      h("dd", { dataset: { pref: key } }, v === null || v === undefined || v === ""
+        ? h("span", { class: "muted" }, "\u2013") : v),
+    ]))
+    : h("p", { class: "muted own-none" }, "No preferences set."));
+  $("#own-notes-count").textContent = notes.length
+    ? `(${notes.length}, newest first${ctx.more_notes ? "; older ones on file" : ""})` : "";
+  const items = noteItems(notes);
+  $("#own-notes").replaceChildren(...(items.length ? items
+    : [h("li", { class: "muted own-none" }, "No notes from the customer.")]));
 }
 
 // The service says why (ctx.at_risk.reasons, plain sentences); null means not at risk.
@@ -373,7 +412,9 @@ function showContext(ctx, { live = false } = {}) {
   renderCustomer(ctx);
   renderContact(ctx);
   renderAtRisk(ctx);
+  renderOwnWords(ctx);
   renderPrompts(ctx);
+  renderHeldBack(ctx);
   renderOpenAlerts(ctx);
   renderEvents(ctx);
   remember(ctx);

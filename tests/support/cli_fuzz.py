@@ -72,17 +72,20 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("report",): ["--hours", "--days", "--channel", "--queue", "--agent", "--json"],
     ("report", "contacts"): ["--hours", "--days", "--channel", "--queue", "--intent", "--json"],
     ("report", "early-warning"): ["--limit", "--window-hours", "--json"],
+    ("report", "routing"): ["--seed", "--contacts", "--rules", "--json"],
     ("rules", "check"): ["--rules", "--signals"],
     ("rules", "explain"): ["FILE", "--rules"],
     ("customers", "show"): ["ID", "--json"],
     ("customers", "merge-preview"): ["ID", "INTO", "--json"],
     ("customers", "erase"): ["ID", "--yes"],
+    ("customers", "export"): ["ID", "--output"],
     ("deadletters", "list"): ["--reason", "--topic", "--since", "--until", "--limit", "--json"],
     ("deadletters", "show"): ["ID", "--json"],
     ("deadletters", "replay"): ["--reason", "--topic", "--since", "--until", "--dry-run",
                                 "--chunk"],
 }
-REQUIRED = {"--actor", "--outcome"}
+# Always given (--contacts: so that the default 20,000 contacts never slow the fuzz down).
+REQUIRED = {"--actor", "--outcome", "--contacts"}
 FLAGS = {"--no-demo", "--quiet", "--no-customers", "--json", "--yes", "--dry-run"}
 GOOD = {"ROLE": ["advisor", "agent", "service"], "SUBJECT": ["adv-ana", "A-007", "nobody"],
         "NAME": ["alert.v1", "nosuch.v9"], "ID": ["C-fuzz-1", "AL-nosuch"],
@@ -92,7 +95,9 @@ GOOD = {"ROLE": ["advisor", "agent", "service"], "SUBJECT": ["adv-ana", "A-007",
         "--status": ["open", "open,escalated"], "--category": ["skill", "unclassified"],
         "--hours": ["24", "744", "745"], "--days": ["30", "400"], "--outcome": ["reached"],
         "--actor": ["adv-ana"], "--topic": ["nosuch.topic"], "--rate": ["20"],
-        "--port": ["8080", "70000"], "--reason": ["too_large"], "--chunk": ["10", "0"]}
+        "--port": ["8080", "70000"], "--reason": ["too_large"], "--chunk": ["10", "0"],
+        "--contacts": ["50", "0", "1000001"], "--seed": ["7", "-3"],
+        "--output": ["-"]}
 
 # Settings the fuzz varies.  Values the settings accept are replaced by the real
 # service (or a closed port), so no example dials a random host.

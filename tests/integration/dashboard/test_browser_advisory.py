@@ -1,6 +1,7 @@
 """The advisory page in real headless Chromium (Debian's), against the real stack:
 the live feed, the call-back panel (who to call, the customer's alerts grouped, one
-action for all of them), the deadline column, and times in UTC.
+action for all of them, when the customer wants to be called), the deadline column,
+and times in UTC.
 
 Screenshots are kept in CXT_TEST_ARTIFACTS (default test-artifacts/).
 """
@@ -12,8 +13,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
@@ -21,10 +23,12 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from cxt.localstack import LocalStack
+from domain.contact_hours import contact_hours_now
 from schemas.registry import load_schema
 from tests.conftest import LiveDashboard, running_dashboard
 from tests.support.browser import checked_page, chromium, iso, off_loop, screenshot
 from tests.support.helpers import envelope, produce, produce_events
+from tests.support.own_words import preferences, seed_own_words
 
 T = TypeVar("T")
 
@@ -306,3 +310,57 @@ def test_overdue_alerts_are_marked_and_sort_first_and_resolved_ones_have_no_coun
     expect(page.locator("#resolve")).to_be_hidden()  # nothing left to do on it
     page.locator("#detail-body .history").scroll_into_view_if_needed()
     screenshot(page, "advisory-resolved-and-overdue.png")
+
+
+def test_the_call_back_panel_says_when_the_customer_wants_to_be_called(
+        live_dashboard: LiveDashboard, page: Page, api: httpx.Client) -> None:
+    live = live_dashboard
+    customer = _customer()
+    zone = "Asia/Tokyo"  # neither the browser's zone nor UTC
+    # A window every day that opens two hours from now, their time: outside it now.
+    local = datetime.now(ZoneInfo(zone))
+    opens, closes = local + timedelta(hours=2), local + timedelta(hours=3)
+    prefs = preferences(preferred_channel="call", language="cy", time_zone=zone,
+                        contact_hours={"from": f"{opens:%H:%M}", "to": f"{closes:%H:%M}",
+                                       "days": ["mon", "tue", "wed", "thu", "fri", "sat",
+                                                "sun"]})
+    seed_own_words(live.settings, customer, prefs=prefs)
+    record = {"customer_id": customer, "name": "Rhys Evans",
+              "identifiers": {"phones": ["+447700900789"]}}
+    off_loop(produce(live.settings, live.settings.topics.customers,
+                     [(customer.encode(), orjson.dumps(record))]))
+    _open_page(live, page)
+    off_loop(produce_events(live.settings, [_survey(customer, comment="nobody rang back")]))
+    row = _row(page, customer)
+    expect(row).to_have_count(1, timeout=20_000)
+    alert_id = row.get_attribute("data-alert-id")
+    detail = api.get(f"/api/alerts/{alert_id}").json()
+    assert detail["preferences"]["time_zone"] == zone
+    assert detail["contact_hours_now"]["status"] == "outside"
+    expected = contact_hours_now(prefs, datetime.now(UTC))
+
+    row.click()
+    when = page.locator("#cb-when")
+    expect(when).to_have_attribute("data-hours", "outside", timeout=15_000)
+    verdict = when.locator(".hours-status")
+    expect(verdict).to_have_text(
+        f"Outside their hours \u2014 next window opens {expected.next_window_text}")
+    expect(when).to_contain_text(f"Every day {opens:%H:%M}\u2013{closes:%H:%M} {zone}")
+    expect(when).to_contain_text(f"{local:%H}:")  # their time now, on their clock
+    expect(when).to_contain_text("JST")
+    expect(when).to_contain_text("Phone call")
+    expect(when).to_contain_text("Welsh (cy)")
+    # Within the card, after the numbers to call.
+    card = page.locator("#callback-card")
+    expect(card.locator(".cb-phone")).to_have_text("+447700900789")
+    screenshot(page, "advisory-callback-hours.png")
+
+    # Once inside the window, the panel says so.
+    inside = preferences(**{**prefs, "contact_hours": {
+        "from": f"{local - timedelta(hours=1):%H:%M}", "to": f"{closes:%H:%M}",
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}})
+    seed_own_words(live.settings, customer, prefs=inside)
+    page.locator("#detail-close").click()
+    row.click()
+    expect(when).to_have_attribute("data-hours", "inside", timeout=15_000)
+    expect(when.locator(".hours-status")).to_contain_text("Inside their hours now \u00b7 until")

@@ -1,5 +1,6 @@
 """The agent page in real headless Chromium (Debian's) against the real stack, and the
-websocket refusals it relies on; the "Who is calling?" panel of a shared identifier.
+websocket refusals it relies on; the "Who is calling?" panel of a shared identifier; the
+customer's own notes and preferences shown first, and the offers they hold back.
 
 Screenshots are kept in CXT_TEST_ARTIFACTS (default test-artifacts/), agent-*.png and
 who-is-calling*.png (the confirmed panel also in /tmp/who-is-calling.png).
@@ -26,6 +27,7 @@ from tests.conftest import LiveDashboard
 from tests.support.browser import ARTIFACTS, checked_page, chromium, iso, off_loop, screenshot
 from tests.support.helpers import envelope, produce, produce_events
 from tests.support.identity_data import household, store
+from tests.support.own_words import note, preferences, seed_own_words
 
 PHONE, EMAIL = "+447700900457", "grace.hopper.457@example.org"
 MASKED_PHONE = "+44 \u2022\u2022\u2022\u2022 \u2022\u20220457"
@@ -322,3 +324,102 @@ def test_a_call_on_a_shared_landline_asks_who_is_calling_and_confirm_files_it(
             return
         time.sleep(0.2)
     raise AssertionError(f"the confirmed call did not reach {house.a}:\n{live.worker.log()}")
+
+
+# -- in their own words: notes and preferences first, offers held back -------------------
+
+# Markup and script in a customer's note: it must show as these characters, never run.
+HOSTILE_NOTE = ('<script>window.__owned = 1</script><img src=x onerror="window.__owned = 2">'
+                ' <b>not bold</b> & call me after 6')
+
+
+def test_the_customers_notes_and_preferences_come_first_and_offers_are_held_back(
+        live: LiveDashboard, page: Page, http: httpx.Client) -> None:
+    customer_id = f"C-{uuid.uuid4().hex[:10]}"
+    record = {"customer_id": customer_id, "name": "Maria Kowalska", "plan": "plus",
+              "segment": "consumer", "plan_usage_pct": 4}  # the upsell would speak
+    call = envelope("call", customer_id, occurred_at=iso(datetime.now(UTC) - timedelta(days=3)),
+                    event_type="call.ended", call_id=f"call-{customer_id}", intent="billing",
+                    queue="billing-uk", agent_id="A-013", handle_seconds=200, outcome="resolved")
+    off_loop(produce(live.settings, live.settings.topics.customers,
+                     [(customer_id.encode(), orjson.dumps(record))]))
+    off_loop(produce_events(live.settings, [call]))
+    _stored(http, live, customer_id, 1)
+    notes = [note("I have sent the meter reading twice already.", days_ago=9),
+             note(HOSTILE_NOTE, days_ago=2),
+             note("Line 1 of my note\nLine 2 stays on its own line", days_ago=1)]
+    prefs = preferences(preferred_channel="email", language="pl", time_zone="Europe/London",
+                        contact_hours={"from": "09:00", "to": "17:30",
+                                       "days": ["mon", "tue", "wed", "thu", "fri"]},
+                        accessibility_needs="Hard of hearing: please speak slowly",
+                        no_sales_offers=True)
+    seed_own_words(live.settings, customer_id, notes=notes, prefs=prefs)
+    context = http.get(f"/api/customers/{customer_id}/context",
+                       headers=live.headers("agent")).json()
+    assert [n["note_id"] for n in context["notes"]] == [n["note_id"] for n in notes[::-1]]
+    assert [p["rule"] for p in context["prompts_held_back"]] == ["plan-under-used"]
+
+    _open(page, live)
+    _look_up(page, customer_id)
+    own = page.locator("#own-words")
+    expect(own).to_be_visible()
+    expect(own).to_have_attribute("data-notes", "3")
+    # First: above the prompts and the history.
+    own_box, events_box = own.bounding_box(), page.locator("#events").bounding_box()
+    prompts_box = page.locator("#prompts").bounding_box()
+    assert own_box and events_box and prompts_box
+    assert own_box["y"] + own_box["height"] <= min(events_box["y"], prompts_box["y"])
+
+    prefs_box = page.locator("#own-preferences")
+    expect(prefs_box.locator('dd[data-pref="preferred_channel"]')).to_have_text("E-mail")
+    expect(prefs_box.locator('dd[data-pref="language"]')).to_have_text("Polish (pl)")
+    expect(prefs_box.locator('dd[data-pref="accessibility_needs"]')).to_have_text(
+        "Hard of hearing: please speak slowly")
+    expect(prefs_box.locator('dd[data-pref="no_sales_offers"]')).to_have_text(
+        "No sales offers, please")
+    hours = prefs_box.locator('dd[data-pref="contact_hours"]')
+    expect(hours).to_contain_text("Mon\u2013Fri 09:00\u201317:30 Europe/London")
+    status = context["contact_hours_now"]["status"]
+    expect(hours.locator(".hours-status")).to_have_attribute("data-status", status)
+    expect(hours).to_contain_text("Inside their hours now" if status == "inside"
+                                  else "Outside their hours \u2014 next window opens")
+    expect(prefs_box.locator('dd[data-pref="local_time"]')).to_contain_text(
+        context["contact_hours_now"]["local_text"])
+
+    # Notes newest first with their dates; markup shows as text and never runs.
+    items = page.locator("#own-notes .note")
+    expect(items).to_have_count(3)
+    expect(items.nth(1).locator(".note-text")).to_have_text(HOSTILE_NOTE)
+    expect(items.nth(2).locator(".note-text")).to_have_text(notes[0]["text"])
+    assert page.locator("#own-notes script, #own-notes img, #own-notes b").count() == 0
+    assert page.evaluate("() => window.__owned") is None
+    expect(items.first.locator(".note-when time")).to_have_attribute(
+        "datetime", notes[2]["added_at"])
+    line_box = items.first.locator(".note-text").bounding_box()
+    assert line_box and line_box["height"] > 30  # two lines: the line break is kept
+
+    # Prompts obey the preferences: no offer, the held-back one named, channel and language.
+    expect(page.locator('#prompts .prompt[data-tone="offer"]')).to_have_count(0)
+    held = page.locator("#prompts-held-back .held-back-item")
+    expect(held).to_have_count(1)
+    expect(held).to_have_attribute("data-rule", "plan-under-used")
+    expect(held).to_contain_text("asked for no sales offers")
+    expect(page.locator('#prompts .prompt[data-rule="preferred-channel"]')).to_contain_text(
+        "They prefer e-mail")
+    expect(page.locator('#prompts .prompt[data-rule="preferred-language"]')).to_contain_text(
+        "They prefer Polish (pl)")
+    expect(page.locator('#prompts .prompt[data-rule="accessibility-needs"]')).to_contain_text(
+        "Hard of hearing: please speak slowly")
+    shutil.copy(screenshot(page, "agent-own-words.png"), "/tmp/agent-own-words.png")
+
+
+def test_a_customer_who_told_us_nothing_gets_a_quiet_own_words_card(
+        live: LiveDashboard, page: Page, customer: Customer) -> None:
+    _open(page, live)
+    _look_up(page, customer.customer_id)
+    own = page.locator("#own-words")
+    expect(own).to_have_attribute("data-preferences", "none")
+    expect(own).to_contain_text("No preferences set.")
+    expect(own).to_contain_text("No notes from the customer.")
+    expect(own.locator("dd")).to_have_count(0)
+    expect(page.locator("#prompts-held-back")).to_be_hidden()

@@ -50,10 +50,12 @@ from tests.support.helpers import (
 from tests.support.processes import SummaryProcess
 
 SPEC = json.loads((REPO / "dashboard" / "openapi.json").read_text())
-ROLES = ("advisor", "agent", "service")
+# customer: a customer token (tests/conftest.py HOLDERS) must be refused everywhere but /api/me.
+ROLES = ("advisor", "agent", "service", "customer")
 # Pages and the spec itself hold no data: the only routes open without a token.
-PUBLIC = {"/", "/advisory", "/agent", "/openapi.json", "/static"}
-SAMPLE_PARAMS = {"customer_id": "C-none", "alert_id": "AL-none", "agent_id": "A-007"}
+PUBLIC = {"/", "/advisory", "/agent", "/me", "/openapi.json", "/static"}
+SAMPLE_PARAMS = {"customer_id": "C-none", "alert_id": "AL-none", "agent_id": "A-007",
+                 "note_id": "N-none"}
 
 
 def _operations() -> list[tuple[str, str, tuple[str, ...]]]:

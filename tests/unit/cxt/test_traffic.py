@@ -430,3 +430,83 @@ def test_bad_experiences_happen_and_some_end_in_a_bottom_2_box_survey(
     share_bad = sum(map(is_bottom_two_box, about_bad)) / len(about_bad)
     share_others = sum(map(is_bottom_two_box, others)) / len(others)
     assert share_bad > 0.6 and share_others < 0.1, (share_bad, share_others)
+
+
+# --- agents and routing ------------------------------------------------------------------
+
+def test_agents_are_deterministic_valid_records_with_skills_and_languages() -> None:
+    from collections import Counter
+
+    from cxt.traffic import INTENTS, make_agents
+    from schemas.registry import validator
+
+    agents = make_agents(7, updated_at=NOW)
+    assert make_agents(7, updated_at=NOW) == agents and make_agents(8) != make_agents(7)
+    assert [a["agent_id"] for a in agents] == DEV_AGENTS
+    check = validator("agent.v1")
+    for record in agents:
+        check(record)
+        assert set(record["skills"]) <= set(INTENTS) and "en" in record["languages"]
+        assert max(record["skills"].values()) >= 3
+    tiers = Counter(a["tier"] for a in agents)
+    assert set(tiers) == {"junior", "standard", "senior"} and tiers["standard"] > tiers["senior"]
+    assert 0.75 < sum(a["available"] for a in agents) / len(agents) < 0.95
+    assert next(a for a in agents if a["agent_id"] == "A-007")["available"]
+    other = Counter(tag for a in agents for tag in a["languages"] if tag != "en")
+    assert other["pl"] >= 5 and other["cy"] >= 3
+    for intent in INTENTS:  # every intent has experts on the floor
+        assert sum(a["skills"].get(intent, 0) >= 4 for a in agents) >= 3, intent
+
+
+def test_customers_have_a_language_without_changing_anything_else(customers: list[dict]) -> None:
+    from collections import Counter
+
+    shares = Counter(c["language"] for c in customers)
+    assert shares["en"] / len(customers) == pytest.approx(0.88, abs=0.01)
+    assert {"pl", "cy", "fr"} <= set(shares)
+
+
+def test_offered_contacts_come_before_they_start_under_the_same_id(
+        customers: list[dict]) -> None:
+    gen = TrafficGenerator(customers, seed=11, offered_share=0.5, phone_only_share=0.0,
+                           now=lambda: NOW)
+    offered: dict[str, dict] = {}
+    started = 0
+    for channel, env in gen.take(20_000):
+        payload = env["payload"]
+        if env["type"].endswith(".offered"):
+            assert env["type"] in ("call.offered", "chat.offered")
+            assert "agent_id" not in payload and payload["intent"] and payload["queue"]
+            assert channel != "call" or payload["ivr_path"]
+            offered[payload[f"{channel}_id"]] = env
+        elif env["type"].endswith(".started") and payload[f"{channel}_id"] in offered:
+            first = offered.pop(payload[f"{channel}_id"])
+            assert env["customer_id"] == first["customer_id"]
+            assert payload["agent_id"] and payload["intent"] == first["payload"]["intent"]
+            started += 1
+    assert started > 1000
+    # Off by default: the benchmarks' mix is unchanged.
+    default = TrafficGenerator(customers, seed=11, now=lambda: NOW).take(5000)
+    assert not [env for _, env in default if env["type"].endswith(".offered")]
+
+
+def test_surveys_depend_on_the_agents_skill_in_the_contacts_intent(
+        customers: list[dict]) -> None:
+    from cxt.traffic import make_agents
+
+    agents = {a["agent_id"]: a for a in make_agents(1)}
+    gen = TrafficGenerator(customers, seed=1, now=lambda: NOW)
+    counts = {"low": [0, 0], "high": [0, 0]}
+    for channel, env in gen.take(60_000):
+        payload = env["payload"]
+        agent = agents.get(payload.get("agent_id", ""))
+        if channel != "survey" or agent is None or "intent" not in payload:
+            continue
+        band = "high" if agent["skills"].get(payload["intent"], 0) >= 4 else \
+            "low" if agent["skills"].get(payload["intent"], 0) <= 1 else None
+        if band:
+            counts[band][0] += 1
+            counts[band][1] += is_bottom_two_box(payload)
+    low, high = (b2 / n for n, b2 in counts.values())
+    # The bad experiences' surveys (bottom-2-box whoever the agent) dilute the difference.
+    assert counts["high"][0] > 300 and low > 1.3 * high, counts

@@ -257,7 +257,9 @@ def context(**changes: Any) -> dict:
 def test_build_context_structure() -> None:
     result = context()
     assert list(result) == ["customer_id", "customer", "customer_fields", "intent", "contact",
-                            "prompts", "open_alerts", "at_risk", "events", "counts"]
+                            "notes", "more_notes", "preferences", "contact_hours_now",
+                            "prompts", "prompts_held_back", "open_alerts", "at_risk", "events",
+                            "counts"]
     assert result["customer_id"] == "C-000001"
     assert result["customer"] == {"customer_id": "C-000001", "name": "Ada"}
     assert result["intent"] == "billing"  # taken from the contact

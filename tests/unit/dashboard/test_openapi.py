@@ -13,7 +13,7 @@ from schemas.catalog import refs
 from schemas.registry import load_schema
 
 # Served to browsers or documentation readers, not part of the token-guarded API.
-UNGUARDED = {"/", "/advisory", "/agent", "/openapi.json"}
+UNGUARDED = {"/", "/advisory", "/agent", "/me", "/openapi.json"}
 
 
 def _served() -> set[tuple[str, str]]:

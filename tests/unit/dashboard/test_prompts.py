@@ -455,10 +455,11 @@ def bad(rule: dict) -> str:
 @pytest.mark.parametrize(("rule", "message"), [
     ({**B2B, "when": "recent_bottom2box"},
      "t.toml: prompt 1 'b2b': when must be one of recent_bottom_2_box, repeat_contact, "
-     "customer_attribute (got 'recent_bottom2box'); did you mean 'recent_bottom_2_box'?"),
+     "customer_attribute, preference (got 'recent_bottom2box'); did you mean "
+     "'recent_bottom_2_box'?"),
     ({k: v for k, v in B2B.items() if k != "when"},
      "t.toml: prompt 1 'b2b': when is required (one of recent_bottom_2_box, repeat_contact, "
-     "customer_attribute)"),
+     "customer_attribute, preference)"),
     ({k: v for k, v in B2B.items() if k != "id"},
      "t.toml: prompt 1: id is required and must be a non-empty text"),
     ({**B2B, "id": "  "}, "t.toml: prompt 1: id is required and must be a non-empty text"),
@@ -617,10 +618,11 @@ def test_every_documented_placeholder_is_accepted() -> None:
     for when, names in WHEN_PLACEHOLDERS.items():
         message = " ".join(f"{{{name}}}" for name in [*COMMON_PLACEHOLDERS, *names])
         rule = {"id": "all", "when": when, "message": message, "within_days": 1,
-                "min_contacts": 2, "attribute": "a", "equals": "x"}
+                "min_contacts": 2, "attribute": "a", "equals": "x", "preference": "language"}
         rule = {k: v for k, v in rule.items()
                 if k in ("id", "when", "message")
-                or (when != "customer_attribute" and k == "within_days")
+                or (when in ("recent_bottom_2_box", "repeat_contact") and k == "within_days")
+                or (when == "preference" and k == "preference")
                 or (when == "repeat_contact" and k == "min_contacts")
                 or (when == "customer_attribute" and k in ("attribute", "equals"))}
         assert config_of(rule).prompts[0].message == message

@@ -17,6 +17,7 @@ from kernel.settings import (
     Settings,
     SettingsError,
     Topics,
+    WriteRate,
 )
 from tests.support.helpers import REPO
 
@@ -33,6 +34,7 @@ def _unusual() -> Settings:
         batch_size=11, batch_window_ms=7, session_timeout_s=6, alert_ack_timeout_s=60,
         escalation_check_s=2, alert_rules_path=Path("/etc/cxt/rules.toml"),
         signals_path=Path("/etc/cxt/signals.toml"),
+        routing_rules_path=Path("/etc/cxt/routing.toml"),
         identity_never_match=("phone:+442070000000", "email:noreply@*"),
         state_dir=Path("var/state"), cache_dir=Path("/tmp/cxt cache"), kafka_version="9.9.9",
         kafka_heap="-Xmx1g", log_level="debug", worker_metrics_port=0, webhooks_metrics_port=0,
@@ -41,6 +43,7 @@ def _unusual() -> Settings:
                     ApiToken("service", "crm", "b:c" * 8, expires_ms=1801353600000)),
         api_tokens_file=REPO / "tests" / "support" / "api-tokens.example",
         agent_context_path=Path("/etc/cxt/agent.toml"), webhooks_path=Path("hooks.toml"),
+        self_service_write_rate=WriteRate(3, 3600, 2),
         # Files that exist: the variables naming files are checked when read.
         kafka_security=KafkaSecurity(
             protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="u",

@@ -24,7 +24,7 @@ from tests.support.helpers import REPO
 
 DRAFT_07 = "application/schema+json;version=draft-07"
 # The topics cx-timeline reads; it writes every other one.
-READ = {*CHANNELS, "customers", "alert_actions", "identity_actions"}
+READ = {*CHANNELS, "customers", "alert_actions", "identity_actions", "agents", "self_service"}
 
 
 @cache

@@ -411,6 +411,8 @@ def test_every_schema_file_is_draft07_and_compiles() -> None:
     assert set(names) == {"envelope.v1", "customer.v1", "timeline-entry.v1", "deadletter.v1",
                           "alert.v1", "alert-action.v1", "customer-summary.v1",
                           "webhook-deadletter.v1", "identity-event.v1", "identity-action.v1",
+                          "agent.v1", "routing-hint.v1",
+                          "self-service.v1",
                           *(f"payloads/{c}.v1" for c in CHANNELS)}
     for name in names:
         document = schemas.load_schema(name)
