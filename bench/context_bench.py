@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -877,27 +877,35 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    return run_bench(args, run_private, report, problems)
+
+
+def run_bench(args: argparse.Namespace, run: Callable[[argparse.Namespace], dict],
+              report_on: Callable[[dict, argparse.Namespace], None],
+              problems_of: Callable[[dict], list[str]]) -> int:
+    """A benchmark's main: run it on its private stack, print the report, write the JSON,
+    exit 1 when it found a problem (this one's and bench/routing_bench.py's)."""
     # Right after topic creation aiokafka logs a warning per retried batch
     # (NotLeaderForPartition) although it recovers by itself; errors still show.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     signal.signal(signal.SIGTERM, _interrupt)
     load_before = machine()["loadavg"]
     try:
-        result = run_private(args)
+        result = run(args)
     except (TimeoutError, RuntimeError) as exc:
         print(f"bench: FAILED: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bench: interrupted; child processes and the stack are stopped", file=sys.stderr)
         return 130
-    report(result, args)
+    report_on(result, args)
     result["parameters"] = {k: (str(v) if isinstance(v, Path) else v)
                             for k, v in vars(args).items()}
     result["machine"] = machine() | {"loadavg_before": load_before}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-    found = problems(result)
+    found = problems_of(result)
     for problem in found:
         print(f"FAILED: {problem}")
     return 1 if found else 0

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import logging
 import random
 import secrets
 import signal
@@ -54,7 +53,7 @@ from context_bench import (
     Run,
     child_env,
     guarded,
-    machine,
+    run_bench,
     seed,
     server_summary,
     wait_ready,
@@ -433,34 +432,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
-    signal.signal(signal.SIGTERM, _interrupt)
-    load_before = machine()["loadavg"]
-    try:
-        result = run_private(args)
-    except (TimeoutError, RuntimeError) as exc:
-        print(f"bench: FAILED: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench: interrupted; child processes and the stack are stopped", file=sys.stderr)
-        return 130
-    report(result, args)
-    result["parameters"] = {k: (str(v) if isinstance(v, Path) else v)
-                            for k, v in vars(args).items()}
-    result["machine"] = machine() | {"loadavg_before": load_before}
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-    found = problems(result)
-    for problem in found:
-        print(f"FAILED: {problem}")
-    return 1 if found else 0
+    return run_bench(parse_args(argv), run_private, report, problems)
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ _CUSTOMER_KEYS: tuple[Callable[[str], str], ...] = (
     KEYS.summary_bottom_2_box, KEYS.summary_alerts, KEYS.summary_erased, KEYS.rated_waits)
 _SUFFIXES = (":sum:survey", ":sum:b2b", ":sum:alerts", ":sum:erased", ":tl", ":ev", ":profile",
              ":alerts", ":alert", ":id", ":n", ":seen", ":rwait", ":early", ":recent",
-             ":niopen")
+             ":niopen", ":into", ":merged", ":alias", ":ragents", ":notes", ":prefs")
 # Contact-reason counters: one day's hash tag, then the hour (store/contact_reasons.py).
 _CONTACT_COUNTERS = re.compile(r"\{k:\d{8}\}:\d{2}:(n|seen)")
 _TRACE = re.compile(r"Traceback|File \"[^\"]*\.py\", line \d+")
@@ -256,7 +256,7 @@ def _tag_and_suffix(key: str, prefix: str) -> tuple[str, str] | None:
     """(hash-tagged part, suffix) of a key in the layout, or None for a global key."""
     rest = key.removeprefix(f"{prefix}:")
     assert rest != key, key
-    if rest in ("alerts:recent", "alerts:due") or _CONTACT_COUNTERS.fullmatch(rest):
+    if rest in ("alerts:recent", "alerts:due", "agents") or _CONTACT_COUNTERS.fullmatch(rest):
         return None
     suffix = next((s for s in _SUFFIXES if rest.endswith("}" + s)), None)
     assert suffix is not None and rest.startswith("{"), f"key outside the layout: {key!r}"

@@ -1,4 +1,5 @@
-"""A small run of the agent-context benchmark, so it keeps working (figures are not judged)."""
+"""A small run of the agent-context benchmark, so it keeps working (figures are not judged).
+In the slow suite: it starts a stack of its own (about 16 s)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.support.helpers import REPO
 
 
+@pytest.mark.slow
 def test_context_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "context.json"
     result = subprocess.run(
