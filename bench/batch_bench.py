@@ -48,8 +48,10 @@ def make_workload(path: Path, events: int) -> None:
                                     value.decode()]) + b"\n")
 
 
-async def measure(path: Path, redis_url: str) -> dict[str, float]:
-    """One run of the checkout on the sys.path (see main)."""
+async def measure(path: Path, redis_url: str, profile: Path | None = None
+                  ) -> dict[str, float]:
+    """One run of the checkout on the sys.path (see main); with `profile`, the measured
+    loop's cProfile statistics are written there (and its figures are not comparable)."""
     from domain.rules import load_rules
     from kernel.settings import Settings
     from store.keys import Keys
@@ -81,10 +83,18 @@ async def measure(path: Path, redis_url: str) -> dict[str, float]:
     await processor.interactions(records[:BATCH])  # warm: scripts loaded, caches filled
     await redis.config_resetstat()
     before = await redis.info("cpu")
+    profiler = None
+    if profile is not None:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
     cpu, wall = time.process_time(), time.perf_counter()
     for start in range(BATCH, len(records), BATCH):
         await processor.interactions(records[start:start + BATCH])
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(profile))
     after = await redis.info("cpu")
     commands = sum(v["calls"] for v in (await redis.info("commandstats")).values())
     await redis.aclose()
@@ -101,12 +111,16 @@ def main() -> int:
                         help="the code to measure (default: this checkout)")
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", type=Path, metavar="OUT",
+                        help="write the first run's cProfile statistics to OUT (that run's "
+                             "figures are inflated by the profiler)")
     parser.add_argument("--measure", nargs=2, metavar=("WORKLOAD", "REDIS_URL"),
                         help=argparse.SUPPRESS)  # the child's part
     args = parser.parse_args()
     if args.measure:
         sys.path.insert(0, str(args.checkout.resolve()))
-        print(orjson.dumps(asyncio.run(measure(Path(args.measure[0]), args.measure[1]))).decode())
+        figures = asyncio.run(measure(Path(args.measure[0]), args.measure[1], args.profile))
+        print(orjson.dumps(figures).decode())
         return 0
     if args.events <= BATCH or args.runs < 1:
         parser.error(f"--events must be more than {BATCH} and --runs at least 1")
@@ -126,10 +140,12 @@ def main() -> int:
         try:
             env = {**os.environ, "PYTHONPATH": str(args.checkout.resolve())}
             for run in range(1, args.runs + 1):
+                profile = ([] if args.profile is None or run > 1
+                           else ["--profile", str(args.profile.resolve())])
                 done = subprocess.run(
                     [sys.executable, __file__, "--checkout", str(args.checkout), "--measure",
-                     str(workload), server.url], env=env, capture_output=True, text=True,
-                    check=False)
+                     str(workload), server.url, *profile], env=env, capture_output=True,
+                    text=True, check=False)
                 if done.returncode != 0:
                     print(done.stderr, file=sys.stderr)
                     return 1

@@ -1,6 +1,6 @@
 """The same pipeline, several implementations, one seeded workload, side by side.
 
-    .venv/bin/python bench/compare.py                          # ours, ceiling, quix
+    .venv/bin/python bench/compare.py                          # ours, ceiling, quix, kstreams
     .venv/bin/python bench/compare.py --impl ours --curve      # + the scaling curve
     .venv/bin/python bench/compare.py --no-compare --replay 1000000
     .venv/bin/python bench/compare.py --smoke --use-running    # tiny, against $KAFKA_...
@@ -9,7 +9,11 @@ Implementations (--impl, comma-separated; NAME=COMMAND adds another):
   ours     python -m cxt worker          (faust-streaming)
   ceiling  python bench/impl_ceiling.py  (aiokafka + redis-py by hand)
   quix     python bench/impl_quix.py     (Quix Streams)
-One whose script or Python module is missing is reported as skipped.
+  kstreams java -jar bench/kstreams/target/cxt-kstreams.jar  (Kafka Streams, Java 17)
+One whose script or Python module is missing is reported as skipped, and so is
+kstreams where java >= 17 or mvn is missing or its build fails.  kstreams is built
+with Maven on first use and again whenever bench/kstreams/pom.xml or a source file
+is newer than the jar (its log: bench/kstreams/target/build.log).
 
 Each implementation gets a fresh private Kafka + Redis (cxt.localstack), the
 topics, and the identity index of --customers customers written straight into
@@ -61,11 +65,14 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import fcntl
 import importlib.util
 import logging
 import secrets
 import shlex
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,6 +105,8 @@ from harness import (
 )
 from latency import latency_summary
 
+from cxt.localstack.errors import PrerequisiteError
+from cxt.localstack.kafka import ensure_java
 from cxt.produce import customer_key
 from cxt.traffic import TrafficGenerator, make_customers
 from domain.surveys import is_bottom_2_box
@@ -105,7 +114,7 @@ from kernel.kafka import make_producer
 from kernel.settings import Settings, SettingsError
 from kernel.status import StatusLine
 from schemas.validate import customer_identity_keys, survey_scale
-from store.keys import Keys
+from store.keys import PROVISIONAL_MARK, Keys
 
 # --- the workload ----------------------------------------------------------------------
 
@@ -147,16 +156,24 @@ class Impl:
     name: str
     command: tuple[str, ...]
     requires: tuple[str, ...] = ()  # Python modules the command needs
+    # Makes the command runnable (a build); returns why it cannot run, or None.
+    prepare: Callable[[], str | None] | None = None
+    # Variables the worker gets on top of worker_env(settings).
+    env: Callable[[Settings], dict[str, str]] | None = None
 
     def unavailable(self) -> str | None:
-        """Why this implementation cannot run here, or None."""
+        """Why this implementation cannot run here, or None (after `prepare`)."""
         for arg in self.command[1:]:
             if arg.endswith(".py") and not Path(arg).exists():
                 return f"{_show_path(arg)} does not exist"
         missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
         if missing:
             return f"Python module {', '.join(missing)} is not installed in {sys.executable}"
-        return None
+        return self.prepare() if self.prepare is not None else None
+
+    def worker_env(self, settings: Settings) -> dict[str, str]:
+        env = worker_env(settings)
+        return env | self.env(settings) if self.env is not None else env
 
 
 def _show_path(path: str) -> str:
@@ -165,13 +182,87 @@ def _show_path(path: str) -> str:
     return path
 
 
+# --- the Kafka Streams peer (bench/kstreams, Java) ---------------------------------------
+
+KSTREAMS_DIR = REPO / "bench" / "kstreams"
+KSTREAMS_JAR = "target/cxt-kstreams.jar"
+# A competent user's explicit heap on this 2-core, shared machine (the JVM's default
+# maximum is a quarter of the memory).
+KSTREAMS_JVM = ("-Xms256m", "-Xmx1g")
+# Stands for the id in the key templates the peer gets (bench/kstreams Keys.PLACEHOLDER).
+KEY_PLACEHOLDER = "@ID@"
+BUILD_LOG_LINES = 25
+
+
+def _newest_source(project: Path) -> float:
+    sources = [project / "pom.xml", *(p for p in (project / "src").rglob("*") if p.is_file())]
+    return max(p.stat().st_mtime for p in sources if p.exists())
+
+
+def jvm_build_needed(project: Path, jar: str = KSTREAMS_JAR) -> bool:
+    """The jar is missing or older than the pom or a source file."""
+    built = project / jar
+    return not built.exists() or built.stat().st_mtime < _newest_source(project)
+
+
+def build_jvm_peer(project: Path = KSTREAMS_DIR, jar: str = KSTREAMS_JAR,
+                   label: str = "kstreams") -> str | None:
+    """Build the Java peer with Maven when needed; why it cannot run (java, mvn, the
+    build's last lines), or None."""
+    try:
+        ensure_java()
+    except PrerequisiteError as exc:
+        return str(exc)
+    if not jvm_build_needed(project, jar):
+        return None
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        return "mvn not found (needed once to build the Kafka Streams peer): apt-get install maven"
+    target = project / "target"
+    target.mkdir(exist_ok=True)
+    log = target / "build.log"
+    with (target / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two benches at once must not build into one dir
+        if not jvm_build_needed(project, jar):
+            return None  # built by the other one meanwhile
+        print(f"compare: {label}: building {_show_path(str(project))} with Maven (first use or "
+              f"sources changed; about a minute the first time) ...", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        with log.open("wb") as out:
+            done = subprocess.run(
+                [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(project / "pom.xml"), "package"],
+                cwd=project, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                check=False)
+        if done.returncode != 0 or not (project / jar).exists():
+            lines = log.read_text(errors="replace").splitlines()[-BUILD_LOG_LINES:]
+            return (f"the Maven build failed (exit {done.returncode}); the last lines of "
+                    f"{_show_path(str(log))}:\n" + "\n".join(lines))
+        print(f"compare: {label}: built in {time.monotonic() - started:.0f} s", file=sys.stderr,
+              flush=True)
+    return None
+
+
+def kstreams_env(settings: Settings) -> dict[str, str]:
+    """The Redis layout for the Java peer, from store/keys.py (its one source)."""
+    keys = Keys(settings.redis_prefix)
+    return {"KSTREAMS_KEY_TIMELINE": keys.timeline(KEY_PLACEHOLDER),
+            "KSTREAMS_KEY_ENTRIES": keys.entries(KEY_PLACEHOLDER),
+            "KSTREAMS_KEY_ALERT": keys.alert(KEY_PLACEHOLDER),
+            "KSTREAMS_KEY_IDENTITY": keys.identity(KEY_PLACEHOLDER),
+            "KSTREAMS_PROVISIONAL_MARK": PROVISIONAL_MARK}
+
+
 IMPLEMENTATIONS: dict[str, Impl] = {
     "ours": Impl("ours", (sys.executable, "-m", "cxt", "worker"), ("faust",)),
     "ceiling": Impl("ceiling", (sys.executable, str(REPO / "bench" / "impl_ceiling.py")),
                     ("aiokafka", "redis")),
     "quix": Impl("quix", (sys.executable, str(REPO / "bench" / "impl_quix.py")),
                  ("quixstreams",)),
+    "kstreams": Impl("kstreams", (shutil.which("java") or "java", *KSTREAMS_JVM, "-jar",
+                                  str(KSTREAMS_DIR / KSTREAMS_JAR)),
+                     prepare=build_jvm_peer, env=kstreams_env),
 }
+DEFAULT_IMPLS = ("ours", "ceiling", "quix", "kstreams")
 
 
 class WorkerFailed(Exception):
@@ -509,7 +600,7 @@ class Session:
     def start_worker(self, app_id: str | None = None) -> None:
         settings = self.settings if app_id is None else self.settings.with_(app_id=app_id)
         cwd = Path(tempfile.mkdtemp(prefix=f"worker-{self.impl.name}-", dir=self.workdir))
-        self.worker = Worker(list(self.impl.command), worker_env(settings),
+        self.worker = Worker(list(self.impl.command), self.impl.worker_env(settings),
                              cwd / "worker.log", cwd=cwd)
         self.worker.start()
         self.sampler = CpuSampler(self.worker)
@@ -1054,8 +1145,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="bench/compare.py", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--impl", type=_impls, metavar="LIST",
-                        help="implementations, comma-separated (default: ours,ceiling,quix; "
-                             "for --curve / --replay: ours)")
+                        help="implementations, comma-separated (default: "
+                             f"{','.join(DEFAULT_IMPLS)}; for --curve / --replay: ours)")
     parser.add_argument("--events", type=int, metavar="N",
                         help=f"events preloaded for throughput (default {DEFAULTS['events']:,})")
     parser.add_argument("--paced-rate", type=float, metavar="R",
@@ -1101,7 +1192,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.no_compare and not (args.curve or args.replay):
         parser.error("--no-compare leaves nothing to run: add --curve or --replay N")
     explicit = args.impl is not None
-    args.impls = args.impl or [IMPLEMENTATIONS[n] for n in ("ours", "ceiling", "quix")]
+    args.impls = args.impl or [IMPLEMENTATIONS[n] for n in DEFAULT_IMPLS]
     args.side_impls = args.impls if explicit else [IMPLEMENTATIONS["ours"]]
     args.curve_impls = {i.name for i in args.side_impls} if args.curve else set()
     return args

@@ -1,11 +1,12 @@
 """Micro-benchmark of the validate stage: validations per second on one core.
 
-    .venv/bin/python bench/validate_bench.py [--events 100000] [--invalid-share 0.05]
+    .venv/bin/python bench/validate_bench.py [--events 100000] [--invalid-share 0.05] [--repeat 3]
 
 The mix is realistic: every channel, identity-only and customer_id events,
 extra payload fields, and a share of invalid values (bad JSON, schema errors,
 bad timestamps, out-of-scale scores).  Values are encoded up front so only
-`check_interaction` is timed, as the pipeline calls it: bytes in.
+`check_interaction` is timed, as the pipeline calls it: bytes in.  With --repeat N the
+figure is the best of N passes: other processes on a shared machine only ever slow a pass.
 """
 
 from __future__ import annotations
@@ -113,12 +114,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--invalid-share", type=float, default=0.05)
+    parser.add_argument("--repeat", type=int, default=1, help="passes; the fastest is reported")
     args = parser.parse_args()
 
     values = build(args.events, args.invalid_share)
     max_bytes = Settings().max_event_bytes
     run(values[:2000], max_bytes)  # warm caches before timing
-    wall, cpu, outcomes = run(values, max_bytes)
+    wall, cpu, outcomes = min((run(values, max_bytes) for _ in range(max(1, args.repeat))),
+                              key=lambda result: result[1])
     # CPU time is the single-core figure; wall time also counts time the OS
     # gave to other processes, which matters on a busy machine.
     rate, wall_rate = len(values) / cpu, len(values) / wall

@@ -12,17 +12,18 @@ What the customer told us themselves comes first on the page: their newest notes
 and their preferences, with their contact hours read at this moment
 (`own_words`, `preferences_view`); the prompts obey those preferences.
 
-It runs on every contact and API call over timelines of up to ~1,000 entries,
-so it is one linear pass with a keyword pattern compiled once per keyword list.
+It runs on every contact and API call, over the part of the timeline the agent
+view reads (dashboard.agent_view: the digest, or a whole timeline of up to ~1,000
+entries), so it is one linear pass with a keyword pattern compiled once per keyword
+list.  What makes an entry relevant to an intent is domain.relevance's, shared with
+the worker's index of relevant contacts.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any
 
 from dashboard.at_risk import at_risk
@@ -38,6 +39,7 @@ from domain.alerts import OPEN_STATUSES
 from domain.contact_hours import contact_hours_now
 from domain.contacts import contact_key, parse_ms
 from domain.rated import contact_ids
+from domain.relevance import ONE_ITEM_CHANNELS, Matcher
 from domain.surveys import entry_is_bottom_2_box
 
 INTENT, ALERT, OTHER = "intent", "alert", "other"  # the `relevance` groups, in display order
@@ -45,10 +47,9 @@ FLAG_OPEN_ALERT = "open_alert"  # the survey of an open alert, or the contact it
 FLAG_BOTTOM_2_BOX = "bottom_2_box"  # a survey scored in the two lowest points of its scale
 OPEN_ALERT_FIELDS = ("alert_id", "kind", "status", "score", "scale_max", "raised_at",
                      "comment", "category", "survey_event_id", "contact_id")
-_TEXT_FIELDS = ("subject", "comment", "text")
-# Channels whose entries of one contact (started, ended) are shown as one item.
-# E-mails of a thread stay apart: each message says something of its own.
-MERGED_CHANNELS = frozenset({"call", "chat"})
+# Channels whose entries of one contact (started, ended) are shown as one item
+# (domain.relevance's, which the worker's index of relevant contacts follows).
+MERGED_CHANNELS = ONE_ITEM_CHANNELS
 MASK_DOT = "\u2022"
 # The agent reads the newest few notes during a contact; the customer's self-service
 # page and the export have them all.
@@ -59,74 +60,6 @@ _PREFERENCE_INTERNALS = frozenset({"event_id", "occurred_ms"})
 
 
 # --------------------------------------------------------------------------- relevance
-
-
-@lru_cache(maxsize=256)
-def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One alternation for all of an intent's keywords, matching at the start of a word.
-
-    A word start rather than a whole word so that "bill" also finds "billing"
-    and "charge" finds "charged"; spaces inside a keyword match any white space.
-    """
-    bodies = [r"\s+".join(re.escape(word) for word in k.split()) for k in keywords if k.split()]
-    if not bodies:
-        return None
-    return re.compile(rf"(?<!\w)(?:{'|'.join(bodies)})", re.IGNORECASE)
-
-
-def _pattern_for(intent: str, config: AgentConfig) -> re.Pattern[str] | None:
-    return _keyword_pattern(config.relevance.get(intent, ()))
-
-
-class _Matcher:
-    """Relevance tests for one intent, with the folding of repeated values remembered.
-
-    Timelines repeat a handful of intent and menu names thousands of times, so
-    each distinct spelling is folded (trimmed, lower-cased) once per request.
-    """
-
-    __slots__ = ("folded", "intent", "pattern")
-
-    def __init__(self, intent: str, config: AgentConfig) -> None:
-        self.intent = intent
-        self.pattern = _pattern_for(intent, config)
-        self.folded: dict[str, str] = {}
-
-    def _is_intent(self, value: Any) -> bool:
-        if value.__class__ is not str:
-            return False
-        if value == self.intent:
-            return True
-        folded = self.folded.get(value)
-        if folded is None:
-            folded = self.folded[value] = value.strip().casefold()
-        return folded == self.intent
-
-    def directly(self, entry: Mapping[str, Any]) -> bool:
-        payload: Any = entry.get("payload")  # any JSON: tested below
-        if payload.__class__ is not dict:
-            return False
-        if self._is_intent(payload.get("intent")):
-            return True
-        path = payload.get("ivr_path")
-        if path.__class__ is list:
-            for step in path:
-                if self._is_intent(step):
-                    return True
-        pattern = self.pattern
-        if pattern is None:
-            return False
-        for field in _TEXT_FIELDS:
-            text = payload.get(field)
-            if text.__class__ is str and pattern.search(text):
-                return True
-        codes = payload.get("reason_codes")
-        if codes.__class__ is list:
-            # Codes are snake_case: "delivery_delay" should be found by "delay".
-            for code in codes:
-                if code.__class__ is str and pattern.search(code.replace("_", " ")):
-                    return True
-        return False
 
 
 def _rated_id(entry: Mapping[str, Any]) -> str | None:
@@ -161,7 +94,7 @@ def is_relevant(entry: dict, intent: str | None, config: AgentConfig, *,
     intent = normalise_intent(intent)
     if intent is None or not isinstance(entry, dict):
         return False
-    matcher = _Matcher(intent, config)
+    matcher = Matcher(intent, config.relevance)
     if matcher.directly(entry):
         return True
     rated_id = _rated_id(entry)
@@ -172,7 +105,7 @@ def is_relevant(entry: dict, intent: str | None, config: AgentConfig, *,
 # --------------------------------------------------------------------------- ranking
 
 
-def _open_alert_ids(open_alerts: Iterable[dict]) -> set[str]:
+def open_alert_ids(open_alerts: Iterable[dict]) -> set[str]:
     """Event ids tied to an open alert: its survey and the contact that survey rates."""
     ids: set[str] = set()
     for alert in open_alerts:
@@ -199,13 +132,13 @@ def _order(
     Entries are not copied here: a request shows only the first few of ~1,000.
     """
     intent = normalise_intent(intent)
-    tied = _open_alert_ids(open_alerts)
+    tied = open_alert_ids(open_alerts)
     contacts = merge_contacts(entries)
     if intent is None:
         direct = [False] * len(contacts)
         relevant_ids: set[Any] = set()
     else:
-        matcher = _Matcher(intent, config)
+        matcher = Matcher(intent, config.relevance)
         direct = [any(matcher.directly(e) for e in c) for c in contacts]
         # Surveys follow the contact they rate, which may be anywhere in the
         # timeline (the trigger included), hence a first pass over all entries.

@@ -1,7 +1,8 @@
 """Next-best-action prompts of the agent view, and the file that configures them (pure).
 
 The contact-centre team edits `config/agent_context.toml` (its header documents
-the format): relevance keywords per intent, read by `dashboard.context`, and
+the format): relevance keywords per intent (`domain.relevance`, which the
+worker reads too) that `dashboard.context` ranks with, and
 `[[prompt]]` rules, evaluated here against the customer record and timeline
 when a contact reaches an agent:
 
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from domain.contacts import contact_key, normalise_intent, parse_ms
+from domain.relevance import parse_relevance
 from domain.surveys import is_bottom_2_box
 from kernel.config_checks import reject_unknown, string_list
 from kernel.errors import ConfigError
@@ -189,7 +191,7 @@ def load_agent_config(path: Path) -> AgentConfig:
 def parse_agent_config(document: Mapping[str, Any], source: str) -> AgentConfig:
     """The checked configuration from an already parsed TOML document."""
     reject_unknown(document, _TOP_KEYS, f"{source}: top level", AgentConfigError)
-    relevance = _parse_relevance(document.get("relevance", {}), source)
+    relevance = parse_relevance(document.get("relevance", {}), source, AgentConfigError)
     raw_rules = document.get("prompt", [])
     if not isinstance(raw_rules, list):
         raise AgentConfigError(f"{source}: prompt must be written as [[prompt]] blocks")
@@ -221,27 +223,6 @@ def _parse_at_risk(raw: Any, source: str) -> int:
         raise AgentConfigError(f"{where}: within_days must be a whole number of days from 1 "
                                f"to 90 (got {days!r})")
     return days
-
-
-def _parse_relevance(raw: Any, source: str) -> dict[str, tuple[str, ...]]:
-    if not isinstance(raw, dict):
-        raise AgentConfigError(f"{source}: relevance must be tables like [relevance.billing]")
-    relevance: dict[str, tuple[str, ...]] = {}
-    for intent, table in raw.items():
-        where = f"{source}: relevance.{intent}"
-        if not intent.strip():
-            raise AgentConfigError(f"{where}: the intent name must not be empty")
-        if not isinstance(table, dict):
-            raise AgentConfigError(f"{where}: must be a table with keywords = [...]")
-        reject_unknown(table, ("keywords",), where, AgentConfigError)
-        if "keywords" not in table:
-            raise AgentConfigError(f"{where}: keywords is required")
-        key = intent.strip().casefold()
-        if key in relevance:
-            raise AgentConfigError(f"{where}: intent is listed twice (names ignore case)")
-        keywords = string_list(table["keywords"], f"{where}: keywords", AgentConfigError)
-        relevance[key] = tuple(keywords)
-    return relevance
 
 
 def _parse_rule(raw: Any, where: str) -> PromptRule | None:

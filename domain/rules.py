@@ -72,6 +72,9 @@ class Rule:
     # alternation (to reject a non-matching comment with a single search).
     phrase_patterns: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
     any_phrase: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    # Per phrase, text its every match contains (its longest run without "*"): a comment
+    # without it cannot match, and `in` is far cheaper than the pattern's search.
+    phrase_needles: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def match(self, facts: _Facts) -> tuple[str, ...] | None:
         """Why this rule matches (one reason per matched value), or None when it does not."""
@@ -205,6 +208,7 @@ def _build_rule(raw: dict, name: str, category: str, description: str, where: st
         description=description,
         phrase_patterns=patterns,
         any_phrase=any_phrase,
+        phrase_needles=tuple(max(p.split("*"), key=len) for p in phrases),
     )
 
 
@@ -348,9 +352,11 @@ def _check_phrases(rule: Rule, facts: _Facts) -> tuple[str, ...] | None:
         return ()
     if not facts.comment or not rule.any_phrase.search(facts.comment):
         return None
-    return tuple(f"comment contains {phrase!r}" for phrase, pattern in
-                 zip(rule.comment_phrases, rule.phrase_patterns, strict=True)
-                 if pattern.search(facts.comment))
+    comment = facts.comment
+    return tuple(f"comment contains {phrase!r}" for phrase, needle, pattern in
+                 zip(rule.comment_phrases, rule.phrase_needles, rule.phrase_patterns,
+                     strict=True)
+                 if needle in comment and pattern.search(comment))
 
 
 _CHECKS: tuple[Check, ...] = (

@@ -77,6 +77,9 @@ class Anchors:
     prefixes: tuple[str, ...]  # first words that end in `*`
     # First word -> the whole words of each phrase starting with it.
     needs: dict[str, tuple[frozenset[str], ...]] = field(default_factory=dict, compare=False)
+    # Any first word as a whole word, or any prefix at a word's start: one search in C
+    # that turns away the texts with none (nearly all) before they are split into words.
+    gate: re.Pattern[str] | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, phrases: Sequence[str]) -> Anchors | None:
@@ -93,18 +96,33 @@ class Anchors:
                               if phrase[m.end():m.end() + 1] != "*")
             needs.setdefault(first.group(0), []).append(whole)
         return cls(frozenset(needs), tuple(prefixes),
-                   {word: tuple(sets) for word, sets in needs.items()})
+                   {word: tuple(sets) for word, sets in needs.items()},
+                   _gate(sorted(needs, key=len, reverse=True), prefixes))
 
     def any_in(self, text: str) -> bool:
         # Apostrophes split words here as in the phrases ("won't": "won", "t"), whichever
         # apostrophe the text uses; casefold as normalise_text does.
-        tokens = _WORD_RUN.findall(text.casefold())
+        folded = text.casefold()
+        if self.gate is not None and self.gate.search(folded) is None:
+            return False
+        tokens = _WORD_RUN.findall(folded)
         present = set(tokens)
         for word in self.words.intersection(present):
             if any(need <= present for need in self.needs[word]):
                 return True
         return any(token.startswith(self.prefixes) for token in tokens) if self.prefixes \
             else False
+
+
+def _gate(words: Sequence[str], prefixes: Sequence[str]) -> re.Pattern[str] | None:
+    """A pattern found in every text where `Anchors.any_in` can be true: a word (a run of
+    \\w, as `_WORD_RUN` splits them) equal to one of `words` or starting with a prefix."""
+    parts: list[str] = []
+    if words:
+        parts.append(rf"(?:{'|'.join(map(re.escape, words))})(?!\w)")
+    if prefixes:
+        parts.append(f"(?:{'|'.join(map(re.escape, prefixes))})")
+    return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})") if parts else None
 
 
 @dataclass(frozen=True)

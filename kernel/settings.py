@@ -718,7 +718,8 @@ VARIABLES: tuple[Variable, ...] = (
              "429 beyond", lambda env, name, default, _: WriteRate.parse(env[name], name)
              if env.get(name) else default, WriteRate.line, DASHBOARD),
     Variable("CXT_AGENT_CONTEXT", "agent_context_path",
-             "relevance keywords and next-best-action prompts of the agent view", _path,
+             "relevance keywords and next-best-action prompts of the agent view (the "
+             "worker reads its `[relevance]` too, for its index of relevant contacts)", _path,
              section=DASHBOARD),
     Variable("CXT_WEBHOOKS", "webhooks_path",
              "webhook endpoints, their topics, retries and the variables holding their secrets",

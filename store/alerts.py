@@ -27,6 +27,7 @@ from domain.alerts import OPEN
 from domain.contacts import parse_ms
 from domain.rated import needles
 from domain.records import Alert, TimelineEntry
+from kernel import jsonbytes
 from kernel.redis_client import RedisClient, text
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
@@ -353,7 +354,7 @@ class AlertStore:
                              one_slot=self.one_slot)
         replies = await run_scripts(self.redis, [
             (self._put_new, [self.keys.alert(a["alert_id"]) for a in group],
-             [orjson.dumps(a) for a in group]) for group in groups])
+             [jsonbytes.dumps(a) for a in group]) for group in groups])
         outcome = {id(a): _outcome(reply, a) for group, got in zip(groups, replies, strict=True)
                    for a, reply in zip(group, got, strict=True)}
         results = [outcome[id(a)] for a in alerts]
@@ -426,7 +427,7 @@ class AlertStore:
                              ALERTS_PER_CALL, one_slot=self.one_slot)
         replies = await run_scripts(self.redis, [
             (self._replace, [self.keys.alert(alert["alert_id"]) for alert, _ in group],
-             [part for alert, version in group for part in (version, orjson.dumps(alert))])
+             [part for alert, version in group for part in (version, jsonbytes.dumps(alert))])
             for group in groups])
         done = {id(c): reply == 1 for group, got in zip(groups, replies, strict=True)
                 for c, reply in zip(group, got, strict=True)}

@@ -59,9 +59,12 @@ class Around:
 
 
 class Holdings:
-    def __init__(self, redis: RedisClient, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, intents: Sequence[str] = ()) -> None:
         self.redis = redis
         self.keys = keys
+        # The configured intents, whose index keys (store.timeline) name the customer's
+        # contacts by their ids: read so the export names those keys too.
+        self.intents = tuple(intents)
 
     def _customer_keys(self, cid: str) -> list[tuple[str, str, str]]:
         """(name, key, type) of every key of one customer."""
@@ -83,6 +86,7 @@ class Holdings:
             ("summary_bottom_2_box", k.summary_bottom_2_box(cid), SET),
             ("summary_alerts", k.summary_alerts(cid), HASH),
             ("summary_erased", k.summary_erased(cid), STRING),
+            *((f"intent_index:{i}", k.intent_index(cid, i), ZSET) for i in self.intents),
         ]
 
     async def of_customers(self, customer_ids: Sequence[str]) -> list[CustomerHoldings]:

@@ -43,6 +43,13 @@ class Keys:
         """Hash: event_id -> timeline entry (JSON)."""
         return f"{self.prefix}:{{{customer_id}}}:ev"
 
+    def intent_index(self, customer_id: str, intent: str) -> str:
+        """Sorted set: the customer's newest contacts directly relevant to one configured
+        intent (domain.relevance), member its anchor (call or chat id, else event_id),
+        score the newest occurred ms of its entries; capped at the newest few and trimmed
+        with the timeline's retention (store.timeline, read by store.digest)."""
+        return f"{self.prefix}:{{{customer_id}}}:ix:{intent}"
+
     def rated_waits(self, customer_id: str) -> str:
         """Hash: a survey's contact_id not in the timeline when its alert was raised ->
         the ids of the alerts waiting for it (space-separated); expires a week after

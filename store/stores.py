@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from domain.relevance import load_relevance
 from kernel.redis_client import RedisClient, connect
 from kernel.settings import Settings
 from store.agents import AgentStore
@@ -46,8 +47,12 @@ def stores_on(redis: RedisClient, settings: Settings) -> Stores:
     return Stores(
         redis=redis,
         keys=keys,
+        # Every process reads the same [relevance] section (CXT_AGENT_CONTEXT): the worker
+        # indexes entries by it, the dashboard reads the index, erasure and the export
+        # know its keys.
         timelines=TimelineStore(redis, keys, max_entries=settings.timeline_max_entries,
-                                max_age_days=settings.timeline_max_age_days),
+                                max_age_days=settings.timeline_max_age_days,
+                                relevance=load_relevance(settings.agent_context_path)),
         identities=IdentityStore(redis, keys),
         alerts=AlertStore(redis, keys, counters_ttl_days=settings.timeline_max_age_days),
         summaries=SummaryState(redis, keys),

@@ -22,7 +22,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from domain.rated import CONTACT_ID_PAIRS
 from domain.records import TimelineEntry
+from domain.relevance import Relevance, anchor_of, intents_of
 from kernel.redis_client import RedisClient, text
+from store.digest import INDEX_CAP, DigestStore
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 
@@ -43,23 +45,25 @@ def is_survey_body(body: bytes) -> bool:
 
 # One call stores many entries (a batch, or the part of it in one cluster slot).
 # KEYS: per entry its timeline zset, entries hash, rated-contact waits and merge
-# (store.keys).
-# ARGV: max entries, min score (oldest occurred ms kept), the number k of channel-id
-# fields, k (field, channel) pairs (domain.rated), then per entry: event_id, score
-# (occurred ms), entry JSON.
+# (store.keys), then the intent index of each intent it is relevant to.
+# ARGV: max entries, min score (oldest occurred ms kept), the index's cap, the number k
+# of channel-id fields, k (field, channel) pairs (domain.rated), then per entry:
+# event_id, score (occurred ms), entry JSON, its index anchor (domain.relevance) and the
+# number of its intent index keys.
 # Replies per entry 1 when inserted, a one-element list holding the customer it is
 # merged into when the entry's customer is merged (nothing is written then: the caller
 # files it under that customer), else the stored JSON (so the caller can tell our
 # own redelivery from a source duplicate without a second round trip), then one list
 # of (entry number, ref, alert ids) triples: a survey's contact_id an entry answers
 # (its event_id or a channel id) and the alerts that wait for it, for new and already
-# stored entries alike (a redelivery after a crash must still update them).  Insert
-# and trim happen in one script, so a worker killed mid-batch never leaves half an
-# entry behind.
+# stored entries alike (a redelivery after a crash must still update them).  Insert,
+# trim and index happen in one script, so a worker killed mid-batch never leaves half
+# an entry behind, nor an entry its index does not know.
 _ADD_ENTRIES = """
 local max_entries = tonumber(ARGV[1])
 local too_old = '(' .. ARGV[2]
-local pairs_end = 3 + 2 * tonumber(ARGV[3])
+local index_cap = tonumber(ARGV[3])
+local pairs_end = 4 + 2 * tonumber(ARGV[4])
 local function drop(hash, ids)
   for i = 1, #ids, 1000 do
     redis.call('HDEL', hash, unpack(ids, i, math.min(i + 999, #ids)))
@@ -72,7 +76,7 @@ local function refs_of(id, body)
   local ok, entry = pcall(cjson.decode, body)
   local payload = ok and type(entry) == 'table' and entry['payload']
   if type(payload) ~= 'table' then return refs end
-  for f = 4, pairs_end, 2 do
+  for f = 5, pairs_end, 2 do
     local value = payload[ARGV[f]]
     if entry['channel'] == ARGV[f + 1] and type(value) == 'string' and value ~= ''
         and not seen[value] then
@@ -95,19 +99,35 @@ local function waiting(i, waits, id, body)
     end
   end
 end
+-- A contact's anchor keeps the newest score of its entries (GT); only a new member makes
+-- the index longer, so only then is it cut: to its cap for one new member in eight (by
+-- its score: the index holds at most a few more than the cap, the reader takes the
+-- newest `cap`), and to the timeline's retention when the timeline itself just lost
+-- entries to it (`aged`).
+local function index(first, last, score, anchor, aged)
+  local trim = tonumber(score) % 8 == 0
+  for k = first, last do
+    if redis.call('ZADD', KEYS[k], 'GT', score, anchor) == 1 then
+      if trim then redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -index_cap - 1) end
+      if aged then redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', too_old) end
+    end
+  end
+end
 local replies = {}
-for i = 1, #KEYS / 4 do
-  local timeline, entries, waits = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1]
-  local a = pairs_end + 3 * i - 2
-  local id, body = ARGV[a], ARGV[a + 2]
-  local into = redis.call('GET', KEYS[4 * i])
+local kc, a, i = 0, pairs_end + 1, 0
+while kc < #KEYS do
+  i = i + 1
+  local timeline, entries, waits = KEYS[kc + 1], KEYS[kc + 2], KEYS[kc + 3]
+  local id, score, body, anchor = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local first, last = kc + 5, kc + 4 + tonumber(ARGV[a + 4])
+  local into = redis.call('GET', KEYS[kc + 4])
   if into then
     replies[i] = {into}
   -- HSETNX first: nearly every entry is new, and then it is one command instead of two.
   elseif redis.call('HSETNX', entries, id, body) == 0 then
     replies[i] = redis.call('HGET', entries, id)
   else
-    redis.call('ZADD', timeline, ARGV[a + 1], id)
+    redis.call('ZADD', timeline, score, id)
     local excess = redis.call('ZCARD', timeline) - max_entries
     if excess > 0 then
       drop(entries, redis.call('ZRANGE', timeline, 0, excess - 1))
@@ -118,20 +138,29 @@ for i = 1, #KEYS / 4 do
       drop(entries, expired)
       redis.call('ZREMRANGEBYSCORE', timeline, '-inf', too_old)
     end
+    index(first, last, score, anchor, #expired > 0)
     replies[i] = 1
   end
   if not into then waiting(i, waits, id, body) end
+  kc, a = last, a + 5
 end
 replies[#replies + 1] = answered
 return replies
 """
 # Entries per script call: bounds how long one call keeps Redis busy (~5 ms).
 ENTRIES_PER_CALL = 500
+# INDEX_CAP (store.digest): contacts kept per customer and intent in the intent index.
 
-# KEYS: a timeline zset and its entries hash.  ARGV: event ids.  Drops both halves at once.
+# KEYS: a timeline zset and its entries hash, then its intent indexes.  ARGV: event ids.
+# Drops both halves at once; a timeline left empty (its customer merged into another)
+# takes its indexes along.  Anchors of entries dropped from a timeline that keeps others
+# stay until pushed out: the digest finds no entry for them.
 _DROP_ENTRIES = """
 redis.call('ZREM', KEYS[1], unpack(ARGV))
 redis.call('HDEL', KEYS[2], unpack(ARGV))
+if #KEYS > 2 and redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('DEL', unpack(KEYS, 3))
+end
 return 0
 """
 
@@ -187,9 +216,15 @@ class StoredEntry:
 
 class TimelineStore:
     def __init__(self, redis: RedisClient, keys: Keys, *, max_entries: int,
-                 max_age_days: int) -> None:
+                 max_age_days: int, relevance: Relevance | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        # The configured intents (domain.relevance): each stored entry is indexed under
+        # those it is relevant to, for the agent view's digest (store.digest).  None: no
+        # index is written (a store that only reads, or a test of something else).
+        self.relevance: Relevance = relevance or {}
+        # The agent view's one-round-trip read of the part of a timeline it shows.
+        self.digest = DigestStore(redis, keys)
         self.max_entries = max_entries
         self.max_age_ms = max_age_days * 86_400_000
         self._add = redis.register_script(_ADD_ENTRIES)
@@ -208,8 +243,10 @@ class TimelineStore:
         oldest_kept = int(time.time() * 1000) - self.max_age_ms
         groups = slot_groups(entries, lambda e: self.keys.timeline(e.customer_id),
                              ENTRIES_PER_CALL, one_slot=self.one_slot)
-        head: list[bytes | str | int] = [self.max_entries, oldest_kept, len(CONTACT_ID_PAIRS),
-                *(part for pair in CONTACT_ID_PAIRS for part in pair)]
+        head: list[bytes | str | int] = [self.max_entries, oldest_kept, INDEX_CAP,
+                                         len(CONTACT_ID_PAIRS),
+                                         *(part for pair in CONTACT_ID_PAIRS for part in pair)]
+        relevance = self.relevance
         calls: list[ScriptCall] = []
         for group in groups:
             keys: list[str] = []
@@ -218,7 +255,12 @@ class TimelineStore:
                 cid = e.customer_id
                 keys += (self.keys.timeline(cid), self.keys.entries(cid),
                          self.keys.rated_waits(cid), self.keys.merged_into(cid))
-                args += (e.event_id, e.occurred_ms, e.body)
+                intents = intents_of(e.entry, relevance) if relevance else ()
+                anchor = anchor_of(e.entry) if intents else None
+                if anchor is None:
+                    intents = ()
+                keys += (self.keys.intent_index(cid, intent) for intent in intents)
+                args += (e.event_id, e.occurred_ms, e.body, anchor or "", len(intents))
             calls.append((self._add, keys, args))
         results: dict[int, AddResult] = {}
         into: dict[int, str] = {}
@@ -331,7 +373,8 @@ class TimelineStore:
         another worker) stays, to be moved by whoever wrote it."""
         if not event_ids:
             return
-        keys = [self.keys.timeline(customer_id), self.keys.entries(customer_id)]
+        keys = [self.keys.timeline(customer_id), self.keys.entries(customer_id),
+                *self.index_keys(customer_id)]
         # A script per chunk: a worker killed mid-way never leaves an id in the hash only.
         await run_scripts(self.redis, [(self._drop, keys, list(event_ids[start:start + 1000]))
                                        for start in range(0, len(event_ids), 1000)])
@@ -352,8 +395,13 @@ class TimelineStore:
             pipe.exists(self.keys.timeline(cid))
         return [bool(n) for n in await pipe.execute()]
 
+    def index_keys(self, customer_id: str) -> list[str]:
+        """The customer's intent index keys, one per configured intent."""
+        return [self.keys.intent_index(customer_id, intent) for intent in self.relevance]
+
     async def erase(self, customer_id: str) -> None:
-        await self.redis.delete(self.keys.timeline(customer_id), self.keys.entries(customer_id))
+        await self.redis.delete(self.keys.timeline(customer_id), self.keys.entries(customer_id),
+                                *self.index_keys(customer_id))
 
     # -- read-only overview for `cxt customers show` ---------------------------
 

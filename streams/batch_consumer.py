@@ -48,6 +48,12 @@ log = logging.getLogger("cxt.worker")
 # next is validated.  On the 2-core benchmark machine 1 gave 12,000 events/s, 2
 # about 18,500 and 3 about 20,000; 4 no more than 3 (bench/compare.py).
 MAX_IN_FLIGHT = 3
+# One fetch response's limits (all partitions, and each one): about two full batches of
+# the bench's events.  The response is held, and copied as it is read, so every MB here
+# is a few MB of the worker's peak RSS; bench/compare.py, same code otherwise: 64 MB /
+# 2 MB per partition 221 MB peak, 8 / 1 MB 208 MB, 4 MB / 512 KB a further ~13 MB less.
+FETCH_MAX_BYTES = 4 << 20
+FETCH_PARTITION_BYTES = 512 << 10
 
 
 class BatchConsumer(mode.Service):
@@ -72,8 +78,8 @@ class BatchConsumer(mode.Service):
         self.consumer = make_consumer(
             settings, group_id=self.group,
             partition_assignment_strategy=(RangePartitionAssignor,),
-            # Room for a full batch per fetch across all partitions.
-            max_partition_fetch_bytes=2 << 20, fetch_max_bytes=64 << 20)
+            # A batch of 2,000 bench events is ~2 MB: see FETCH_MAX_BYTES.
+            max_partition_fetch_bytes=FETCH_PARTITION_BYTES, fetch_max_bytes=FETCH_MAX_BYTES)
         self.consumer.subscribe(self.topics, listener=_Rebalance(self))
         # The worker's one producer (the agents' too): up before the first batch.
         await self.runner.outbound.maybe_start()

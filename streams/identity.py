@@ -23,10 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from domain.identity import MAX_CHAIN, NeverMatch, Owner, choose_owner, root_of
 from domain.records import TimelineEntry
+from kernel import jsonbytes
 from schemas.validate import Interaction, identity_keys
 from store.identities import IdentityStore
 from store.timeline import Added, AddResult, NewEntry, RatedWait, StoredEntry, TimelineStore
@@ -80,7 +79,7 @@ def refiled(entry: TimelineEntry, to: str, occurred_ms: int, *,
     if linked_from is not None:
         moved.pop("provisional", None)
         moved["linked_from"] = linked_from
-    return NewEntry(to, moved["event_id"], occurred_ms, orjson.dumps(moved),
+    return NewEntry(to, moved["event_id"], occurred_ms, jsonbytes.dumps(moved),
                     moved.get("source") or {}, moved)
 
 

@@ -14,8 +14,6 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
-import orjson
-
 from domain.alerts import (
     CONTEXT_SIZE,
     ESCALATED,
@@ -43,6 +41,7 @@ from domain.sentiment import Sentiment, customer_text, score_entry
 from domain.signal_config import SignalConfig
 from domain.survey_metrics import hour_of, metric_fields
 from domain.surveys import is_bottom_2_box, payload_is_bottom_2_box
+from kernel import jsonbytes
 from kernel.settings import Settings
 from kernel.times import iso_ms, utc_now_iso
 from schemas.validate import (
@@ -419,4 +418,5 @@ def _timeline_entry(record: Record, item: Interaction, owner_of: Owner, accepted
         entry["filed_under"] = owner_of.filed_under
     if sentiment is not None:
         entry["sentiment"] = sentiment.as_json()
-    return NewEntry(owner, item.event_id, item.occurred_ms, orjson.dumps(entry), source, entry)
+    return NewEntry(owner, item.event_id, item.occurred_ms, jsonbytes.dumps(entry), source,
+                    entry)

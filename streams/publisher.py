@@ -27,15 +27,19 @@ from kernel.kafka import make_producer, start_producer
 from kernel.settings import Settings
 from streams.records import Outgoing
 
-# Hashes are remembered per key; the cache is dropped when it grows past this.
-MAX_CACHED_KEYS = 500_000
+# Partitions are remembered per key (murmur2 in pure Python costs ~5 us a key); the
+# cache is dropped when it grows past this.  ~100 bytes a key: at most ~20 MB.
+MAX_CACHED_KEYS = 200_000
 
 
 class BatchPublisher:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
         self._partitioner = DefaultPartitioner()
-        self._hashed: dict[tuple[str, bytes], int] = {}
+        # Partition count -> key -> partition: the default partitioner's choice depends on
+        # nothing else, so the topics with the same count (all of ours) share one entry per
+        # key (a customer's timeline entries and alerts are keyed alike).
+        self._hashed: dict[int, dict[bytes, int]] = {}
         self._partition_counts: dict[str, int] = {}
 
     async def send(self, outgoing: Sequence[Outgoing]) -> list[asyncio.Future]:
@@ -63,23 +67,22 @@ class BatchPublisher:
         cluster = self.producer.client.cluster
         if not cluster.partitions_for_topic(topic):
             await self.producer.partitions_for(topic)  # waits for the topic's metadata
-        count = len(cluster.partitions_for_topic(topic) or ())
-        if count != self._partition_counts.get(topic):
-            # New topic, or partitions were added: the topic's keys may map elsewhere now.
-            self._partition_counts[topic] = count
-            self._hashed = {k: v for k, v in self._hashed.items() if k[0] != topic}
+        # New topic, or partitions were added: its keys are looked up under the new count.
+        self._partition_counts[topic] = len(cluster.partitions_for_topic(topic) or ())
 
     def _partition(self, topic: str, key: bytes | None) -> int:
-        partition = None if key is None else self._hashed.get((topic, key))
+        known = self._hashed.get(self._partition_counts[topic])
+        partition = None if key is None or known is None else known.get(key)
         if partition is None:
             cluster = self.producer.client.cluster
             partitions = sorted(cluster.partitions_for_topic(topic) or ())
             available = list(cluster.available_partitions_for_topic(topic) or ())
             partition = self._partitioner(key, partitions, available)
             if key is not None:
-                if len(self._hashed) >= MAX_CACHED_KEYS:
-                    self._hashed.clear()
-                self._hashed[(topic, key)] = partition
+                known = self._hashed.setdefault(len(partitions), {})
+                if len(known) >= MAX_CACHED_KEYS:
+                    known.clear()
+                known[key] = partition
         return partition
 
 

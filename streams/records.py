@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-import orjson
-
 from domain.records import Alert
+from kernel import jsonbytes
 from kernel.settings import Topics
 from kernel.times import utc_now_iso
 from schemas.validate import Rejection
@@ -55,7 +54,7 @@ def dead_letter(record: Record, reason: str, message: str, topic: str) -> Outgoi
         "message": message,
         "rejected_at": utc_now_iso(),
     }
-    return Outgoing(topic, record.key, orjson.dumps(body))
+    return Outgoing(topic, record.key, jsonbytes.dumps(body))
 
 
 class Messages:
@@ -69,17 +68,20 @@ class Messages:
                         channel=entry.entry.get("channel"))
 
     def alert(self, alert: Alert) -> Outgoing:
-        return Outgoing(self.topics.alerts, alert["customer_id"].encode(), orjson.dumps(alert))
+        # Exact-size bytes (kernel.jsonbytes): held until Kafka has the batch.
+        return Outgoing(self.topics.alerts, alert["customer_id"].encode(),
+                        jsonbytes.dumps(alert))
 
     def identity(self, event: dict) -> Outgoing:
-        return Outgoing(self.topics.identity, event["customer_id"].encode(), orjson.dumps(event))
+        return Outgoing(self.topics.identity, event["customer_id"].encode(),
+                        jsonbytes.dumps(event))
 
     def routing(self, hint: dict) -> Outgoing:
         """A routing hint (schemas/routing-hint.v1.json), keyed by its customer (no key
         for a caller not known)."""
         cid = hint["customer_id"]
         return Outgoing(self.topics.routing, None if cid is None else cid.encode(),
-                        orjson.dumps(hint))
+                        jsonbytes.dumps(hint))
 
     def reject(self, record: Record, rejection: Rejection) -> Outgoing:
         return dead_letter(record, rejection.reason, rejection.message, self.topics.deadletter)

@@ -172,7 +172,7 @@ async def export_customer(stores: Stores, customer_id: str, *,
     """Everything held about `customer_id` (see the module's docstring).  With
     `name_others` false (the customer's own export) the other customers claiming one of
     its identifiers, and the provisional profiles holding one, are counted, not named."""
-    holdings = Holdings(stores.redis, stores.keys)
+    holdings = Holdings(stores.redis, stores.keys, tuple(stores.timelines.relevance))
     parts, merges = await asyncio.gather(stores.identities.parts(customer_id),
                                          stores.identities.merged_into([customer_id]))
     held = await holdings.of_customers(parts)

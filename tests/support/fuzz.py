@@ -20,6 +20,7 @@ import redis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from domain.relevance import load_relevance
 from schemas.validate import (
     CATEGORY_REQUIRED,
     INVALID_TRANSITION,
@@ -149,7 +150,9 @@ _CUSTOMER_KEYS: tuple[Callable[[str], str], ...] = (
     KEYS.summary_bottom_2_box, KEYS.summary_alerts, KEYS.summary_erased, KEYS.rated_waits)
 _SUFFIXES = (":sum:survey", ":sum:b2b", ":sum:alerts", ":sum:erased", ":tl", ":ev", ":profile",
              ":alerts", ":alert", ":id", ":n", ":seen", ":rwait", ":early", ":recent",
-             ":niopen", ":into", ":merged", ":alias", ":ragents", ":notes", ":prefs")
+             ":niopen", ":into", ":merged", ":alias", ":ragents", ":notes", ":prefs",
+             # The intent index, one key per intent of the shipped file (store.timeline).
+             *(f":ix:{i}" for i in load_relevance(REPO / "config" / "agent_context.toml")))
 # Contact-reason counters: one day's hash tag, then the hour (store/contact_reasons.py).
 _CONTACT_COUNTERS = re.compile(r"\{k:\d{8}\}:\d{2}:(n|seen)")
 _TRACE = re.compile(r"Traceback|File \"[^\"]*\.py\", line \d+")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis as AsyncRedis
 
 from cxt.localstack import LocalStack
+from domain.relevance import load_relevance
 from domain.rules import DEFAULT_RULES_PATH, load_rules
 from kernel.settings import Settings
 from store.alerts import AlertStore
@@ -37,7 +38,9 @@ def _run(settings: Settings, scenario: Callable[[Processor], Awaitable[T]]) -> T
         keys = Keys(settings.redis_prefix)
         processor = Processor(
             settings, TimelineStore(client, keys, max_entries=settings.timeline_max_entries,
-                                    max_age_days=400),
+                                    max_age_days=400,
+                                    # The intent index too, moved and erased with the rest.
+                                    relevance=load_relevance(settings.agent_context_path)),
             AlertStore(client, keys, counters_ttl_days=400), load_rules(DEFAULT_RULES_PATH))
         try:
             return await scenario(processor)

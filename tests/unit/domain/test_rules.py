@@ -175,6 +175,28 @@ def test_simulator_bottom_2_box_comments_classify(rules: Rules) -> None:
     assert {r.category for r in classified} == {"skill", "business_operations"}
 
 
+def test_the_phrase_prefilter_never_changes_the_reasons(rules: Rules) -> None:
+    """Each phrase is searched for only in comments holding its longest literal part
+    (`Rule.phrase_needles`); the reasons are those of searching for every phrase."""
+    import dataclasses
+
+    from cxt.traffic import NEGATIVE_LINES
+
+    unfiltered = dataclasses.replace(rules, rules=tuple(
+        dataclasses.replace(r, phrase_needles=("",) * len(r.comment_phrases))
+        for r in rules.rules))
+    phrases = [p for r in rules.rules for p in r.comment_phrases]
+    assert any("*" in p for p in phrases)  # the wildcard case is among them
+    rng = random.Random(4)
+    comments = [*NEGATIVE_LINES, *(p.replace("*", rng.choice(["", "s", "ing"]))
+                                   for p in phrases)]
+    comments += [" ".join(rng.sample(comments, 3)) for _ in range(500)]
+    for comment in comments:
+        for codes in ([], ["price"]):
+            assert (rules.classify(survey(comment, codes), None)
+                    == unfiltered.classify(survey(comment, codes), None)), comment
+
+
 def test_classify_is_deterministic_for_random_input(rules: Rules) -> None:
     rng = random.Random(1)
     words = ["late", "bill", "rude", "chocolate", "fine", "agent", "x"]

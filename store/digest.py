@@ -1,0 +1,221 @@
+"""The agent view's digest of a timeline: the part of it an agent context can show,
+read in one round trip instead of the whole timeline (dashboard.agent_view).
+
+An agent context shows the contacts relevant to the intent first, then those tied to
+an open alert, then the newest others, and its prompts and "at risk" banner look back
+a few weeks at most (config/agent_context.toml).  So one Lua call returns:
+
+- the core: the newest `newest` entries and every entry since `since_ms` (the days the
+  repeat-contact prompt and the "at risk" banner look at), whichever reaches further
+  back, plus `margin_ms` before that, so a call whose newest entry is in the core has
+  its older entries there too; at most `most` entries;
+- beyond the core and since `surveys_since_ms` (the recent-bad-survey prompt's days),
+  the surveys only: their bodies are told apart in the script by the entry's channel,
+  the first `"channel":` of its JSON (see store.timeline.is_survey_body);
+- for each contact in the intent's index (store.timeline: the newest INDEX_CAP
+  contacts directly relevant to it, kept by the worker in the insert's own script)
+  that is older than the core, the entries within `margin_ms` of it: the contact's
+  other entries, and surveys that rate it soon after;
+- the timeline's length (ZCARD), and whether the call read all of it.
+
+Entries come back newest first, in the timeline's own order (score, then event id,
+descending, as ZREVRANGEBYSCORE gives them).  An index member whose entries are gone
+(retention, an unmerge) just finds none.  `around` reads the entries near given event
+ids, for the open alerts whose survey or contact is outside the digest (a second
+round trip, only then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import orjson
+
+from domain.records import TimelineEntry
+from kernel.redis_client import RedisClient
+from store.keys import Keys
+
+# store.timeline keeps the index; it imports this module, so the cap is set here.
+INDEX_CAP = 40
+
+# Entries fetched around one old relevant contact, at most: a call's few entries and
+# its survey, with room for a busy hour.
+WINDOW_MOST = 20
+
+# KEYS: timeline zset, entries hash, and the intent's index (absent: no intent).
+# ARGV: newest, contacts since ms, surveys since ms, margin ms, most, window most, the
+# index's cap (it may hold a few more: store.timeline).
+# Reply: ZCARD, 1 when the whole timeline was read (else 0), then (id, score, body)
+# triples: the core (newest first), the surveys zone, the index's neighbours.
+_DIGEST = """
+local tl, ev, ix = KEYS[1], KEYS[2], KEYS[3]
+local newest, since, surveys_since = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local margin, most, window_most = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local index_cap = tonumber(ARGV[7])
+local total = redis.call('ZCARD', tl)
+local core, low
+if total <= newest then
+  core, low = redis.call('ZREVRANGE', tl, 0, -1, 'WITHSCORES'), nil
+else
+  low = since
+  local nth = redis.call('ZREVRANGE', tl, newest - 1, newest - 1, 'WITHSCORES')
+  if nth[2] and tonumber(nth[2]) < low then low = tonumber(nth[2]) end
+  low = low - margin
+  core = redis.call('ZREVRANGEBYSCORE', tl, '+inf', low, 'WITHSCORES', 'LIMIT', 0, most)
+  if #core >= 2 * most then low = tonumber(core[#core]) end
+end
+local out = {total, (#core / 2 == total) and 1 or 0}
+local ids, scores, seen = {}, {}, {}
+local function want(list)
+  for n = 1, #list, 2 do
+    if not seen[list[n]] then
+      seen[list[n]] = true
+      ids[#ids + 1], scores[#scores + 1] = list[n], list[n + 1]
+    end
+  end
+end
+want(core)
+-- Between the core and the surveys' window only surveys matter (the prompts about a
+-- recent bad survey): their bodies are read and the others dropped here.  A survey
+-- that does not name its contact's channel brings the entries just before it (the
+-- prompt names the rated contact's channel).
+if low and surveys_since < low then
+  local zone = redis.call('ZREVRANGEBYSCORE', tl, '(' .. low, surveys_since, 'WITHSCORES',
+                          'LIMIT', 0, most)
+  local zone_ids = {}
+  for n = 1, #zone, 2 do zone_ids[#zone_ids + 1] = zone[n] end
+  for start = 1, #zone_ids, 1000 do
+    local last = math.min(start + 999, #zone_ids)
+    local bodies = redis.call('HMGET', ev, unpack(zone_ids, start, last))
+    for k = start, last do
+      local body = bodies[k - start + 1]
+      local at = body and string.find(body, '"channel":"', 1, true)
+      if at and string.sub(body, at + 11, at + 17) == 'survey"' and not seen[zone_ids[k]] then
+        seen[zone_ids[k]] = true
+        out[#out + 1], out[#out + 2], out[#out + 3] = zone_ids[k], zone[2 * k], body
+        if not string.find(body, '"contact_channel":', 1, true) then
+          local s = tonumber(zone[2 * k])
+          want(redis.call('ZRANGEBYSCORE', tl, s - margin, s, 'WITHSCORES', 'LIMIT', 0,
+                          window_most))
+        end
+      end
+    end
+  end
+end
+if ix and low then
+  local anchors = redis.call('ZREVRANGE', ix, 0, index_cap - 1, 'WITHSCORES')
+  for k = 2, #anchors, 2 do
+    local at = tonumber(anchors[k])
+    if at - margin < low then
+      want(redis.call('ZRANGEBYSCORE', tl, at - margin, at + margin, 'WITHSCORES',
+                      'LIMIT', 0, window_most))
+    end
+  end
+end
+for start = 1, #ids, 1000 do
+  local last = math.min(start + 999, #ids)
+  local bodies = redis.call('HMGET', ev, unpack(ids, start, last))
+  for k = start, last do
+    local body = bodies[k - start + 1]
+    if body then
+      out[#out + 1], out[#out + 2], out[#out + 3] = ids[k], scores[k], body
+    end
+  end
+end
+return out
+"""
+
+# KEYS: timeline zset, entries hash.  ARGV: margin ms, window most, event ids.
+# Reply: (id, score, body) triples of the entries within the margin of each id.
+_AROUND = """
+local tl, ev = KEYS[1], KEYS[2]
+local margin, window_most = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ids, scores, seen = {}, {}, {}
+for a = 3, #ARGV do
+  local at = redis.call('ZSCORE', tl, ARGV[a])
+  if at then
+    at = tonumber(at)
+    local near = redis.call('ZRANGEBYSCORE', tl, at - margin, at + margin, 'WITHSCORES',
+                            'LIMIT', 0, window_most)
+    for n = 1, #near, 2 do
+      if not seen[near[n]] then
+        seen[near[n]] = true
+        ids[#ids + 1], scores[#scores + 1] = near[n], near[n + 1]
+      end
+    end
+  end
+end
+local out = {}
+if #ids == 0 then return out end
+local bodies = redis.call('HMGET', ev, unpack(ids))
+for k = 1, #ids do
+  if bodies[k] then
+    out[#out + 1], out[#out + 2], out[#out + 3] = ids[k], scores[k], bodies[k]
+  end
+end
+return out
+"""
+
+
+Row = tuple[float, bytes, TimelineEntry]  # score (occurred ms), event id, the entry
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    rows: list[Row]  # newest first, as the timeline orders them
+    total: int  # entries in the whole timeline
+    whole: bool  # `rows` are the whole timeline
+
+    @property
+    def entries(self) -> list[TimelineEntry]:
+        return [entry for _, _, entry in self.rows]
+
+    def with_rows(self, more: Sequence[Row]) -> Digest:
+        """The digest with entries read since (`DigestStore.around`), in order, once each."""
+        have = {event_id for _, event_id, _ in self.rows}
+        rows = self.rows + [r for r in more if r[1] not in have]
+        return Digest(in_order(rows), self.total, self.whole)
+
+
+def _rows(reply: Sequence[bytes]) -> list[Row]:
+    return [(float(reply[k + 1]), reply[k], orjson.loads(reply[k + 2]))
+            for k in range(0, len(reply), 3)]
+
+
+def in_order(rows: list[Row]) -> list[Row]:
+    """Newest first with ties by event id descending: the order of ZREVRANGEBYSCORE, and
+    so of a whole-timeline read."""
+    rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    return rows
+
+
+class DigestStore:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
+        self.keys = keys
+        self._digest = redis.register_script(_DIGEST)
+        self._around = redis.register_script(_AROUND)
+
+    async def read(self, customer_id: str, intent: str | None, *, since_ms: int,
+                   surveys_since_ms: int, newest: int, margin_ms: int, most: int) -> Digest:
+        """The digest of the customer's timeline for `intent` (None: no intent index),
+        one round trip (see the module's docstring)."""
+        keys = [self.keys.timeline(customer_id), self.keys.entries(customer_id)]
+        if intent is not None:
+            keys.append(self.keys.intent_index(customer_id, intent))
+        reply = cast(list, await self._digest(
+            keys=keys, args=[newest, since_ms, surveys_since_ms, margin_ms, most,
+                             WINDOW_MOST, INDEX_CAP]))
+        return Digest(in_order(_rows(reply[2:])), int(reply[0]), bool(reply[1]))
+
+    async def around(self, customer_id: str, event_ids: Sequence[str], *,
+                     margin_ms: int) -> list[Row]:
+        """The entries within `margin_ms` of each of these entries (of those still
+        stored), for `Digest.with_rows`."""
+        if not event_ids:
+            return []
+        reply = cast(list, await self._around(
+            keys=[self.keys.timeline(customer_id), self.keys.entries(customer_id)],
+            args=[margin_ms, WINDOW_MOST, *event_ids]))
+        return _rows(reply)

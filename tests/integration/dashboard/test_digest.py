@@ -1,0 +1,249 @@
+"""The agent context from the digest (store.digest, the worker's intent index) against
+the same context ranked from the whole timeline, on a real Redis: realistic timelines
+of 1,000 entries over 300 days (calls and chats of two entries, surveys minutes after
+the contact they rate, some without an intent of their own), several intents, with
+and without a contact being taken, open alerts on old surveys."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from cxt.localstack import LocalStack
+from cxt.traffic import (
+    CONTACT_IDS,
+    Contact,
+    call_end_fields,
+    call_start,
+    chat_end_fields,
+    chat_start,
+    email_payload,
+    social_payload,
+    survey_payload,
+)
+from dashboard import agent_view
+from dashboard.agent_view import agent_context
+from dashboard.context import build_context
+from dashboard.prompts import AgentConfig, load_agent_config
+from store.keys import Keys
+from store.timeline import INDEX_CAP, NewEntry, TimelineStore
+from tests.support.helpers import REPO
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+NOW_MS = int(NOW.timestamp() * 1000)
+SPREAD_DAYS = 300
+COMPARED = ("events", "prompts", "prompts_held_back", "at_risk", "open_alerts", "intent")
+
+
+@pytest.fixture(scope="module")
+def config() -> AgentConfig:
+    return load_agent_config(REPO / "config" / "agent_context.toml")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _entry(cid: str, event_id: str, event_type: str, moment: datetime,
+           payload: dict, rng: random.Random) -> dict:
+    entry: dict[str, Any] = {
+        "event_id": event_id, "customer_id": cid, "channel": event_type.split(".")[0],
+        "type": event_type, "occurred_at": _stamp(moment), "accepted_at": _stamp(moment),
+        "payload": payload, "source": {"topic": "t", "partition": 0, "offset": 0}}
+    if entry["channel"] in ("chat", "email", "social") and rng.random() < 0.3:
+        score = round(rng.uniform(-0.9, 0.9), 3)
+        entry["sentiment"] = {"score": score, "label": "negative" if score < -0.05 else
+                              "positive" if score > 0.05 else "neutral",
+                              "source": "model", "chars": 40}
+    return entry
+
+
+def timeline(cid: str, count: int, seed: int) -> list[dict]:
+    """About `count` entries of one customer, oldest first."""
+    rng = random.Random(f"digest:{seed}:{cid}")
+    out: list[dict] = []
+    n = 0
+    # Denser lately, as real customers are: a quarter of the contacts in the last month.
+    starts = sorted(NOW - timedelta(days=rng.uniform(0, SPREAD_DAYS if rng.random() < 0.75
+                                                      else 30)) for _ in range(count // 2))
+    for start in starts:
+        n += 1
+        eid = f"{cid}-{n:05d}"
+        kind = rng.choices(("call", "chat", "email", "social", "survey"), (35, 25, 20, 10, 10))[0]
+        if kind == "call":
+            payload = call_start(rng)
+            out.append(_entry(cid, f"{eid}a", "call.started", start, payload, rng))
+            end = start + timedelta(minutes=rng.uniform(2, 40))
+            ended = {"call_id": payload["call_id"], **call_end_fields(rng)}
+            if rng.random() < 0.5:
+                ended |= {k: payload[k] for k in ("intent", "ivr_path")}
+            out.append(_entry(cid, f"{eid}b", "call.ended", end, ended, rng))
+            contact = Contact(payload["call_id"], "call", payload["agent_id"], payload["queue"],
+                              payload["intent"] if rng.random() < 0.5 else None)
+        elif kind == "chat":
+            payload = chat_start(rng, now=start)
+            out.append(_entry(cid, f"{eid}a", "chat.started", start, payload, rng))
+            end = start + timedelta(minutes=rng.uniform(2, 30))
+            out.append(_entry(cid, f"{eid}b", "chat.ended", end,
+                              {"chat_id": payload["chat_id"], **chat_end_fields(rng, now=end)},
+                              rng))
+            contact = Contact(payload["chat_id"], "chat", payload["agent_id"], payload["queue"])
+        elif kind == "email":
+            event_type, payload = email_payload(rng)
+            out.append(_entry(cid, eid, event_type, start, payload, rng))
+            contact = Contact(payload[CONTACT_IDS["email"]], "email", payload["agent_id"], None)
+        elif kind == "social":
+            event_type, payload = social_payload(rng, None)
+            out.append(_entry(cid, eid, event_type, start, payload, rng))
+            continue
+        else:
+            event_type, payload = survey_payload(rng, None, 0.3)
+            out.append(_entry(cid, eid, event_type, start, payload, rng))
+            continue
+        if rng.random() < 0.35:  # a survey of the contact, within two hours of its start
+            event_type, payload = survey_payload(rng, contact, 0.3)
+            out.append(_entry(cid, f"{eid}s", event_type,
+                              start + timedelta(minutes=rng.uniform(45, 120)), payload, rng))
+    return out
+
+
+def _new(entry: dict) -> NewEntry:
+    moment = datetime.fromisoformat(entry["occurred_at"].replace("Z", "+00:00"))
+    return NewEntry(entry["customer_id"], entry["event_id"], int(moment.timestamp() * 1000),
+                    orjson.dumps(entry), entry["source"], entry)  # type: ignore[arg-type]
+
+
+def _alerts(entries: list[dict], rng: random.Random) -> list[dict]:
+    """Open (and one resolved) alerts on bottom-2-box surveys, old ones too."""
+    surveys = [e for e in entries if e["channel"] == "survey" and e["payload"]["score"] <= 2]
+    by_channel_id = {e["payload"].get(CONTACT_IDS.get(e["channel"], "")): e for e in entries}
+    out = []
+    for n, survey in enumerate(rng.sample(surveys, min(4, len(surveys)))):
+        rated_id = survey["payload"].get("contact_id")
+        rated = by_channel_id.get(rated_id)
+        out.append({"alert_id": f"AL-{survey['event_id']}", "kind": "bottom_2_box",
+                    "status": "resolved" if n == 3 else ("open", "acknowledged", "escalated")[n],
+                    "version": 1, "score": survey["payload"]["score"], "scale_min": 1,
+                    "scale_max": 5, "raised_at": f"2026-11-2{n}T10:00:00.000Z",
+                    "comment": survey["payload"]["comment"], "category": "skill",
+                    "survey_event_id": survey["event_id"], "contact_id": rated_id,
+                    "rated_contact": rated if n != 1 else None, "customer_id":
+                    survey["customer_id"]})
+    return out
+
+
+def _services(store: TimelineStore, config: AgentConfig, alerts: dict[str, list[dict]]
+              ) -> Any:
+    async def of_customer(cid: str) -> list[dict]:
+        return alerts.get(cid, [])
+
+    async def own_words(cids: list[str], limit: int) -> list[Any]:
+        return [SimpleNamespace(notes=[], preferences=None) for _ in cids]
+
+    return SimpleNamespace(
+        agent_config=config, timelines=store, alerts=SimpleNamespace(of_customer=of_customer),
+        self_service=SimpleNamespace(own_words=own_words),
+        metrics=SimpleNamespace(context_seconds=SimpleNamespace(observe=lambda _: None)))
+
+
+def _contact(cid: str, intent: str, n: int) -> dict:
+    rng = random.Random(n)
+    payload = call_start(rng, intent=intent)
+    return _entry(cid, f"{cid}-live-{n}", "call.started", NOW - timedelta(seconds=5), payload,
+                  rng)
+
+
+def test_the_digest_context_is_the_whole_timeline_context(
+        stack: LocalStack, config: AgentConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent_view.time, "time", lambda: NOW_MS / 1000)
+    customers = [f"C-dg{n}" for n in range(6)]
+    rng = random.Random(5)
+
+    async def main() -> list[tuple[str, Any, int]]:
+        redis = Redis.from_url(stack.settings.redis_url)
+        store = TimelineStore(redis, Keys(f"dg{uuid.uuid4().hex[:6]}"), max_entries=1000,
+                              max_age_days=400, relevance=config.relevance)
+        alerts: dict[str, list[dict]] = {}
+        sizes = {cid: (1000, 1000, 1000, 1000, 150, 40)[n] for n, cid in enumerate(customers)}
+        for cid in customers:
+            entries = timeline(cid, sizes[cid], 1)
+            for start in range(0, len(entries), 400):
+                await store.add_entries([_new(e) for e in entries[start:start + 400]])
+            alerts[cid] = _alerts(entries, rng)
+        services = _services(store, config, alerts)
+        checked: list[tuple[str, Any, int]] = []
+        live = 0
+        try:
+            for cid in customers:
+                for intent in (None, "billing", "technical", "delivery", "cancellation",
+                               "account"):
+                    for taking in (False, True):
+                        contact = None
+                        if taking:  # the live flow: the contact is stored, then pushed
+                            live += 1
+                            contact = _contact(cid, intent or "sales", live)
+                            await store.add_entries([_new(contact)])
+                        entries = await store.read(cid)
+                        for limit in (30, 8, INDEX_CAP - 1):
+                            digest = await agent_context(services, cid, intent=intent,
+                                                         contact=contact, limit=limit)
+                            full = build_context(
+                                customer_id=cid, profile=None, entries=entries,
+                                alerts=alerts[cid], intent=intent, contact=contact,
+                                config=config, now_ms=NOW_MS, limit=limit, notes=[],
+                                preferences=None)
+                            where = (cid, intent, taking, limit)
+                            for field in COMPARED:
+                                assert digest[field] == full[field], (where, field)
+                            assert digest["counts"]["relevant"] == full["counts"]["relevant"] \
+                                or full["counts"]["relevant"] > INDEX_CAP, where
+                            assert full["counts"]["total"] <= digest["counts"]["total"] \
+                                <= len(entries), where
+                            checked.append((cid, intent, len(digest["events"])))
+        finally:
+            await redis.aclose()
+        return checked
+
+    checked = asyncio.run(main())
+    assert len(checked) == 6 * 6 * 2 * 3
+    assert all(shown > 0 for _, _, shown in checked)
+
+
+def test_the_digest_reads_a_fraction_of_a_long_timeline_and_erasure_takes_the_index(
+        stack: LocalStack, config: AgentConfig) -> None:
+    async def main() -> tuple[int, int, int, list[bytes], list[bytes]]:
+        redis = Redis.from_url(stack.settings.redis_url)
+        keys = Keys(f"dh{uuid.uuid4().hex[:6]}")
+        store = TimelineStore(redis, keys, max_entries=1000, max_age_days=400,
+                              relevance=config.relevance)
+        try:
+            entries = timeline("C-dh", 1000, 2)
+            await store.add_entries([_new(e) for e in entries])
+            digest = await store.digest.read(
+                "C-dh", "billing", since_ms=NOW_MS - 7 * 86_400_000,
+                surveys_since_ms=NOW_MS - 30 * 86_400_000, newest=100,
+                margin_ms=agent_view.DIGEST_MARGIN_MS, most=1000)
+            indexed = await redis.zcard(keys.intent_index("C-dh", "billing"))
+            await store.erase("C-dh")
+            left = [k async for k in redis.scan_iter(f"{keys.prefix}:{{C-dh}}*")]
+            # A timeline emptied by a move (a merge) takes its index along.
+            await store.add_entries([_new(e) for e in entries[:50]])
+            await store.drop_entries("C-dh", [e["event_id"] for e in entries[:50]])
+            after_move = [k async for k in redis.scan_iter(f"{keys.prefix}:{{C-dh}}*")]
+            return len(digest.entries), digest.total - len(entries), indexed, left, after_move
+        finally:
+            await redis.aclose()
+
+    read, short, indexed, left, after_move = asyncio.run(main())
+    assert short == 0 and read < 1000 / 2, (read, short)
+    assert INDEX_CAP <= indexed <= 2 * INDEX_CAP  # cut to the cap now and then, not always
+    assert left == [] and after_move == []
+
