@@ -103,6 +103,7 @@ from harness import (
     run_tag_of,
     worker_env,
 )
+from impl_ceiling import WRITE as CEILING_WRITE
 from latency import latency_summary
 
 from cxt.localstack.errors import PrerequisiteError
@@ -249,7 +250,9 @@ def kstreams_env(settings: Settings) -> dict[str, str]:
             "KSTREAMS_KEY_ENTRIES": keys.entries(KEY_PLACEHOLDER),
             "KSTREAMS_KEY_ALERT": keys.alert(KEY_PLACEHOLDER),
             "KSTREAMS_KEY_IDENTITY": keys.identity(KEY_PLACEHOLDER),
-            "KSTREAMS_PROVISIONAL_MARK": PROVISIONAL_MARK}
+            "KSTREAMS_PROVISIONAL_MARK": PROVISIONAL_MARK,
+            # The ceiling's own write script: the two peers run the same text.
+            "KSTREAMS_WRITE_SCRIPT": CEILING_WRITE}
 
 
 IMPLEMENTATIONS: dict[str, Impl] = {

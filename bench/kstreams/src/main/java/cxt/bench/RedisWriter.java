@@ -6,6 +6,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import redis.clients.jedis.Jedis;
@@ -15,27 +16,13 @@ import redis.clients.jedis.exceptions.JedisNoScriptException;
 /** One Redis connection per task: the identity lookup (one MGET) and the batch's writes (one script call). */
 final class RedisWriter implements AutoCloseable {
     /**
-     * The ceiling's script (bench/impl_ceiling.py WRITE), verbatim.  Per event: KEYS entries
+     * The ceiling's script (bench/impl_ceiling.py WRITE), passed by bench/compare.py as
+     * KSTREAMS_WRITE_SCRIPT so the two peers run the same text.  Per event: KEYS entries
      * hash, timeline zset [, alert key]; ARGV event_id, occurred ms, entry JSON, alert JSON or "".
      * Returns per event 1 (stored now) or the entry already stored, then for an alert 1 or the
      * stored one.
      */
-    static final String WRITE = """
-            local out, k = {}, 1
-            for i = 1, #ARGV, 4 do
-              local id = ARGV[i]
-              if redis.call('HSETNX', KEYS[k], id, ARGV[i + 2]) == 1 then out[#out + 1] = 1
-              else out[#out + 1] = redis.call('HGET', KEYS[k], id) end
-              redis.call('ZADD', KEYS[k + 1], 'NX', ARGV[i + 1], id)
-              k = k + 2
-              if ARGV[i + 3] ~= '' then
-                if redis.call('SET', KEYS[k], ARGV[i + 3], 'NX') then out[#out + 1] = 1
-                else out[#out + 1] = redis.call('GET', KEYS[k]) end
-                k = k + 1
-              end
-            end
-            return out
-            """;
+    static final String WRITE = writeScript(System.getenv());
     static final byte[] WRITE_SHA = sha1(WRITE);
 
     private final URI uri;
@@ -101,6 +88,15 @@ final class RedisWriter implements AutoCloseable {
             }
             jedis = null;
         }
+    }
+
+    private static String writeScript(Map<String, String> env) {
+        String script = env.get("KSTREAMS_WRITE_SCRIPT");
+        if (script == null || script.isBlank()) {
+            throw new IllegalArgumentException(
+                    "KSTREAMS_WRITE_SCRIPT is not set (bench/compare.py sets it from bench/impl_ceiling.py)");
+        }
+        return script;
     }
 
     private static byte[] sha1(String script) {
