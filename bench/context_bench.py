@@ -29,7 +29,7 @@ as child processes with tokens made for this run, then:
    produce call to the agent's websocket delivering the matching
    {"type": "contact"} message (matched by context.contact.event_id).
 
-Aims (README, Performance): context read p99 < 20 ms, push p99 < 1 s.  The run
+Aims (docs/performance.md, issue 18): context read p99 < 20 ms, push p99 < 150 ms.  The run
 fails (exit 1) when an answer is wrong or missing, not when an aim is missed;
 the summary line says which aims were met.  Every figure includes the client:
 the bench runs on the same machine as everything it measures.
@@ -99,7 +99,7 @@ QUICK: dict[str, Any] = {
 }
 
 AIM_CONTEXT_P99_MS = 20.0
-AIM_PUSH_P99_MS = 1000.0
+AIM_PUSH_P99_MS = 150.0  # issue 18 (was 1 s)
 INTENT = "billing"
 SPREAD_DAYS = 300
 BOTTOM2_PER_CUSTOMER = 2
