@@ -156,6 +156,26 @@ def test_writes_survive_redis_forgetting_its_scripts(stack) -> None:
     assert [e["event_id"] for e in entries] == ["b", "a"]
 
 
+def test_a_new_client_loads_its_scripts_without_a_refused_call(stack) -> None:
+    # The first call of each script from a client carries its SCRIPT LOAD in the same
+    # round trip: Redis never answers NOSCRIPT (whose wording costs redis-py a
+    # textwrap.shorten of the whole batch), and the replies are the calls' own.
+    now = int(time.time() * 1000)
+
+    async def scenario(store: TimelineStore) -> tuple:
+        await store.redis.script_flush()
+        await store.redis.config_resetstat()
+        first = await store.add([_entry("C-1", "a", now), _entry("C-2", "b", now)])
+        again = await store.add([_entry("C-1", "a", now, offset=1), _entry("C-3", "c", now)])
+        errors = await store.redis.info("errorstats")
+        return first, again, errors
+
+    first, again, errors = _run(stack, scenario)
+    assert first == [AddResult.NEW, AddResult.NEW]
+    assert again == [AddResult.DUPLICATE, AddResult.NEW]
+    assert "errorstat_NOSCRIPT" not in errors
+
+
 def test_slot_groups_keep_each_slot_together_in_order_and_bounded() -> None:
     keys = Keys("cxt")
     items = [(f"C-{i % 50}", i) for i in range(400)]
