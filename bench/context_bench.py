@@ -479,7 +479,9 @@ async def measure_reads(run: Run, customer_ids: list[str], expected: int,
                                      timeout=10) as admin:
             await phase(min(WARMUP_REQUESTS, args.requests), measured=False)
             before = await server_histograms(admin)
+            cpu_before = cpu_times(run)
             elapsed = await phase(args.requests, measured=True)
+            cpu_after = cpu_times(run)
             after = await server_histograms(admin)
     finally:
         status.done()
@@ -496,7 +498,37 @@ async def measure_reads(run: Run, customer_ids: list[str], expected: int,
         "mean_reply_bytes": round(reads.bytes / done) if done else 0,
         "server_build": server_summary(before["build"], after["build"]),
         "server_http": server_summary(before["http"], after["http"]),
+        "cpu": cpu_summary(cpu_before, cpu_after, elapsed, done),
     }
+
+
+def cpu_times(run: Run) -> dict[str, float]:
+    """CPU seconds used so far by the bench's children and itself, and by the whole
+    machine (Linux /proc; empty elsewhere): what the reads cost, and whether the machine
+    had any to spare (everything measured shares its cores)."""
+    pids = {child.name: child.proc.pid for child in run.children if child.proc is not None}
+    pids["bench client"] = os.getpid()
+    found: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        tick = os.sysconf("SC_CLK_TCK")
+        for name, pid in pids.items():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            found[name] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        busy = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        idle = int(busy[3]) + int(busy[4])  # idle + iowait
+        found["machine busy"] = (sum(int(v) for v in busy[:8]) - idle) / tick
+    return found
+
+
+def cpu_summary(before: dict[str, float], after: dict[str, float], elapsed: float,
+                requests: int) -> dict[str, Any]:
+    """Per process: share of one core during the reads; the dashboard's CPU ms per request."""
+    if elapsed <= 0 or not requests or set(before) != set(after):
+        return {}
+    share = {name: round((after[name] - before[name]) / elapsed, 2) for name in after}
+    dashboard = after.get("dashboard", 0.0) - before.get("dashboard", 0.0)
+    return {"cores_used": share, "cores": os.cpu_count(),
+            "dashboard_ms_per_request": round(dashboard * 1000 / requests, 2)}
 
 
 # --- pushes ----------------------------------------------------------------------------
@@ -823,6 +855,11 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
               f"{build['p99_le_ms']} ms), HTTP handler mean {http.get('mean_ms')} ms (p99 <= "
               f"{http.get('p99_le_ms')} ms); reply {reads['mean_reply_bytes']:,} bytes, "
               f"counts.total >= {reads['min_counts_total']}")
+    cpu = reads.get("cpu") or {}
+    if cpu:
+        used = ", ".join(f"{name} {share:.2f}" for name, share in cpu["cores_used"].items())
+        print(f"cpu during the reads (cores of {cpu['cores']}): {used}; dashboard "
+              f"{cpu['dashboard_ms_per_request']} ms per request (pushes and the feed included)")
     context_ok = reads["p99_ms"] < AIM_CONTEXT_P99_MS
     push_ok = push["received"] > 0 and push["p99_ms"] < AIM_PUSH_P99_MS
     print(f"summary: context read p99 {reads['p99_ms']:.1f} ms (aim < {AIM_CONTEXT_P99_MS:.0f} ms:"

@@ -28,7 +28,7 @@ from domain.alerts import OPEN_STATUSES
 from domain.contacts import parse_ms
 from domain.identity import is_ambiguous
 from domain.rated import contact_ids
-from domain.records import TimelineEntry
+from domain.records import Alert, TimelineEntry
 from store.digest import Digest
 from store.timeline import INDEX_CAP
 from usecases.customers import candidates_of
@@ -55,19 +55,12 @@ async def agent_context(services: Services, customer_id: str, *, intent: str | N
     digest_ok = (not is_ambiguous(customer_id) and limit < INDEX_CAP
                  and (asked is None or asked in config.relevance))
     end_ms = _end_ms(contact, now_ms)
-    contact_days, survey_days = lookback_days(config)
-    timeline = (services.timelines.digest.read(
-        customer_id, asked, since_ms=end_ms - contact_days * DAY_MS,
-        surveys_since_ms=end_ms - survey_days * DAY_MS, newest=max(DIGEST_NEWEST, 3 * limit),
-        margin_ms=DIGEST_MARGIN_MS, most=DIGEST_MOST)
-        if digest_ok else services.timelines.read(customer_id))
-    # Four independent reads side by side: one round trip of waiting, not four.  The
-    # customer's notes and preferences are one pipeline; one note more than is shown
-    # tells the page that there are others.
-    read, profiles, alerts, words = await asyncio.gather(
-        timeline,
+    # Independent reads side by side: one round trip of waiting.  The customer's notes
+    # and preferences are one pipeline; one note more than is shown tells the page that
+    # there are others.
+    (read, alerts), profiles, words = await asyncio.gather(
+        _timeline_and_alerts(services, customer_id, asked, end_ms, limit, digest_ok),
         services.timelines.profiles([customer_id]),
-        services.alerts.of_customer(customer_id),
         services.self_service.own_words([customer_id], limit=NOTES_SHOWN + 1),
     )
     digest = await _with_tied(services, customer_id, read, alerts) \
@@ -92,6 +85,30 @@ async def agent_context(services: Services, customer_id: str, *, intent: str | N
         context["who_is_calling"] = await who_is_calling(services, customer_id, contact, entries)
     services.metrics.context_seconds.observe(time.perf_counter() - started)
     return context
+
+
+async def _timeline_and_alerts(services: Services, customer_id: str, asked: str | None,
+                               end_ms: int, limit: int, digest_ok: bool
+                               ) -> tuple[Digest | list[TimelineEntry], list[Alert]]:
+    """The timeline (its digest, or all of it) and the customer's alerts.  On a single
+    server the digest and the alerts are one script call that also reads the entries of
+    the open alerts (store.digest.read_with_alerts); a cluster reads the alerts apart."""
+    if not digest_ok:
+        return await asyncio.gather(services.timelines.read(customer_id),
+                                    services.alerts.of_customer(customer_id))
+    digests = services.timelines.digest
+    contact_days, survey_days = lookback_days(services.agent_config)
+    since_ms, surveys_since_ms = end_ms - contact_days * DAY_MS, end_ms - survey_days * DAY_MS
+    newest = max(DIGEST_NEWEST, 3 * limit)
+    if digests.one_slot:
+        return await digests.read_with_alerts(
+            customer_id, asked, since_ms=since_ms, surveys_since_ms=surveys_since_ms,
+            newest=newest, margin_ms=DIGEST_MARGIN_MS, most=DIGEST_MOST,
+            open_statuses=OPEN_STATUSES)
+    return await asyncio.gather(
+        digests.read(customer_id, asked, since_ms=since_ms, surveys_since_ms=surveys_since_ms,
+                     newest=newest, margin_ms=DIGEST_MARGIN_MS, most=DIGEST_MOST),
+        services.alerts.of_customer(customer_id))
 
 
 def lookback_days(config: AgentConfig) -> tuple[int, int]:
@@ -121,7 +138,11 @@ async def _with_tied(services: Services, customer_id: str, digest: Digest,
     wanted = open_alert_ids(open_alerts)
     if not wanted:
         return digest
-    missing = wanted - _ids_of(digest.entries)
+    # Event ids first: the survey and the rated contact are mostly found by them, and the
+    # channel ids then need not be gathered.
+    missing = wanted - {entry["event_id"] for entry in digest.entries}
+    if missing:
+        missing -= _ids_of(digest.entries)
     if not missing:
         return digest
     around: set[str] = set()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -38,7 +39,7 @@ from dashboard.prompts import (
 from domain.alerts import OPEN_STATUSES
 from domain.contact_hours import contact_hours_now
 from domain.contacts import contact_key, parse_ms
-from domain.rated import contact_ids
+from domain.rated import CONTACT_ID_FIELDS, contact_ids
 from domain.relevance import ONE_ITEM_CHANNELS, Matcher
 from domain.surveys import entry_is_bottom_2_box
 
@@ -139,7 +140,8 @@ def _order(
         relevant_ids: set[Any] = set()
     else:
         matcher = Matcher(intent, config.relevance)
-        direct = [any(matcher.directly(e) for e in c) for c in contacts]
+        directly = matcher.directly
+        direct = [any(map(directly, c)) for c in contacts]
         # Surveys follow the contact they rate, which may be anywhere in the
         # timeline (the trigger included), hence a first pass over all entries.
         relevant_ids = {i for c, hit in zip(contacts, direct, strict=True) if hit
@@ -147,14 +149,14 @@ def _order(
     first: list[tuple[list[dict], str, bool]] = []
     second: list[tuple[list[dict], str, bool]] = []
     third: list[tuple[list[dict], str, bool]] = []
+    taken = frozenset(()) if contact_event_id is None else frozenset((contact_event_id,))
     for members, hit in zip(contacts, direct, strict=True):
-        ids = _ids(members)
-        if contact_event_id is not None and contact_event_id in ids:
+        if _named(members, taken):
             continue  # the contact being taken, all its entries: the agent has it already
         if not hit and relevant_ids and len(members) == 1:
             rated_id = _rated_id(members[0])
             hit = rated_id is not None and rated_id in relevant_ids
-        is_tied = not tied.isdisjoint(ids)
+        is_tied = _named(members, tied)
         if hit:
             first.append((members, INTENT, is_tied))
         elif is_tied:
@@ -171,6 +173,24 @@ def _ids(members: list[dict]) -> set[Any]:
     for entry in members:
         ids.update(contact_ids(entry))
     return ids
+
+
+def _named(members: list[dict], wanted: AbstractSet[Any]) -> bool:
+    """Whether `_ids(members)` holds one of `wanted`, without building that set: the test
+    runs on every contact of every request, and `wanted` is small or empty."""
+    if not wanted:
+        return False
+    for entry in members:
+        if entry.get("event_id") in wanted:
+            return True
+        names = CONTACT_ID_FIELDS.get(entry.get("channel"))  # type: ignore[arg-type]
+        payload = entry.get("payload")
+        if names and isinstance(payload, dict):
+            for name in names:  # as domain.rated.contact_ids reads them: non-empty text
+                value = payload.get(name)
+                if isinstance(value, str) and value and value in wanted:
+                    return True
+    return False
 
 
 def merge_contacts(entries: Iterable[Any]) -> list[list[dict]]:

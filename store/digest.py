@@ -27,13 +27,15 @@ round trip, only then).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import orjson
+from redis.asyncio.cluster import RedisCluster
 
-from domain.records import TimelineEntry
+from domain.records import Alert, TimelineEntry
 from kernel.redis_client import RedisClient
 from store.keys import Keys
 
@@ -49,8 +51,8 @@ WINDOW_MOST = 20
 # index's cap (it may hold a few more: store.timeline).
 # Reply: ZCARD, 1 when the whole timeline was read (else 0), then (id, score, body)
 # triples: the core (newest first), the surveys zone, the index's neighbours.
-_DIGEST = """
-local tl, ev, ix = KEYS[1], KEYS[2], KEYS[3]
+# The script is built of parts (_CORE, _EMIT) that `_WITH_ALERTS` shares.
+_CORE = """
 local newest, since, surveys_since = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local margin, most, window_most = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local index_cap = tonumber(ARGV[7])
@@ -114,6 +116,8 @@ if ix and low then
     end
   end
 end
+"""
+_EMIT = """
 for start = 1, #ids, 1000 do
   local last = math.min(start + 999, #ids)
   local bodies = redis.call('HMGET', ev, unpack(ids, start, last))
@@ -124,8 +128,56 @@ for start = 1, #ids, 1000 do
     end
   end
 end
-return out
 """
+_DIGEST = ("local tl, ev, ix = KEYS[1], KEYS[2], KEYS[3]\n" + _CORE + _EMIT
+           + "return out\n")
+
+# The digest and the customer's alerts in one call, for a single server: each alert is
+# a key of its own (store.alerts), in a slot of its own on a cluster, where this cannot
+# run.  KEYS: timeline zset, entries hash, the customer's alert ids set, and the
+# intent's index (absent: no intent).  ARGV: those of _DIGEST, then the alert key's
+# text before and after the alert id (store.keys), then the open statuses.
+# Reply: {the digest's reply, the alerts' JSON (by alert id)}.  The digest also holds
+# the entries around each open alert's survey and rated contact (what
+# `agent_view._with_tied` would read in a second round trip): their ids are read from
+# the alert's head, the JSON before its first `,"rated_contact":` (the fields
+# domain.alerts and domain.negative write first), without decoding the whole alert.
+# An alert whose head does not read so brings nothing here; the caller still checks
+# that every open alert's entries are there and reads what is missing.
+_ALERTS = """
+local open = {}
+for n = 10, #ARGV do open[ARGV[n]] = true end
+local function near(id)
+  if type(id) ~= 'string' or id == '' or seen[id] then return end
+  local at = redis.call('ZSCORE', tl, id)
+  if at then
+    at = tonumber(at)
+    want(redis.call('ZRANGEBYSCORE', tl, at - margin, at + margin, 'WITHSCORES',
+                    'LIMIT', 0, window_most))
+  end
+end
+local function tie(body)
+  local cut = string.find(body, ',"rated_contact":', 1, true)
+  if not cut then return end
+  local ok, head = pcall(cjson.decode, string.sub(body, 1, cut - 1) .. '}')
+  if not ok or type(head) ~= 'table' or not open[head['status']] then return end
+  near(head['survey_event_id'])
+  near(head['contact_id'])
+  near(string.match(body, '^{"event_id":"([^"\\\\]+)"', cut + 17))
+end
+local alert_ids = redis.call('SMEMBERS', al)
+table.sort(alert_ids)
+local alerts = {}
+for _, id in ipairs(alert_ids) do
+  local body = redis.call('GET', ARGV[8] .. id .. ARGV[9])
+  if body then
+    alerts[#alerts + 1] = body
+    if low then tie(body) end
+  end
+end
+"""
+_WITH_ALERTS = ("local tl, ev, al, ix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n" + _CORE
+                + _ALERTS + _EMIT + "return {out, alerts}\n")
 
 # KEYS: timeline zset, entries hash.  ARGV: margin ms, window most, event ids.
 # Reply: (id, score, body) triples of the entries within the margin of each id.
@@ -157,6 +209,27 @@ for k = 1, #ids do
 end
 return out
 """
+
+
+# Where an alert's `context` starts and ends in its JSON: domain.alerts and
+# domain.negative write it after the head and the rated contact, just before `source`.
+_CONTEXT_STARTS, _CONTEXT_ENDS = b',"context":[', b'],"source":'
+
+
+def without_context(body: bytes) -> Alert:
+    """A stored alert without its `context` (the newest entries when it was raised: ten
+    timeline entries, most of its JSON), which is cut out before decoding.  A cut at
+    marks inside an entry (its payload's own keys) either leaves brackets that do not
+    balance, which orjson refuses, or leaves the alert's `context` in place: then the
+    alert is decoded whole, context and all."""
+    start = body.find(_CONTEXT_STARTS)
+    end = body.find(_CONTEXT_ENDS, start) if start > 0 else -1
+    if end > 0:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            head = orjson.loads(body[:start] + body[end + 1:])
+            if isinstance(head, dict) and "context" not in head:
+                return cast(Alert, head)
+    return cast(Alert, orjson.loads(body))
 
 
 Row = tuple[float, bytes, TimelineEntry]  # score (occurred ms), event id, the entry
@@ -195,7 +268,12 @@ class DigestStore:
     def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.keys = keys
         self._digest = redis.register_script(_DIGEST)
+        self._with_alerts = redis.register_script(_WITH_ALERTS)
         self._around = redis.register_script(_AROUND)
+        # `read_with_alerts` reads keys of other slots: a single server only.
+        self.one_slot = not isinstance(redis, RedisCluster)
+        before, _, after = keys.alert("\0").partition("\0")
+        self._alert_key = (before, after)
 
     async def read(self, customer_id: str, intent: str | None, *, since_ms: int,
                    surveys_since_ms: int, newest: int, margin_ms: int, most: int) -> Digest:
@@ -208,6 +286,23 @@ class DigestStore:
             keys=keys, args=[newest, since_ms, surveys_since_ms, margin_ms, most,
                              WINDOW_MOST, INDEX_CAP]))
         return Digest(in_order(_rows(reply[2:])), int(reply[0]), bool(reply[1]))
+
+    async def read_with_alerts(self, customer_id: str, intent: str | None, *, since_ms: int,
+                               surveys_since_ms: int, newest: int, margin_ms: int, most: int,
+                               open_statuses: Sequence[str]) -> tuple[Digest, list[Alert]]:
+        """`read`, with the customer's stored alerts (as `AlertStore.of_customer` reads
+        them, but `without_context`) and the entries around their open ones' survey and
+        rated contact, in one round trip: on a single server only (`one_slot`; see
+        `_WITH_ALERTS`)."""
+        keys = [self.keys.timeline(customer_id), self.keys.entries(customer_id),
+                self.keys.customer_alerts(customer_id)]
+        if intent is not None:
+            keys.append(self.keys.intent_index(customer_id, intent))
+        digest, alerts = cast(list, await self._with_alerts(
+            keys=keys, args=[newest, since_ms, surveys_since_ms, margin_ms, most,
+                             WINDOW_MOST, INDEX_CAP, *self._alert_key, *open_statuses]))
+        return (Digest(in_order(_rows(digest[2:])), int(digest[0]), bool(digest[1])),
+                [without_context(body) for body in alerts])
 
     async def around(self, customer_id: str, event_ids: Sequence[str], *,
                      margin_ms: int) -> list[Row]:
