@@ -39,7 +39,7 @@ from dashboard.prompts import (
 from domain.alerts import OPEN_STATUSES
 from domain.contact_hours import contact_hours_now
 from domain.contacts import contact_key, parse_ms
-from domain.rated import CONTACT_ID_FIELDS, contact_ids
+from domain.rated import contact_ids
 from domain.relevance import ONE_ITEM_CHANNELS, Matcher
 from domain.surveys import entry_is_bottom_2_box
 
@@ -180,17 +180,8 @@ def _named(members: list[dict], wanted: AbstractSet[Any]) -> bool:
     runs on every contact of every request, and `wanted` is small or empty."""
     if not wanted:
         return False
-    for entry in members:
-        if entry.get("event_id") in wanted:
-            return True
-        names = CONTACT_ID_FIELDS.get(entry.get("channel"))  # type: ignore[arg-type]
-        payload = entry.get("payload")
-        if names and isinstance(payload, dict):
-            for name in names:  # as domain.rated.contact_ids reads them: non-empty text
-                value = payload.get(name)
-                if isinstance(value, str) and value and value in wanted:
-                    return True
-    return False
+    return any(entry.get("event_id") in wanted or not wanted.isdisjoint(contact_ids(entry))
+               for entry in members)
 
 
 def merge_contacts(entries: Iterable[Any]) -> list[list[dict]]:
