@@ -59,7 +59,8 @@ async def agent_context(services: Services, customer_id: str, *, intent: str | N
     # and preferences are one pipeline; one note more than is shown tells the page that
     # there are others.
     (read, alerts), profiles, words = await asyncio.gather(
-        _timeline_and_alerts(services, customer_id, asked, end_ms, limit, digest_ok),
+        _timeline_and_alerts(services, customer_id, asked, end_ms, limit, digest_ok,
+                             lean=True),
         services.timelines.profiles([customer_id]),
         services.self_service.own_words([customer_id], limit=NOTES_SHOWN + 1),
     )
@@ -74,6 +75,15 @@ async def agent_context(services: Services, customer_id: str, *, intent: str | N
             notes=words[0].notes, preferences=words[0].preferences)
 
     context = build(entries)
+    if digest is not None and digest.lean and context["counts"]["relevant"] < limit:
+        # The index promised a page of relevant contacts that are not all there (their
+        # entries are gone): the page shows the newest others too, which a lean digest
+        # does not hold.
+        full, _ = await _timeline_and_alerts(services, customer_id, asked, end_ms, limit,
+                                             digest_ok, lean=False)
+        digest = await _with_tied(services, customer_id, cast(Digest, full), alerts)
+        entries = cast(list[dict], digest.entries)
+        context = build(entries)
     if digest is not None and not digest.whole:
         if context["counts"]["total"] < limit:
             # Contacts of many entries each left the core short of a page: rare, and
@@ -88,11 +98,13 @@ async def agent_context(services: Services, customer_id: str, *, intent: str | N
 
 
 async def _timeline_and_alerts(services: Services, customer_id: str, asked: str | None,
-                               end_ms: int, limit: int, digest_ok: bool
+                               end_ms: int, limit: int, digest_ok: bool, *, lean: bool
                                ) -> tuple[Digest | list[TimelineEntry], list[Alert]]:
     """The timeline (its digest, or all of it) and the customer's alerts.  On a single
     server the digest and the alerts are one script call that also reads the entries of
-    the open alerts (store.digest.read_with_alerts); a cluster reads the alerts apart."""
+    the open alerts (store.digest.read_with_alerts); a cluster reads the alerts apart.
+    `lean`: when the intent's index holds more contacts than the page (the contact being
+    taken may be one of them), the digest's core is the lookback days only."""
     if not digest_ok:
         return await asyncio.gather(services.timelines.read(customer_id),
                                     services.alerts.of_customer(customer_id))
@@ -100,14 +112,16 @@ async def _timeline_and_alerts(services: Services, customer_id: str, asked: str 
     contact_days, survey_days = lookback_days(services.agent_config)
     since_ms, surveys_since_ms = end_ms - contact_days * DAY_MS, end_ms - survey_days * DAY_MS
     newest = max(DIGEST_NEWEST, 3 * limit)
+    lean_from = limit + 1 if lean else 0
     if digests.one_slot:
         return await digests.read_with_alerts(
             customer_id, asked, since_ms=since_ms, surveys_since_ms=surveys_since_ms,
             newest=newest, margin_ms=DIGEST_MARGIN_MS, most=DIGEST_MOST,
-            open_statuses=OPEN_STATUSES)
+            open_statuses=OPEN_STATUSES, lean_from=lean_from)
     return await asyncio.gather(
         digests.read(customer_id, asked, since_ms=since_ms, surveys_since_ms=surveys_since_ms,
-                     newest=newest, margin_ms=DIGEST_MARGIN_MS, most=DIGEST_MOST),
+                     newest=newest, margin_ms=DIGEST_MARGIN_MS, most=DIGEST_MOST,
+                     lean_from=lean_from),
         services.alerts.of_customer(customer_id))
 
 

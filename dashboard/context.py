@@ -150,13 +150,16 @@ def _order(
     second: list[tuple[list[dict], str, bool]] = []
     third: list[tuple[list[dict], str, bool]] = []
     taken = frozenset(()) if contact_event_id is None else frozenset((contact_event_id,))
+    # Most contacts are neither taken nor tied: one test of both tells them apart.
+    marked = taken | tied
     for members, hit in zip(contacts, direct, strict=True):
-        if _named(members, taken):
+        is_marked = _named(members, marked)
+        if is_marked and _named(members, taken):
             continue  # the contact being taken, all its entries: the agent has it already
         if not hit and relevant_ids and len(members) == 1:
             rated_id = _rated_id(members[0])
             hit = rated_id is not None and rated_id in relevant_ids
-        is_tied = _named(members, tied)
+        is_tied = is_marked and _named(members, tied)
         if hit:
             first.append((members, INTENT, is_tied))
         elif is_tied:

@@ -16,7 +16,14 @@ a few weeks at most (config/agent_context.toml).  So one Lua call returns:
   contacts directly relevant to it, kept by the worker in the insert's own script)
   that is older than the core, the entries within `margin_ms` of it: the contact's
   other entries, and surveys that rate it soon after;
-- the timeline's length (ZCARD), and whether the call read all of it.
+- the timeline's length (ZCARD), whether the call read all of it, and whether it was
+  lean.
+
+Lean (`lean_from` > 0 and the intent's index holds at least that many contacts): the
+core is only the days since `since_ms`, not the newest `newest` entries.  A page whose
+relevant contacts fill it shows only those, and the index's windows hold them; the
+caller reads again without `lean_from` when they turn out not to fill it (index members
+whose entries are gone), since then the page shows the newest other contacts too.
 
 Entries come back newest first, in the timeline's own order (score, then event id,
 descending, as ZREVRANGEBYSCORE gives them).  An index member whose entries are gone
@@ -48,15 +55,18 @@ WINDOW_MOST = 20
 
 # KEYS: timeline zset, entries hash, and the intent's index (absent: no intent).
 # ARGV: newest, contacts since ms, surveys since ms, margin ms, most, window most, the
-# index's cap (it may hold a few more: store.timeline).
-# Reply: ZCARD, 1 when the whole timeline was read (else 0), then (id, score, body)
-# triples: the core (newest first), the surveys zone, the index's neighbours.
+# index's cap (it may hold a few more: store.timeline), lean from (0: never).
+# Reply: ZCARD, 1 when the whole timeline was read (else 0), 1 when lean (else 0), then
+# (id, score, body) triples: the core (newest first), the surveys zone, the index's
+# neighbours.
 # The script is built of parts (_CORE, _EMIT) that `_WITH_ALERTS` shares.
 _CORE = """
 local newest, since, surveys_since = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local margin, most, window_most = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local index_cap = tonumber(ARGV[7])
+local index_cap, lean_from = tonumber(ARGV[7]), tonumber(ARGV[8])
 local total = redis.call('ZCARD', tl)
+local lean = ix ~= nil and lean_from > 0 and redis.call('ZCARD', ix) >= lean_from
+if lean then newest = 1 end
 local core, low
 if total <= newest then
   core, low = redis.call('ZREVRANGE', tl, 0, -1, 'WITHSCORES'), nil
@@ -68,7 +78,7 @@ else
   core = redis.call('ZREVRANGEBYSCORE', tl, '+inf', low, 'WITHSCORES', 'LIMIT', 0, most)
   if #core >= 2 * most then low = tonumber(core[#core]) end
 end
-local out = {total, (#core / 2 == total) and 1 or 0}
+local out = {total, (#core / 2 == total) and 1 or 0, lean and 1 or 0}
 local ids, scores, seen = {}, {}, {}
 local function want(list)
   for n = 1, #list, 2 do
@@ -146,7 +156,7 @@ _DIGEST = ("local tl, ev, ix = KEYS[1], KEYS[2], KEYS[3]\n" + _CORE + _EMIT
 # that every open alert's entries are there and reads what is missing.
 _ALERTS = """
 local open = {}
-for n = 10, #ARGV do open[ARGV[n]] = true end
+for n = 11, #ARGV do open[ARGV[n]] = true end
 local function near(id)
   if type(id) ~= 'string' or id == '' or seen[id] then return end
   local at = redis.call('ZSCORE', tl, id)
@@ -169,7 +179,7 @@ local alert_ids = redis.call('SMEMBERS', al)
 table.sort(alert_ids)
 local alerts = {}
 for _, id in ipairs(alert_ids) do
-  local body = redis.call('GET', ARGV[8] .. id .. ARGV[9])
+  local body = redis.call('GET', ARGV[9] .. id .. ARGV[10])
   if body then
     alerts[#alerts + 1] = body
     if low then tie(body) end
@@ -240,6 +250,7 @@ class Digest:
     rows: list[Row]  # newest first, as the timeline orders them
     total: int  # entries in the whole timeline
     whole: bool  # `rows` are the whole timeline
+    lean: bool = False  # the core is the lookback days only (see the module's docstring)
 
     @property
     def entries(self) -> list[TimelineEntry]:
@@ -249,12 +260,16 @@ class Digest:
         """The digest with entries read since (`DigestStore.around`), in order, once each."""
         have = {event_id for _, event_id, _ in self.rows}
         rows = self.rows + [r for r in more if r[1] not in have]
-        return Digest(in_order(rows), self.total, self.whole)
+        return Digest(in_order(rows), self.total, self.whole, self.lean)
 
 
 def _rows(reply: Sequence[bytes]) -> list[Row]:
     return [(float(reply[k + 1]), reply[k], orjson.loads(reply[k + 2]))
             for k in range(0, len(reply), 3)]
+
+
+def _digest(reply: Sequence) -> Digest:
+    return Digest(in_order(_rows(reply[3:])), int(reply[0]), bool(reply[1]), bool(reply[2]))
 
 
 def in_order(rows: list[Row]) -> list[Row]:
@@ -276,7 +291,8 @@ class DigestStore:
         self._alert_key = (before, after)
 
     async def read(self, customer_id: str, intent: str | None, *, since_ms: int,
-                   surveys_since_ms: int, newest: int, margin_ms: int, most: int) -> Digest:
+                   surveys_since_ms: int, newest: int, margin_ms: int, most: int,
+                   lean_from: int = 0) -> Digest:
         """The digest of the customer's timeline for `intent` (None: no intent index),
         one round trip (see the module's docstring)."""
         keys = [self.keys.timeline(customer_id), self.keys.entries(customer_id)]
@@ -284,12 +300,13 @@ class DigestStore:
             keys.append(self.keys.intent_index(customer_id, intent))
         reply = cast(list, await self._digest(
             keys=keys, args=[newest, since_ms, surveys_since_ms, margin_ms, most,
-                             WINDOW_MOST, INDEX_CAP]))
-        return Digest(in_order(_rows(reply[2:])), int(reply[0]), bool(reply[1]))
+                             WINDOW_MOST, INDEX_CAP, lean_from]))
+        return _digest(reply)
 
     async def read_with_alerts(self, customer_id: str, intent: str | None, *, since_ms: int,
                                surveys_since_ms: int, newest: int, margin_ms: int, most: int,
-                               open_statuses: Sequence[str]) -> tuple[Digest, list[Alert]]:
+                               open_statuses: Sequence[str], lean_from: int = 0
+                               ) -> tuple[Digest, list[Alert]]:
         """`read`, with the customer's stored alerts (as `AlertStore.of_customer` reads
         them, but `without_context`) and the entries around their open ones' survey and
         rated contact, in one round trip: on a single server only (`one_slot`; see
@@ -300,9 +317,9 @@ class DigestStore:
             keys.append(self.keys.intent_index(customer_id, intent))
         digest, alerts = cast(list, await self._with_alerts(
             keys=keys, args=[newest, since_ms, surveys_since_ms, margin_ms, most,
-                             WINDOW_MOST, INDEX_CAP, *self._alert_key, *open_statuses]))
-        return (Digest(in_order(_rows(digest[2:])), int(digest[0]), bool(digest[1])),
-                [without_context(body) for body in alerts])
+                             WINDOW_MOST, INDEX_CAP, lean_from, *self._alert_key,
+                             *open_statuses]))
+        return _digest(digest), [without_context(body) for body in alerts]
 
     async def around(self, customer_id: str, event_ids: Sequence[str], *,
                      margin_ms: int) -> list[Row]:

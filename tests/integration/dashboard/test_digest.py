@@ -7,6 +7,7 @@ and without a contact being taken, open alerts on old surveys."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -163,6 +164,24 @@ def _contact(cid: str, intent: str, n: int) -> dict:
                   rng)
 
 
+async def _same_context(services: Any, config: AgentConfig, entries: list[dict],
+                        alerts: list[dict], cid: str, intent: str | None,
+                        contact: dict | None, limit: int, now_ms: int = NOW_MS) -> int:
+    """Asserts the digest's context is the whole timeline's; the events it shows."""
+    digest = await agent_context(services, cid, intent=intent, contact=contact, limit=limit)
+    full = build_context(
+        customer_id=cid, profile=None, entries=entries, alerts=alerts, intent=intent,
+        contact=contact, config=config, now_ms=now_ms, limit=limit, notes=[],
+        preferences=None)
+    where = (cid, intent, contact is not None, limit)
+    for field in COMPARED:
+        assert digest[field] == full[field], (where, field)
+    assert digest["counts"]["relevant"] == full["counts"]["relevant"] \
+        or full["counts"]["relevant"] > INDEX_CAP, where
+    assert full["counts"]["total"] <= digest["counts"]["total"] <= len(entries), where
+    return len(digest["events"])
+
+
 def test_the_digest_context_is_the_whole_timeline_context(
         stack: LocalStack, config: AgentConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(agent_view.time, "time", lambda: NOW_MS / 1000)
@@ -197,21 +216,9 @@ def test_the_digest_context_is_the_whole_timeline_context(
                             await store.add_entries([_new(contact)])
                         entries = await store.read(cid)
                         for limit in (30, 8, INDEX_CAP - 1):
-                            digest = await agent_context(services, cid, intent=intent,
-                                                         contact=contact, limit=limit)
-                            full = build_context(
-                                customer_id=cid, profile=None, entries=entries,
-                                alerts=alerts[cid], intent=intent, contact=contact,
-                                config=config, now_ms=NOW_MS, limit=limit, notes=[],
-                                preferences=None)
-                            where = (cid, intent, taking, limit)
-                            for field in COMPARED:
-                                assert digest[field] == full[field], (where, field)
-                            assert digest["counts"]["relevant"] == full["counts"]["relevant"] \
-                                or full["counts"]["relevant"] > INDEX_CAP, where
-                            assert full["counts"]["total"] <= digest["counts"]["total"] \
-                                <= len(entries), where
-                            checked.append((cid, intent, len(digest["events"])))
+                            shown = await _same_context(services, config, entries, alerts[cid],
+                                                        cid, intent, contact, limit)
+                            checked.append((cid, intent, shown))
         finally:
             await redis.aclose()
         return checked
@@ -219,6 +226,50 @@ def test_the_digest_context_is_the_whole_timeline_context(
     checked = asyncio.run(main())
     assert len(checked) == 6 * 6 * 2 * 3
     assert all(shown > 0 for _, _, shown in checked)
+
+
+def test_a_lean_digest_short_of_relevant_contacts_is_read_again_in_full(
+        stack: LocalStack, config: AgentConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A timeline at its entry bound keeps index members whose entries it dropped: the
+    # index promises a page of relevant contacts that a lean read does not find.  With
+    # nothing in the last days, a lean core is only the newest contact, so the newest
+    # other contacts the page then shows are not there either.
+    later = NOW_MS + 10 * 86_400_000
+    monkeypatch.setattr(agent_view.time, "time", lambda: later / 1000)
+
+    async def main() -> tuple[list[bool], int]:
+        redis = Redis.from_url(stack.settings.redis_url)
+        store = TimelineStore(redis, Keys(f"dl{uuid.uuid4().hex[:6]}"), max_entries=150,
+                              max_age_days=400, relevance=config.relevance)
+        alert_store = AlertStore(redis, store.keys, counters_ttl_days=1)
+        leans: list[bool] = []
+        read = store.digest.read_with_alerts
+
+        async def noting(*args: Any, **kwargs: Any) -> Any:
+            digest, alerts = await read(*args, **kwargs)
+            leans.append(digest.lean)
+            return digest, alerts
+
+        monkeypatch.setattr(store.digest, "read_with_alerts", noting)
+        try:
+            entries = timeline("C-dl", 1000, 3)
+            for start in range(0, len(entries), 100):
+                await store.add_entries([_new(e) for e in entries[start:start + 100]])
+            services = _services(store, config, alert_store)
+            stored = await store.read("C-dl")
+            shown = 0
+            for intent in ("billing", "technical", "delivery", "cancellation", "account"):
+                for limit in (30, 8):
+                    shown += await _same_context(services, config, stored, [], "C-dl",
+                                                 intent, None, limit, later)
+            return leans, shown
+        finally:
+            await redis.aclose()
+
+    leans, shown = asyncio.run(main())
+    # A lean read followed by a full one: the page was short of relevant contacts.
+    assert any(a and not b for a, b in itertools.pairwise(leans)), leans
+    assert shown > 0
 
 
 def test_the_digest_reads_a_fraction_of_a_long_timeline_and_erasure_takes_the_index(
