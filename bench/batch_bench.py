@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/batch_bench.py                      # this checkout
     .venv/bin/python bench/batch_bench.py --checkout /tmp/before   # another commit's code
+    .venv/bin/python bench/batch_bench.py --batch 25           # batches as at ~1,000 events/s
 
 `./dev bench` measures whole workers beside Kafka, and on a shared 2-core machine
 its runs swing by 10-20%; this is the steadier figure for one change.  The
 benchmark's workload (bench/compare.py: 100,000 customers, the channel mix, the
 identity index) is made once with this checkout's generator and written to a file,
 then `streams.processor.Processor.interactions` of the checkout measured runs it in
-batches of 2,000 against a private redis-server, with the worker's GC settings.
+batches of 2,000 (a busy worker's; --batch sets it: at ordinary rates a worker gets a
+few dozen at a time, and the cost per batch shows) against a private redis-server,
+with the worker's GC settings.
 Printed per run and as the least of the runs: worker CPU, Redis CPU (INFO cpu) and
 wall time per event, and Redis commands per event (INFO commandstats, scripts'
 commands included).
@@ -48,8 +51,8 @@ def make_workload(path: Path, events: int) -> None:
                                     value.decode()]) + b"\n")
 
 
-async def measure(path: Path, redis_url: str, profile: Path | None = None
-                  ) -> dict[str, float]:
+async def measure(path: Path, redis_url: str, profile: Path | None = None,
+                  batch: int = BATCH) -> dict[str, float]:
     """One run of the checkout on the sys.path (see main); with `profile`, the measured
     loop's cProfile statistics are written there (and its figures are not comparable)."""
     from domain.rules import load_rules
@@ -81,6 +84,7 @@ async def measure(path: Path, redis_url: str, profile: Path | None = None
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)  # as streams/worker.py
     await processor.interactions(records[:BATCH])  # warm: scripts loaded, caches filled
+    records = records[BATCH:]
     await redis.config_resetstat()
     before = await redis.info("cpu")
     profiler = None
@@ -89,8 +93,8 @@ async def measure(path: Path, redis_url: str, profile: Path | None = None
         profiler = cProfile.Profile()
         profiler.enable()
     cpu, wall = time.process_time(), time.perf_counter()
-    for start in range(BATCH, len(records), BATCH):
-        await processor.interactions(records[start:start + BATCH])
+    for start in range(0, len(records), batch):
+        await processor.interactions(records[start:start + batch])
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if profiler is not None:
         profiler.disable()
@@ -98,7 +102,7 @@ async def measure(path: Path, redis_url: str, profile: Path | None = None
     after = await redis.info("cpu")
     commands = sum(v["calls"] for v in (await redis.info("commandstats")).values())
     await redis.aclose()
-    n = len(records) - BATCH
+    n = len(records)
     redis_s = (after["used_cpu_user"] + after["used_cpu_sys"]
                - before["used_cpu_user"] - before["used_cpu_sys"])
     return {"worker_us": 1e6 * cpu / n, "redis_us": 1e6 * redis_s / n,
@@ -111,6 +115,9 @@ def main() -> int:
                         help="the code to measure (default: this checkout)")
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help=f"events per batch (default {BATCH}, as in a busy worker; a "
+                             "worker at ordinary rates gets a few dozen at a time)")
     parser.add_argument("--profile", type=Path, metavar="OUT",
                         help="write the first run's cProfile statistics to OUT (that run's "
                              "figures are inflated by the profiler)")
@@ -119,11 +126,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.measure:
         sys.path.insert(0, str(args.checkout.resolve()))
-        figures = asyncio.run(measure(Path(args.measure[0]), args.measure[1], args.profile))
+        figures = asyncio.run(measure(Path(args.measure[0]), args.measure[1], args.profile,
+                                      args.batch))
         print(orjson.dumps(figures).decode())
         return 0
-    if args.events <= BATCH or args.runs < 1:
-        parser.error(f"--events must be more than {BATCH} and --runs at least 1")
+    if args.events <= BATCH or args.runs < 1 or args.batch < 1:
+        parser.error(f"--events must be more than {BATCH}, --runs and --batch at least 1")
     if not (args.checkout / "streams" / "processor.py").exists():
         parser.error(f"--checkout {args.checkout}: no streams/processor.py there")
 
@@ -144,8 +152,8 @@ def main() -> int:
                            else ["--profile", str(args.profile.resolve())])
                 done = subprocess.run(
                     [sys.executable, __file__, "--checkout", str(args.checkout), "--measure",
-                     str(workload), server.url, *profile], env=env, capture_output=True,
-                    text=True, check=False)
+                     str(workload), server.url, "--batch", str(args.batch), *profile],
+                    env=env, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     print(done.stderr, file=sys.stderr)
                     return 1
