@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/context_cpu.py                   # 20 customers x 1,000 entries
     .venv/bin/python bench/context_cpu.py --profile OUT     # and the first run's cProfile
+    .venv/bin/python bench/context_cpu.py --survey-scan     # the survey index against a scan
 
 `bench/context_bench.py` measures the context read end to end beside a busy worker,
 Kafka and Redis on the same two cores, and its p99 swings with whatever else runs;
@@ -14,6 +15,11 @@ detection raises its own), then times `dashboard.agent_view.agent_context` for
 intent "billing" on --reads random seeded customers, with the dashboard's GC
 settings.  Printed per run and as the least of the runs: the process's CPU, Redis's
 CPU (INFO cpu) and the wall time per context, and how many entries a read parsed.
+
+--survey-scan: each run alternates blocks of 100 reads with the survey index's
+completeness mark removed (the digest scans the entries for surveys, as for a
+timeline stored before the index existed) and restored, and prints both, so the
+machine's drift from one minute to the next falls on both alike.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from cxt.localstack.ports import free_port  # noqa: E402
 from cxt.localstack.redis import RedisServer  # noqa: E402
 
 BATCH = 2000
+BLOCK = 100  # reads per block of --survey-scan
 
 
 async def seed(url: str, customers: int, entries: int) -> tuple[Any, list[str]]:
@@ -106,6 +113,8 @@ async def measure(url: str, args: argparse.Namespace) -> list[dict[str, float]]:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)  # as dashboard/server.py
+    if args.survey_scan:
+        return await _survey_scan(services, ids, args)
     results = []
     for run in range(1, args.runs + 1):
         order = [random.Random(run).choice(ids) for _ in range(args.reads)]
@@ -135,6 +144,49 @@ async def measure(url: str, args: argparse.Namespace) -> list[dict[str, float]]:
     return results
 
 
+async def _survey_scan(services: Any, ids: list[str], args: argparse.Namespace
+                       ) -> list[dict[str, float]]:
+    from dashboard.agent_view import agent_context
+    from store.digest import SURVEYS_COMPLETE
+
+    redis, keys = services.timelines.redis, services.timelines.keys
+    results = []
+    for run in range(1, args.runs + 1):
+        rng = random.Random(run)
+        spent = {True: [0.0, 0.0, 0], False: [0.0, 0.0, 0]}  # indexed -> cpu, redis, reads
+        for block in range(max(2, args.reads // BLOCK)):
+            indexed = block % 2 == 0
+            for cid in ids:
+                if indexed:
+                    await redis.zadd(keys.survey_index(cid), {SURVEYS_COMPLETE: float("inf")})
+                else:
+                    await redis.zrem(keys.survey_index(cid), SURVEYS_COMPLETE)
+            order = [rng.choice(ids) for _ in range(BLOCK)]
+            redis_before, cpu = await _redis_cpu(services), time.process_time()
+            for cid in order:
+                await agent_context(services, cid, intent="billing")
+            cpu = time.process_time() - cpu
+            totals = spent[indexed]
+            totals[0] += cpu
+            totals[1] += await _redis_cpu(services) - redis_before
+            totals[2] += BLOCK
+        result = {}
+        for indexed, (cpu, redis_s, reads) in spent.items():
+            name = "index" if indexed else "scan"
+            result |= {f"{name}_cpu_ms": 1000 * cpu / reads,
+                       f"{name}_redis_ms": 1000 * redis_s / reads}
+        results.append(result)
+        print(f"context_cpu: run {run}/{args.runs}: {_scan_line(result)}", flush=True)
+    await redis.aclose()
+    return results
+
+
+def _scan_line(result: dict[str, float]) -> str:
+    return " / ".join(f"{name}: CPU {result[name + '_cpu_ms']:.2f} ms, Redis "
+                      f"{result[name + '_redis_ms']:.2f} ms per context"
+                      for name in ("scan", "index"))
+
+
 async def _redis_cpu(services: Any) -> float:
     info = await services.timelines.redis.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
@@ -154,6 +206,8 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, metavar="OUT",
                         help="write the first run's cProfile statistics to OUT (that run's "
                              "figures are inflated by the profiler)")
+    parser.add_argument("--survey-scan", action="store_true",
+                        help="alternate reads with and without the survey index (see above)")
     args = parser.parse_args()
     if min(args.customers, args.entries, args.reads, args.runs) < 1:
         parser.error("--customers, --entries, --reads and --runs must be at least 1")
@@ -164,7 +218,8 @@ def main() -> int:
         finally:
             server.stop()
     least = {k: min(r[k] for r in results) for k in results[0]}
-    print(f"context_cpu: least of {args.runs}: {_line(least)}")
+    line = _scan_line if args.survey_scan else _line
+    print(f"context_cpu: least of {args.runs}: {line(least)}")
     return 0
 
 

@@ -10,8 +10,10 @@ a few weeks at most (config/agent_context.toml).  So one Lua call returns:
   back, plus `margin_ms` before that, so a call whose newest entry is in the core has
   its older entries there too; at most `most` entries;
 - beyond the core and since `surveys_since_ms` (the recent-bad-survey prompt's days),
-  the surveys only: their bodies are told apart in the script by the entry's channel,
-  the first `"channel":` of its JSON (see store.timeline.is_survey_body);
+  the surveys only: found in the customer's survey index (store.timeline keeps it in the
+  insert's script) when it lists all of them, else told apart in the script by the
+  entry's channel, the first `"channel":` of its JSON (see store.timeline.is_survey_body),
+  for timelines stored before the index existed;
 - for each contact in the intent's index (store.timeline: the newest INDEX_CAP
   contacts directly relevant to it, kept by the worker in the insert's own script)
   that is older than the core, the entries within `margin_ms` of it: the contact's
@@ -46,16 +48,20 @@ from domain.records import Alert, TimelineEntry
 from kernel.redis_client import RedisClient
 from store.keys import Keys
 
-# store.timeline keeps the index; it imports this module, so the cap is set here.
+# store.timeline keeps the indexes; it imports this module, so these are set here.
 INDEX_CAP = 40
+# The survey index's member (score +inf) saying that it lists every survey of its
+# timeline; never an event id, which is not empty.
+SURVEYS_COMPLETE = ""
 
 # Entries fetched around one old relevant contact, at most: a call's few entries and
 # its survey, with room for a busy hour.
 WINDOW_MOST = 20
 
-# KEYS: timeline zset, entries hash, and the intent's index (absent: no intent).
-# ARGV: newest, contacts since ms, surveys since ms, margin ms, most, window most, the
-# index's cap (it may hold a few more: store.timeline), lean from (0: never).
+# KEYS: timeline zset, entries hash, survey index, and the intent's index (absent: no
+# intent).  ARGV: newest, contacts since ms, surveys since ms, margin ms, most, window
+# most, the index's cap (it may hold a few more: store.timeline), lean from (0: never),
+# the survey index's completeness member (SURVEYS_COMPLETE).
 # Reply: ZCARD, 1 when the whole timeline was read (else 0), 1 when lean (else 0), then
 # (id, score, body) triples: the core (newest first), the surveys zone, the index's
 # neighbours.
@@ -93,9 +99,12 @@ want(core)
 -- recent bad survey): their bodies are read and the others dropped here.  A survey
 -- that does not name its contact's channel brings the entries just before it (the
 -- prompt names the rated contact's channel).
+-- The survey index lists them all once it is complete (store.timeline); a timeline
+-- stored before it existed has its zone's bodies scanned instead.
 if low and surveys_since < low then
-  local zone = redis.call('ZREVRANGEBYSCORE', tl, '(' .. low, surveys_since, 'WITHSCORES',
-                          'LIMIT', 0, most)
+  local indexed = redis.call('ZSCORE', sv, ARGV[9])
+  local zone = redis.call('ZREVRANGEBYSCORE', indexed and sv or tl, '(' .. low, surveys_since,
+                          'WITHSCORES', 'LIMIT', 0, most)
   local zone_ids = {}
   for n = 1, #zone, 2 do zone_ids[#zone_ids + 1] = zone[n] end
   for start = 1, #zone_ids, 1000 do
@@ -139,14 +148,14 @@ for start = 1, #ids, 1000 do
   end
 end
 """
-_DIGEST = ("local tl, ev, ix = KEYS[1], KEYS[2], KEYS[3]\n" + _CORE + _EMIT
+_DIGEST = ("local tl, ev, sv, ix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n" + _CORE + _EMIT
            + "return out\n")
 
 # The digest and the customer's alerts in one call, for a single server: each alert is
 # a key of its own (store.alerts), in a slot of its own on a cluster, where this cannot
-# run.  KEYS: timeline zset, entries hash, the customer's alert ids set, and the
-# intent's index (absent: no intent).  ARGV: those of _DIGEST, then the alert key's
-# text before and after the alert id (store.keys), then the open statuses.
+# run.  KEYS: timeline zset, entries hash, the customer's alert ids set, the survey
+# index, and the intent's index (absent: no intent).  ARGV: those of _DIGEST, then the
+# alert key's text before and after the alert id (store.keys), then the open statuses.
 # Reply: {the digest's reply, the alerts' JSON (by alert id)}.  The digest also holds
 # the entries around each open alert's survey and rated contact (what
 # `agent_view._with_tied` would read in a second round trip): their ids are read from
@@ -156,7 +165,7 @@ _DIGEST = ("local tl, ev, ix = KEYS[1], KEYS[2], KEYS[3]\n" + _CORE + _EMIT
 # that every open alert's entries are there and reads what is missing.
 _ALERTS = """
 local open = {}
-for n = 11, #ARGV do open[ARGV[n]] = true end
+for n = 12, #ARGV do open[ARGV[n]] = true end
 local function near(id)
   if type(id) ~= 'string' or id == '' or seen[id] then return end
   local at = redis.call('ZSCORE', tl, id)
@@ -179,14 +188,15 @@ local alert_ids = redis.call('SMEMBERS', al)
 table.sort(alert_ids)
 local alerts = {}
 for _, id in ipairs(alert_ids) do
-  local body = redis.call('GET', ARGV[9] .. id .. ARGV[10])
+  local body = redis.call('GET', ARGV[10] .. id .. ARGV[11])
   if body then
     alerts[#alerts + 1] = body
     if low then tie(body) end
   end
 end
 """
-_WITH_ALERTS = ("local tl, ev, al, ix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n" + _CORE
+_WITH_ALERTS = ("local tl, ev, al, sv, ix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]\n"
+                + _CORE
                 + _ALERTS + _EMIT + "return {out, alerts}\n")
 
 # KEYS: timeline zset, entries hash.  ARGV: margin ms, window most, event ids.
@@ -295,12 +305,13 @@ class DigestStore:
                    lean_from: int = 0) -> Digest:
         """The digest of the customer's timeline for `intent` (None: no intent index),
         one round trip (see the module's docstring)."""
-        keys = [self.keys.timeline(customer_id), self.keys.entries(customer_id)]
+        keys = [self.keys.timeline(customer_id), self.keys.entries(customer_id),
+                self.keys.survey_index(customer_id)]
         if intent is not None:
             keys.append(self.keys.intent_index(customer_id, intent))
         reply = cast(list, await self._digest(
             keys=keys, args=[newest, since_ms, surveys_since_ms, margin_ms, most,
-                             WINDOW_MOST, INDEX_CAP, lean_from]))
+                             WINDOW_MOST, INDEX_CAP, lean_from, SURVEYS_COMPLETE]))
         return _digest(reply)
 
     async def read_with_alerts(self, customer_id: str, intent: str | None, *, since_ms: int,
@@ -312,12 +323,13 @@ class DigestStore:
         rated contact, in one round trip: on a single server only (`one_slot`; see
         `_WITH_ALERTS`)."""
         keys = [self.keys.timeline(customer_id), self.keys.entries(customer_id),
-                self.keys.customer_alerts(customer_id)]
+                self.keys.customer_alerts(customer_id), self.keys.survey_index(customer_id)]
         if intent is not None:
             keys.append(self.keys.intent_index(customer_id, intent))
         digest, alerts = cast(list, await self._with_alerts(
             keys=keys, args=[newest, since_ms, surveys_since_ms, margin_ms, most,
-                             WINDOW_MOST, INDEX_CAP, lean_from, *self._alert_key,
+                             WINDOW_MOST, INDEX_CAP, lean_from, SURVEYS_COMPLETE,
+                             *self._alert_key,
                              *open_statuses]))
         return _digest(digest), [without_context(body) for body in alerts]
 

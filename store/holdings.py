@@ -86,6 +86,7 @@ class Holdings:
             ("summary_bottom_2_box", k.summary_bottom_2_box(cid), SET),
             ("summary_alerts", k.summary_alerts(cid), HASH),
             ("summary_erased", k.summary_erased(cid), STRING),
+            ("survey_index", k.survey_index(cid), ZSET),
             *((f"intent_index:{i}", k.intent_index(cid, i), ZSET) for i in self.intents),
         ]
 

@@ -50,6 +50,12 @@ class Keys:
         with the timeline's retention (store.timeline, read by store.digest)."""
         return f"{self.prefix}:{{{customer_id}}}:ix:{intent}"
 
+    def survey_index(self, customer_id: str) -> str:
+        """Sorted set: the event ids of the customer's surveys, score their occurred ms,
+        plus a member marking that it holds all of them (store.timeline keeps it, trimmed
+        with the timeline's age limit; read by store.digest)."""
+        return f"{self.prefix}:{{{customer_id}}}:sv"
+
     def rated_waits(self, customer_id: str) -> str:
         """Hash: a survey's contact_id not in the timeline when its alert was raised ->
         the ids of the alerts waiting for it (space-separated); expires a week after

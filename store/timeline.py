@@ -24,7 +24,7 @@ from domain.rated import CONTACT_ID_PAIRS
 from domain.records import TimelineEntry
 from domain.relevance import Relevance, anchor_of, intents_of
 from kernel.redis_client import RedisClient, text
-from store.digest import INDEX_CAP, DigestStore
+from store.digest import INDEX_CAP, SURVEYS_COMPLETE, DigestStore
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 
@@ -44,10 +44,11 @@ def is_survey_body(body: bytes) -> bool:
 
 
 # One call stores many entries (a batch, or the part of it in one cluster slot).
-# KEYS: per entry its timeline zset, entries hash, rated-contact waits and merge
-# (store.keys), then the intent index of each intent it is relevant to.
+# KEYS: per entry its timeline zset, entries hash, rated-contact waits, merge and survey
+# index (store.keys), then the intent index of each intent it is relevant to.
 # ARGV: max entries, min score (oldest occurred ms kept), the index's cap, the number k
-# of channel-id fields, k (field, channel) pairs (domain.rated), then per entry:
+# of channel-id fields, the survey index's completeness member (SURVEYS_COMPLETE), k
+# (field, channel) pairs (domain.rated), then per entry:
 # event_id, score (occurred ms), entry JSON, its index anchor (domain.relevance) and the
 # number of its intent index keys.
 # Replies per entry 1 when inserted, a one-element list holding the customer it is
@@ -59,11 +60,16 @@ def is_survey_body(body: bytes) -> bool:
 # stored entries alike (a redelivery after a crash must still update them).  Insert,
 # trim and index happen in one script, so a worker killed mid-batch never leaves half
 # an entry behind, nor an entry its index does not know.
+# The survey index holds every survey's event id (score: occurred ms) and, from the
+# moment its timeline was created by this script, the member SURVEYS_COMPLETE (score
+# +inf): only then does it list all the timeline's surveys (timelines stored before the
+# index existed have surveys it lacks, and the digest scans those as before).
 _ADD_ENTRIES = """
 local max_entries = tonumber(ARGV[1])
 local too_old = '(' .. ARGV[2]
 local index_cap = tonumber(ARGV[3])
-local pairs_end = 4 + 2 * tonumber(ARGV[4])
+local pairs_end = 5 + 2 * tonumber(ARGV[4])
+local complete = ARGV[5]
 local function drop(hash, ids)
   for i = 1, #ids, 1000 do
     redis.call('HDEL', hash, unpack(ids, i, math.min(i + 999, #ids)))
@@ -76,7 +82,7 @@ local function refs_of(id, body)
   local ok, entry = pcall(cjson.decode, body)
   local payload = ok and type(entry) == 'table' and entry['payload']
   if type(payload) ~= 'table' then return refs end
-  for f = 5, pairs_end, 2 do
+  for f = 6, pairs_end, 2 do
     local value = payload[ARGV[f]]
     if entry['channel'] == ARGV[f + 1] and type(value) == 'string' and value ~= ''
         and not seen[value] then
@@ -113,13 +119,18 @@ local function index(first, last, score, anchor, aged)
     end
   end
 end
+-- The body's own channel is its first: see is_survey_body.
+local function is_survey(body)
+  local at = string.find(body, '"channel":"', 1, true)
+  return at and string.sub(body, at + 11, at + 17) == 'survey"'
+end
 local replies = {}
 local kc, a, i = 0, pairs_end + 1, 0
 while kc < #KEYS do
   i = i + 1
-  local timeline, entries, waits = KEYS[kc + 1], KEYS[kc + 2], KEYS[kc + 3]
+  local timeline, entries, waits, surveys = KEYS[kc + 1], KEYS[kc + 2], KEYS[kc + 3], KEYS[kc + 5]
   local id, score, body, anchor = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local first, last = kc + 5, kc + 4 + tonumber(ARGV[a + 4])
+  local first, last = kc + 6, kc + 5 + tonumber(ARGV[a + 4])
   local into = redis.call('GET', KEYS[kc + 4])
   if into then
     replies[i] = {into}
@@ -128,15 +139,21 @@ while kc < #KEYS do
     replies[i] = redis.call('HGET', entries, id)
   else
     redis.call('ZADD', timeline, score, id)
-    local excess = redis.call('ZCARD', timeline) - max_entries
+    local count = redis.call('ZCARD', timeline)
+    if count == 1 then redis.call('ZADD', surveys, '+inf', complete) end
+    if is_survey(body) then redis.call('ZADD', surveys, score, id) end
+    local excess = count - max_entries
     if excess > 0 then
-      drop(entries, redis.call('ZRANGE', timeline, 0, excess - 1))
+      local oldest = redis.call('ZRANGE', timeline, 0, excess - 1)
+      drop(entries, oldest)
+      redis.call('ZREM', surveys, unpack(oldest))
       redis.call('ZREMRANGEBYRANK', timeline, 0, excess - 1)
     end
     local expired = redis.call('ZRANGEBYSCORE', timeline, '-inf', too_old)
     if #expired > 0 then
       drop(entries, expired)
       redis.call('ZREMRANGEBYSCORE', timeline, '-inf', too_old)
+      redis.call('ZREMRANGEBYSCORE', surveys, '-inf', too_old)
     end
     index(first, last, score, anchor, #expired > 0)
     replies[i] = 1
@@ -151,15 +168,20 @@ return replies
 ENTRIES_PER_CALL = 500
 # INDEX_CAP (store.digest): contacts kept per customer and intent in the intent index.
 
-# KEYS: a timeline zset and its entries hash, then its intent indexes.  ARGV: event ids.
-# Drops both halves at once; a timeline left empty (its customer merged into another)
-# takes its indexes along.  Anchors of entries dropped from a timeline that keeps others
-# stay until pushed out: the digest finds no entry for them.
+# KEYS: a timeline zset and its entries hash, then its survey and intent indexes.  ARGV:
+# event ids.  Drops both halves and the survey index's members at once; a timeline left
+# empty (its customer merged into another) takes its indexes along.  Intent index anchors
+# of entries dropped from a timeline that keeps others stay until pushed out: the digest
+# finds no entry for them.
 _DROP_ENTRIES = """
 redis.call('ZREM', KEYS[1], unpack(ARGV))
 redis.call('HDEL', KEYS[2], unpack(ARGV))
-if #KEYS > 2 and redis.call('ZCARD', KEYS[1]) == 0 then
-  redis.call('DEL', unpack(KEYS, 3))
+if #KEYS > 2 then
+  if redis.call('ZCARD', KEYS[1]) == 0 then
+    redis.call('DEL', unpack(KEYS, 3))
+  else
+    redis.call('ZREM', KEYS[3], unpack(ARGV))
+  end
 end
 return 0
 """
@@ -244,7 +266,7 @@ class TimelineStore:
         groups = slot_groups(entries, lambda e: self.keys.timeline(e.customer_id),
                              ENTRIES_PER_CALL, one_slot=self.one_slot)
         head: list[bytes | str | int] = [self.max_entries, oldest_kept, INDEX_CAP,
-                                         len(CONTACT_ID_PAIRS),
+                                         len(CONTACT_ID_PAIRS), SURVEYS_COMPLETE,
                                          *(part for pair in CONTACT_ID_PAIRS for part in pair)]
         relevance = self.relevance
         calls: list[ScriptCall] = []
@@ -254,7 +276,8 @@ class TimelineStore:
             for e in group:
                 cid = e.customer_id
                 keys += (self.keys.timeline(cid), self.keys.entries(cid),
-                         self.keys.rated_waits(cid), self.keys.merged_into(cid))
+                         self.keys.rated_waits(cid), self.keys.merged_into(cid),
+                         self.keys.survey_index(cid))
                 intents = intents_of(e.entry, relevance) if relevance else ()
                 anchor = anchor_of(e.entry) if intents else None
                 if anchor is None:
@@ -396,8 +419,9 @@ class TimelineStore:
         return [bool(n) for n in await pipe.execute()]
 
     def index_keys(self, customer_id: str) -> list[str]:
-        """The customer's intent index keys, one per configured intent."""
-        return [self.keys.intent_index(customer_id, intent) for intent in self.relevance]
+        """The customer's index keys: the survey index, then one per configured intent."""
+        return [self.keys.survey_index(customer_id),
+                *(self.keys.intent_index(customer_id, intent) for intent in self.relevance)]
 
     async def erase(self, customer_id: str) -> None:
         await self.redis.delete(self.keys.timeline(customer_id), self.keys.entries(customer_id),

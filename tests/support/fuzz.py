@@ -150,7 +150,7 @@ _CUSTOMER_KEYS: tuple[Callable[[str], str], ...] = (
     KEYS.summary_bottom_2_box, KEYS.summary_alerts, KEYS.summary_erased, KEYS.rated_waits)
 _SUFFIXES = (":sum:survey", ":sum:b2b", ":sum:alerts", ":sum:erased", ":tl", ":ev", ":profile",
              ":alerts", ":alert", ":id", ":n", ":seen", ":rwait", ":early", ":recent",
-             ":niopen", ":into", ":merged", ":alias", ":ragents", ":notes", ":prefs",
+             ":niopen", ":into", ":merged", ":alias", ":ragents", ":notes", ":prefs", ":sv",
              # The intent index, one key per intent of the shipped file (store.timeline).
              *(f":ix:{i}" for i in load_relevance(REPO / "config" / "agent_context.toml")))
 # Contact-reason counters: one day's hash tag, then the hour (store/contact_reasons.py).

@@ -35,6 +35,7 @@ from dashboard.agent_view import agent_context
 from dashboard.context import build_context
 from dashboard.prompts import AgentConfig, load_agent_config
 from store.alerts import AlertStore
+from store.digest import SURVEYS_COMPLETE
 from store.keys import Keys
 from store.timeline import INDEX_CAP, NewEntry, TimelineStore
 from tests.support.helpers import REPO
@@ -43,6 +44,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 NOW_MS = int(NOW.timestamp() * 1000)
 SPREAD_DAYS = 300
 COMPARED = ("events", "prompts", "prompts_held_back", "at_risk", "open_alerts", "intent")
+UNINDEXED = ("C-dg1", "C-dg4")
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +203,13 @@ def test_the_digest_context_is_the_whole_timeline_context(
                 await store.add_entries([_new(e) for e in entries[start:start + 400]])
             alerts[cid] = _alerts(entries, rng)
             await alert_store.put_new(alerts[cid], NOW_MS, 3_600_000)  # type: ignore[arg-type]
+        # Two timelines as stored before the survey index existed: their surveys are
+        # found by scanning, the others' from the index.
+        for cid in UNINDEXED:
+            await redis.delete(store.keys.survey_index(cid))
+        marked = [await redis.zscore(store.keys.survey_index(cid), SURVEYS_COMPLETE)
+                  for cid in customers]
+        assert [m is not None for m in marked] == [c not in UNINDEXED for c in customers]
         services = _services(store, config, alert_store)
         checked: list[tuple[str, Any, int]] = []
         live = 0
@@ -302,3 +311,48 @@ def test_the_digest_reads_a_fraction_of_a_long_timeline_and_erasure_takes_the_in
     assert INDEX_CAP <= indexed <= 2 * INDEX_CAP  # cut to the cap now and then, not always
     assert left == [] and after_move == []
 
+
+
+def test_the_survey_index_holds_every_survey_of_a_timeline_begun_with_it(
+        stack: LocalStack, config: AgentConfig) -> None:
+    async def main() -> dict[str, Any]:
+        redis = Redis.from_url(stack.settings.redis_url)
+        keys = Keys(f"ds{uuid.uuid4().hex[:6]}")
+        store = TimelineStore(redis, keys, max_entries=150, max_age_days=400,
+                              relevance=config.relevance)
+        try:
+            entries = timeline("C-ds", 1000, 4)
+            for start in range(0, len(entries), 100):  # oldest first: most are trimmed
+                await store.add_entries([_new(e) for e in entries[start:start + 100]])
+            kept = await store.read("C-ds")
+            index = dict(await redis.zrange(keys.survey_index("C-ds"), 0, -1,
+                                            withscores=True))
+            # A timeline stored before the index: a new survey gives it an index that
+            # does not say it is complete.
+            await store.add_entries([_new({**e, "customer_id": "C-old"})
+                                     for e in entries[:40] if e["channel"] != "survey"])
+            await redis.delete(keys.survey_index("C-old"))
+            older = next(e for e in entries[40:] if e["channel"] == "survey")
+            await store.add_entries([_new({**older, "customer_id": "C-old"})])
+            old_index = await redis.zrange(keys.survey_index("C-old"), 0, -1)
+            # Retention by age trims the index with the timeline.
+            young = TimelineStore(redis, keys, max_entries=150, max_age_days=5,
+                                  relevance=config.relevance)
+            await young.add_entries([_new(_contact("C-ds", "billing", 1))])
+            aged = dict(await redis.zrange(keys.survey_index("C-ds"), 0, -1,
+                                           withscores=True))
+            return {"kept": kept, "index": index, "old_index": old_index, "aged": aged,
+                    "older": older["event_id"]}
+        finally:
+            await redis.aclose()
+
+    got = asyncio.run(main())
+    surveys = {e["event_id"].encode() for e in got["kept"] if e["channel"] == "survey"}
+    index = got["index"]
+    assert surveys and set(index) == surveys | {SURVEYS_COMPLETE.encode()}
+    assert index[SURVEYS_COMPLETE.encode()] == float("inf")
+    assert got["old_index"] == [got["older"].encode()]
+    aged = got["aged"]
+    assert aged[SURVEYS_COMPLETE.encode()] == float("inf")
+    assert min(aged.values()) >= NOW_MS - 5 * 86_400_000 - 600_000, min(aged.values())
+    assert 1 < len(aged) < len(index)
