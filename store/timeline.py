@@ -70,9 +70,10 @@ local too_old = '(' .. ARGV[2]
 local index_cap = tonumber(ARGV[3])
 local pairs_end = 5 + 2 * tonumber(ARGV[4])
 local complete = ARGV[5]
-local function drop(hash, ids)
+-- In chunks: unpack has a limit, and a lowered CXT_TIMELINE_MAX_ENTRIES drops many.
+local function drop(command, key, ids)
   for i = 1, #ids, 1000 do
-    redis.call('HDEL', hash, unpack(ids, i, math.min(i + 999, #ids)))
+    redis.call(command, key, unpack(ids, i, math.min(i + 999, #ids)))
   end
 end
 -- The ids a survey's contact_id may name this entry by: its event_id and its channel's
@@ -145,13 +146,13 @@ while kc < #KEYS do
     local excess = count - max_entries
     if excess > 0 then
       local oldest = redis.call('ZRANGE', timeline, 0, excess - 1)
-      drop(entries, oldest)
-      redis.call('ZREM', surveys, unpack(oldest))
+      drop('HDEL', entries, oldest)
+      drop('ZREM', surveys, oldest)
       redis.call('ZREMRANGEBYRANK', timeline, 0, excess - 1)
     end
     local expired = redis.call('ZRANGEBYSCORE', timeline, '-inf', too_old)
     if #expired > 0 then
-      drop(entries, expired)
+      drop('HDEL', entries, expired)
       redis.call('ZREMRANGEBYSCORE', timeline, '-inf', too_old)
       redis.call('ZREMRANGEBYSCORE', surveys, '-inf', too_old)
     end

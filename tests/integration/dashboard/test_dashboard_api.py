@@ -451,6 +451,11 @@ def test_agent_gets_the_relevant_context_when_a_call_reaches_them(
     path = f"/api/customers/{customer}/timeline"
     assert _wait(lambda: len(http.get(path, headers=live.headers("agent"))
                              .json()["events"]) == len(history)), live.worker.log()
+    # The customer record goes through another consumer than the interactions: in a
+    # worker just started it may still be waiting for its partitions.
+    assert _wait(lambda: http.get(f"/api/customers/{customer}/context",
+                                  headers=live.headers("service")).json()["customer"]), \
+        live.worker.log()
 
     with _socket(live, "/ws/agents/A-007", "agent") as mine, \
             _socket(live, "/ws/agents/A-008", "other_agent") as theirs:

@@ -125,6 +125,12 @@ def _new(entry: dict) -> NewEntry:
                     orjson.dumps(entry), entry["source"], entry)  # type: ignore[arg-type]
 
 
+def _store(redis: Redis, keys: Keys, config: AgentConfig, *, max_entries: int = 1000,
+           max_age_days: int = 400) -> TimelineStore:
+    return TimelineStore(redis, keys, max_entries=max_entries, max_age_days=max_age_days,
+                         relevance=config.relevance)
+
+
 def _alerts(entries: list[dict], rng: random.Random) -> list[dict]:
     """Open (and one resolved) alerts on bottom-2-box surveys, old ones too."""
     surveys = [e for e in entries if e["channel"] == "survey" and e["payload"]["score"] <= 2]
@@ -192,8 +198,7 @@ def test_the_digest_context_is_the_whole_timeline_context(
 
     async def main() -> list[tuple[str, Any, int]]:
         redis = Redis.from_url(stack.settings.redis_url)
-        store = TimelineStore(redis, Keys(f"dg{uuid.uuid4().hex[:6]}"), max_entries=1000,
-                              max_age_days=400, relevance=config.relevance)
+        store = _store(redis, Keys(f"dg{uuid.uuid4().hex[:6]}"), config)
         alerts: dict[str, list[dict]] = {}
         alert_store = AlertStore(redis, store.keys, counters_ttl_days=1)
         sizes = {cid: (1000, 1000, 1000, 1000, 150, 40)[n] for n, cid in enumerate(customers)}
@@ -248,8 +253,7 @@ def test_a_lean_digest_short_of_relevant_contacts_is_read_again_in_full(
 
     async def main() -> tuple[list[bool], int]:
         redis = Redis.from_url(stack.settings.redis_url)
-        store = TimelineStore(redis, Keys(f"dl{uuid.uuid4().hex[:6]}"), max_entries=150,
-                              max_age_days=400, relevance=config.relevance)
+        store = _store(redis, Keys(f"dl{uuid.uuid4().hex[:6]}"), config, max_entries=150)
         alert_store = AlertStore(redis, store.keys, counters_ttl_days=1)
         leans: list[bool] = []
         read = store.digest.read_with_alerts
@@ -286,8 +290,7 @@ def test_the_digest_reads_a_fraction_of_a_long_timeline_and_erasure_takes_the_in
     async def main() -> tuple[int, int, int, list[bytes], list[bytes]]:
         redis = Redis.from_url(stack.settings.redis_url)
         keys = Keys(f"dh{uuid.uuid4().hex[:6]}")
-        store = TimelineStore(redis, keys, max_entries=1000, max_age_days=400,
-                              relevance=config.relevance)
+        store = _store(redis, keys, config)
         try:
             entries = timeline("C-dh", 1000, 2)
             await store.add_entries([_new(e) for e in entries])
@@ -318,8 +321,7 @@ def test_the_survey_index_holds_every_survey_of_a_timeline_begun_with_it(
     async def main() -> dict[str, Any]:
         redis = Redis.from_url(stack.settings.redis_url)
         keys = Keys(f"ds{uuid.uuid4().hex[:6]}")
-        store = TimelineStore(redis, keys, max_entries=150, max_age_days=400,
-                              relevance=config.relevance)
+        store = _store(redis, keys, config, max_entries=150)
         try:
             entries = timeline("C-ds", 1000, 4)
             for start in range(0, len(entries), 100):  # oldest first: most are trimmed
@@ -336,8 +338,7 @@ def test_the_survey_index_holds_every_survey_of_a_timeline_begun_with_it(
             await store.add_entries([_new({**older, "customer_id": "C-old"})])
             old_index = await redis.zrange(keys.survey_index("C-old"), 0, -1)
             # Retention by age trims the index with the timeline.
-            young = TimelineStore(redis, keys, max_entries=150, max_age_days=5,
-                                  relevance=config.relevance)
+            young = _store(redis, keys, config, max_entries=150, max_age_days=5)
             await young.add_entries([_new(_contact("C-ds", "billing", 1))])
             aged = dict(await redis.zrange(keys.survey_index("C-ds"), 0, -1,
                                            withscores=True))
