@@ -58,6 +58,15 @@ SURVEYS_COMPLETE = ""
 # its survey, with room for a busy hour.
 WINDOW_MOST = 20
 
+# Whether a stored entry is a survey, in Lua (store.timeline.is_survey_body says why the
+# first `"channel":` of its JSON is its own); the insert's script uses it too.
+IS_SURVEY_LUA = """
+local function is_survey(body)
+  local at = string.find(body, '"channel":"', 1, true)
+  return at and string.sub(body, at + 11, at + 17) == 'survey"'
+end
+"""
+
 # KEYS: timeline zset, entries hash, survey index, and the intent's index (absent: no
 # intent).  ARGV: newest, contacts since ms, surveys since ms, margin ms, most, window
 # most, the index's cap (it may hold a few more: store.timeline), lean from (0: never),
@@ -112,8 +121,7 @@ if low and surveys_since < low then
     local bodies = redis.call('HMGET', ev, unpack(zone_ids, start, last))
     for k = start, last do
       local body = bodies[k - start + 1]
-      local at = body and string.find(body, '"channel":"', 1, true)
-      if at and string.sub(body, at + 11, at + 17) == 'survey"' and not seen[zone_ids[k]] then
+      if body and is_survey(body) and not seen[zone_ids[k]] then
         seen[zone_ids[k]] = true
         out[#out + 1], out[#out + 2], out[#out + 3] = zone_ids[k], zone[2 * k], body
         if not string.find(body, '"contact_channel":', 1, true) then
@@ -148,7 +156,8 @@ for start = 1, #ids, 1000 do
   end
 end
 """
-_DIGEST = ("local tl, ev, sv, ix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n" + _CORE + _EMIT
+_DIGEST = ("local tl, ev, sv, ix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n" + IS_SURVEY_LUA
+           + _CORE + _EMIT
            + "return out\n")
 
 # The digest and the customer's alerts in one call, for a single server: each alert is
@@ -196,7 +205,7 @@ for _, id in ipairs(alert_ids) do
 end
 """
 _WITH_ALERTS = ("local tl, ev, al, sv, ix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]\n"
-                + _CORE
+                + IS_SURVEY_LUA + _CORE
                 + _ALERTS + _EMIT + "return {out, alerts}\n")
 
 # KEYS: timeline zset, entries hash.  ARGV: margin ms, window most, event ids.

@@ -24,7 +24,7 @@ from domain.rated import CONTACT_ID_PAIRS
 from domain.records import TimelineEntry
 from domain.relevance import Relevance, anchor_of, intents_of
 from kernel.redis_client import RedisClient, text
-from store.digest import INDEX_CAP, SURVEYS_COMPLETE, DigestStore
+from store.digest import INDEX_CAP, IS_SURVEY_LUA, SURVEYS_COMPLETE, DigestStore
 from store.keys import Keys, slot_groups
 from store.scripts import ScriptCall, run_scripts
 
@@ -64,7 +64,7 @@ def is_survey_body(body: bytes) -> bool:
 # moment its timeline was created by this script, the member SURVEYS_COMPLETE (score
 # +inf): only then does it list all the timeline's surveys (timelines stored before the
 # index existed have surveys it lacks, and the digest scans those as before).
-_ADD_ENTRIES = """
+_ADD_ENTRIES = IS_SURVEY_LUA + """
 local max_entries = tonumber(ARGV[1])
 local too_old = '(' .. ARGV[2]
 local index_cap = tonumber(ARGV[3])
@@ -119,11 +119,6 @@ local function index(first, last, score, anchor, aged)
       if aged then redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', too_old) end
     end
   end
-end
--- The body's own channel is its first: see is_survey_body.
-local function is_survey(body)
-  local at = string.find(body, '"channel":"', 1, true)
-  return at and string.sub(body, at + 11, at + 17) == 'survey"'
 end
 local replies = {}
 local kc, a, i = 0, pairs_end + 1, 0
